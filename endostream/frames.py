@@ -1,0 +1,78 @@
+"""The values that cross threads: :class:`Frame`, :class:`Prediction`, :class:`SourceInfo`.
+
+All are frozen dataclasses; units are in field names. A producer never mutates an array
+after it has put it in a Frame or Prediction.
+
+>>> import numpy as np
+>>> f = Frame(index=0, pts_s=0.0, image=np.zeros((224, 224, 3), np.uint8), captured_ns=0)
+>>> f.image.shape
+(224, 224, 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+#: Side of the square model input, fixed by the model contract (design.md).
+MODEL_INPUT_SIZE = 224
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source knows about itself; written to ``sections.json`` as ``source``.
+
+    ``frames`` and ``duration_s`` are ``None`` for live sources and for containers that do
+    not say; the pipeline fills them from what was actually decoded.
+    """
+
+    path: str
+    fps: float | None
+    frames: int | None
+    duration_s: float | None
+    width: int
+    height: int
+    live: bool = False
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One analysed frame on its way from a source to the inference worker.
+
+    ``image`` is the model input: uint8 RGB ``[224, 224, 3]``, content-area cropped and
+    resized. ``index`` is the decoder's frame index (0-based, counting every decoded frame,
+    analysed or not); ``pts_s`` the presentation time from the container (or the monotonic
+    capture clock for a camera, relative to the first frame). ``captured_ns`` is
+    ``time.monotonic_ns()`` when the frame left the decoder/camera: latency is measured
+    from it. ``display`` optionally carries the full-size RGB frame for an overlay.
+    """
+
+    index: int
+    pts_s: float
+    image: np.ndarray
+    captured_ns: int
+    display: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The classifiers' output for one :class:`Frame`.
+
+    ``probs`` maps head name (``"quality"``, ``"organ"``) to a float32 vector of class
+    probabilities in the order of the model's label list for that head. A head may be
+    missing for a frame when the worker skipped it (e.g. organ on a frame the quality head
+    rejected); consumers treat a missing organ head as "no organ evidence".
+    """
+
+    index: int
+    pts_s: float
+    probs: Mapping[str, np.ndarray]
+    captured_ns: int
+    labelled_ns: int
+
+    @property
+    def latency_ms(self) -> float:
+        """Capture → label latency of this frame in milliseconds."""
+        return (self.labelled_ns - self.captured_ns) / 1e6
