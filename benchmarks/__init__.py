@@ -1,0 +1,1 @@
+"""Benchmarks of endostream, runnable as modules (``python -m benchmarks.segmenter_quality``)."""
