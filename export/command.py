@@ -1,0 +1,95 @@
+"""Export PyTorch EfficientNetB0 checkpoints (thesis format) to one ONNX model file.
+
+Each checkpoint is ``torch.save(model.state_dict(), path)`` of torchvision's
+efficientnet_b0 with the classifier replaced by ``Dropout(0.2) + Linear(1280, C)``; a
+dict holding ``state_dict`` or ``model_state_dict`` works too. Give one head or both;
+both go into one file that runs them in one call. Every export is checked against
+PyTorch in onnxruntime before the file is written.
+
+examples:
+  endostream export --quality quality.pth --organ organ.pth --out endostream.onnx
+  endostream export --organ organ.pth --organ-labels ear,nose,larynx --out organ.onnx
+  endostream export --quality q.pth --organ o.pth --fp16 --out endostream-fp16.onnx
+
+This module imports no torch: the CLI builds ``--help`` from it on any machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+
+from endostream.errors import UsageError
+
+#: Modules of the ``export`` extra that :func:`run` needs.
+REQUIRED_MODULES = ("torch", "torchvision", "onnx")
+
+#: Kept in step with ``onnx_export`` (importing it here would import torch).
+DEFAULT_LABELS = {"quality": "bad,good", "organ": "ear,nose,vocal_folds"}
+DEFAULT_OPSET = 17
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Add the ``export`` options to ``p``."""
+    p.add_argument("--quality", metavar="PTH", help="checkpoint of the quality classifier")
+    p.add_argument("--organ", metavar="PTH", help="checkpoint of the organ classifier")
+    p.add_argument("--out", metavar="ONNX", required=True, help="ONNX file to write")
+    p.add_argument(
+        "--quality-labels", metavar="A,B", default=DEFAULT_LABELS["quality"],
+        help="quality classes in training order; must include 'good' (default: %(default)s)",
+    )
+    p.add_argument(
+        "--organ-labels", metavar="A,B,C", default=DEFAULT_LABELS["organ"],
+        help="organ classes in training order (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fp16", action="store_true",
+        help="write the float16 GPU variant (input stays uint8, outputs float32); "
+        "the runtime refuses it on the CPU",
+    )
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help="ONNX opset (default: %(default)s)")
+    p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
+                   help="torch.onnx exporter (default: %(default)s, faster and smaller here)")
+    p.add_argument("--parity-frames", type=int, default=None, metavar="N",
+                   help="frames in the parity check that runs at every export (default: 16)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export, print the parity figures and a one-line summary; return the exit code."""
+    missing = [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(
+            f"the export command needs the export extra ({', '.join(missing)} missing): "
+            "pip install 'endostream[export]'"
+        )
+    if args.quality is None and args.organ is None:
+        raise UsageError("nothing to export; give --quality and/or --organ checkpoints")
+    if args.parity_frames is not None and args.parity_frames < 1:
+        raise UsageError(f"--parity-frames must be at least 1, got {args.parity_frames}")
+
+    from .onnx_export import export_onnx, head_spec  # imports torch: only here
+
+    heads = [
+        head_spec(name, path, _labels(getattr(args, f"{name}_labels"), name))
+        for name, path in (("quality", args.quality), ("organ", args.organ))
+        if path is not None
+    ]
+    result = export_onnx(
+        heads, args.out, fp16=args.fp16, opset=args.opset, exporter=args.exporter,
+        parity_frames=args.parity_frames,
+    )
+    heads_text = ", ".join(f"{h} [{','.join(labels)}]" for h, labels in result.heads.items())
+    print(result.parity.summary())
+    print(
+        f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {result.precision}, "
+        f"heads {heads_text}) in {result.export_s:.1f} s"
+    )
+    return 0
+
+
+def _labels(text: str, head: str) -> list[str]:
+    labels = [part.strip() for part in text.split(",")]
+    if any(not label for label in labels):
+        raise UsageError(f"--{head}-labels {text!r} has an empty name; give names like a,b,c")
+    return labels
