@@ -1,0 +1,274 @@
+"""Score a model on a labelled set of frames, or a video's sections against ground truth.
+
+Dataset mode (--dataset DATASET --task quality|organ): runs the ONNX model on every
+labelled frame, through the same content-area crop as 'endostream segment', and writes
+metrics.json (accuracy, per-class precision / recall / F1 / AUC, confusion matrix, ROC
+curves), confusion.png and roc.png to --out-dir. DATASET is read like 'endostream train'
+reads it: class folders, a labels CSV, or a folder holding labels.csv.
+
+Video mode (--truth truth.json with --video VIDEO and/or --sections sections.json):
+compares sections with the ground-truth sections (a truth file written by 'endostream
+synth', or any sections.json-like file with a "sections" list) and writes
+video_metrics.json: boundary error in seconds per true boundary, segment precision / recall
+/ F1 (same label, time IoU >= --iou), the over-segmentation count (extra sections) and the
+share of time labelled right. Without --sections the video is segmented first (the result
+is kept as sections.json in --out-dir).
+
+exit codes: 0 done, 2 bad arguments or dataset, 3 video unreadable, 4 model problem,
+5 output not writable, 130 interrupted
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import OutputError, UsageError
+from ..evaluation import ClassificationReport, classification_report
+from ..outputs import format_clock
+from ..plots import draw_confusion, draw_roc, save_png
+from ..section_metrics import DEFAULT_IOU_THRESHOLD, evaluate_sections
+from ..sections import Section, write_json_atomic
+from .segment import add_model_arguments, load_classifier, parse_sample_fps
+
+log = logging.getLogger(__name__)
+
+#: Schema ids of the files this command writes.
+METRICS_SCHEMA = "endostream.evaluation/1"
+VIDEO_METRICS_SCHEMA = "endostream.video-evaluation/1"
+#: Frames per classifier run in dataset mode.
+DEFAULT_BATCH = 16
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    d = p.add_argument_group("dataset mode")
+    d.add_argument("--dataset", type=Path, metavar="DATASET",
+                   help="class folders, a labels CSV, or a folder holding labels.csv")
+    d.add_argument("--task", choices=("quality", "organ"),
+                   help="which head to score against which labels")
+    d.add_argument("--video-fps", type=float, default=1.0, metavar="FPS",
+                   help="frames per second taken from video rows of a labels CSV "
+                        "(default: %(default)s)")
+    v = p.add_argument_group("video mode")
+    v.add_argument("--video", type=Path, metavar="VIDEO", help="the video to segment")
+    v.add_argument("--truth", type=Path, metavar="truth.json",
+                   help="ground-truth sections (endostream synth truth file or sections.json)")
+    v.add_argument("--sections", type=Path, metavar="sections.json",
+                   help="predicted sections to score (default: segment --video now)")
+    v.add_argument("--sample-fps", type=parse_sample_fps, default=None, metavar="N|all",
+                   help="frames analysed per second when segmenting (default: segment's)")
+    v.add_argument("--iou", type=float, default=DEFAULT_IOU_THRESHOLD, metavar="F",
+                   help="time IoU at which a predicted section matches a true one "
+                        "(default: %(default)s)")
+    p.add_argument("--out-dir", type=Path, required=True, metavar="DIR",
+                   help="where the metrics and plots go (created if missing)")
+    add_model_arguments(p)
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N",
+                   help="frames per inference batch (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no tables on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    dataset_mode = args.dataset is not None
+    video_mode = args.truth is not None or args.video is not None or args.sections is not None
+    if dataset_mode == video_mode:
+        raise UsageError("give either --dataset with --task, or --truth with --video "
+                         "and/or --sections")
+    if args.batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    _make_dir(args.out_dir)
+    if dataset_mode:
+        return _run_dataset(args)
+    return _run_video(args)
+
+
+def _make_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create '{path}': {e.strerror or e}; choose another "
+                          "--out-dir") from None
+
+
+# --- dataset mode --------------------------------------------------------------------
+
+
+def _run_dataset(args: argparse.Namespace) -> int:
+    if args.task is None:
+        raise UsageError("--dataset needs --task quality or --task organ")
+    # The reader lives with the training code, but needs numpy and OpenCV only.
+    from ..export.dataset import read_dataset
+
+    ds = read_dataset(args.dataset, args.task, video_fps=args.video_fps)
+    classifier = load_classifier(args)
+    try:
+        if args.task not in classifier.heads:
+            raise UsageError(f"the model has no {args.task} head (it has: "
+                             f"{', '.join(classifier.heads)}); pass a model with one")
+        labels = tuple(classifier.heads[args.task])
+        ds = ds.with_labels(labels)
+        probs = []
+        for start in range(0, len(ds), args.batch):
+            batch = np.stack([ds.load(i) for i in range(start, min(start + args.batch, len(ds)))])
+            probs.append(classifier.run(batch)[args.task])
+        models = classifier.describe()
+    finally:
+        classifier.close()
+    report = classification_report(ds.targets, np.concatenate(probs), labels)
+    doc = {
+        "schema": METRICS_SCHEMA,
+        "task": args.task,
+        "dataset": str(args.dataset),
+        "frames": len(ds),
+        "recordings": len(ds.recordings()) if ds.recordings_known else None,
+        "models": models,
+        **report.to_json(),
+    }
+    out = args.out_dir
+    write_json_atomic(out / "metrics.json", doc)
+    save_png(out / "confusion.png", draw_confusion(
+        report.confusion, labels, title=f"{args.task}: confusion matrix ({len(ds)} frames)"))
+    save_png(out / "roc.png", draw_roc(
+        {k: (c.fpr, c.tpr, c.auc) for k, c in report.roc.items()},
+        title=f"{args.task}: ROC, one vs rest"))
+    if not args.quiet:
+        print(format_report(report, args.task))
+    print(f"wrote {out / 'metrics.json'}, confusion.png, roc.png", file=sys.stderr)
+    return 0
+
+
+def format_report(report: ClassificationReport, task: str) -> str:
+    """Fixed-width summary: accuracy, then one row per class.
+
+    >>> r = classification_report([0, 1], np.eye(2), ["bad", "good"])
+    >>> print(format_report(r, "quality").splitlines()[0])
+    quality: 2 frames, accuracy 1.000, macro F1 1.000, macro AUC 1.000
+    """
+    auc = report.macro["auc"]
+    lines = [f"{task}: {report.count} frames, accuracy {report.accuracy:.3f}, "
+             f"macro F1 {report.macro['f1']:.3f}, macro AUC "
+             + ("n/a" if auc is None else f"{auc:.3f}")]
+    rows = [("class", "precision", "recall", "f1", "auc", "support")]
+    for label, m in report.per_class.items():
+        a = m["auc"]
+        rows.append((label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
+                     "n/a" if a != a else f"{a:.3f}", str(m["support"])))
+    widths = [max(len(r[i]) for r in rows) + 2 for i in range(len(rows[0]))]
+    lines += ["".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+# --- video mode ----------------------------------------------------------------------
+
+
+def read_sections_file(path: Path, what: str) -> list[Section]:
+    """Sections from a truth or sections JSON file: a ``"sections"`` list of objects with
+    ``label``, ``start_s``, ``end_s`` (other fields optional), or such a list on its own."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{what} file not found: '{path}'; check the path") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {what} file '{path}': {e}") from None
+    items = doc.get("sections") if isinstance(doc, dict) else doc
+    if not isinstance(items, list):
+        raise UsageError(f"'{path}' has no \"sections\" list; give a sections.json or a "
+                         "truth file written by endostream synth")
+    out = []
+    for k, s in enumerate(items):
+        try:
+            out.append(Section(str(s["label"]), float(s["start_s"]), float(s["end_s"]),
+                               int(s.get("start_frame", -1)), int(s.get("end_frame", -1)),
+                               float(s.get("good_fraction", 1.0)), float(s.get("confidence", 1.0))))
+        except (KeyError, TypeError, ValueError):
+            raise UsageError(f"'{path}': section {k} lacks label/start_s/end_s") from None
+    out.sort(key=lambda s: s.start_s)
+    return out
+
+
+def _run_video(args: argparse.Namespace) -> int:
+    if args.truth is None:
+        raise UsageError("video mode needs --truth (the ground-truth sections)")
+    truth = read_sections_file(args.truth, "truth")
+    if args.sections is not None:
+        predicted = read_sections_file(args.sections, "sections")
+        origin = str(args.sections)
+    elif args.video is not None:
+        predicted = _segment(args)
+        origin = str(args.out_dir / "sections.json")
+    else:
+        raise UsageError("video mode needs --video (to segment) or --sections")
+    if not 0.0 < args.iou <= 1.0:
+        raise UsageError(f"--iou must be in (0, 1], got {args.iou}")
+    metrics = evaluate_sections(predicted, truth, iou_threshold=args.iou)
+    doc = {
+        "schema": VIDEO_METRICS_SCHEMA,
+        "video": str(args.video) if args.video else None,
+        "truth": str(args.truth),
+        "sections": origin,
+        "iou_threshold": args.iou,
+        "metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()},
+        "predicted": [s.to_json() for s in predicted],
+        "ground_truth": [{"label": s.label, "start_s": round(s.start_s, 3),
+                          "end_s": round(s.end_s, 3)} for s in truth],
+    }
+    write_json_atomic(args.out_dir / "video_metrics.json", doc)
+    if not args.quiet:
+        print(format_video_metrics(metrics, predicted, truth))
+    print(f"wrote {args.out_dir / 'video_metrics.json'}", file=sys.stderr)
+    return 0
+
+
+def _segment(args: argparse.Namespace) -> list[Section]:
+    from ..pipeline import SegmentOptions, result_document_fields, segment_video
+    from ..sections import write_sections
+
+    if not args.video.exists():
+        from ..errors import VideoError
+
+        raise VideoError(f"video not found: '{args.video}'; check the path")
+    options = SegmentOptions(batch_size=args.batch) if args.sample_fps is None else \
+        SegmentOptions(sample_fps=args.sample_fps, batch_size=args.batch)
+    classifier = load_classifier(args)
+    try:
+        result = segment_video(args.video, classifier, options)
+        write_sections(args.out_dir / "sections.json",
+                       **result_document_fields(result, classifier, options))
+    finally:
+        classifier.close()
+    if result.error is not None:
+        raise result.error
+    return list(result.sections)
+
+
+def format_video_metrics(metrics: dict[str, Any], predicted: Sequence[Section],
+                         truth: Sequence[Section]) -> str:
+    """The headline numbers, then predicted and true sections side by side."""
+    med = metrics["median_boundary_error_s"]
+    errors = ", ".join(f"{e:.1f}" for e in metrics["boundary_errors_s"]) or "-"
+    lines = [
+        f"sections: {metrics['n_pred']} predicted, {metrics['n_true']} true, "
+        f"{metrics['matched']} matched; extra sections {metrics['extra_sections']:+d}",
+        f"segment precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
+        f"F1 {metrics['f1']:.3f}; time labelled right {metrics['time_accuracy']:.1%}",
+        "boundary error: median " + ("n/a" if med is None else f"{med:.2f} s")
+        + f" (per true boundary, s: {errors})",
+        "",
+    ]
+    rows = [("predicted", "", "", "truth", "", "")]
+    for k in range(max(len(predicted), len(truth))):
+        p = predicted[k] if k < len(predicted) else None
+        t = truth[k] if k < len(truth) else None
+        rows.append((p.label if p else "", format_clock(p.start_s) if p else "",
+                     format_clock(p.end_s) if p else "", t.label if t else "",
+                     format_clock(t.start_s) if t else "", format_clock(t.end_s) if t else ""))
+    widths = [max(len(r[i]) for r in rows) + 2 for i in range(6)]
+    lines += ["".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""Fine-tune an EfficientNetB0 classifier (quality or organ) on labelled endoscope frames.
+
+DATASET is a folder of class folders (ROOT/<class>/*.jpg), or a labels CSV with columns
+path, organ, quality, recording (images or videos; a folder holding labels.csv works too).
+Frames are split into training and validation by recording, never by frame; a split with a
+recording on both sides is refused. Every frame gets the runtime's content-area crop.
+
+The thesis recipe is the default: Adam, lr 3e-5, batch 32, cross-entropy, balanced classes,
+and for --task quality bad frames synthesised from good ones (blur, brightness, or both).
+Initial weights come from --init (a local ImageNet state dict); without it training starts
+from random weights (then use a higher --lr, e.g. 1e-3). Nothing is downloaded.
+
+After every epoch OUT (torch.save(model.state_dict()), the format 'endostream export'
+takes), OUT-stem.labels.json and OUT-stem.resume.pt are written; --resume continues from
+them. Ctrl+C saves and exits with 130.
+
+exit codes: 0 done, 2 bad arguments or dataset (e.g. a leaking split), 4 bad --init file,
+5 output not writable, 130 interrupted (checkpoint saved)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from endostream.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+# Defaults repeated for --help only; the source of truth is export.train / export.dataset,
+# which import torch. A test checks that the two agree.
+HELP_DEFAULTS = {"lr": 3e-5, "batch": 32, "epochs": 20, "val_fraction": 0.2,
+                 "synth_bad": 0.5, "video_fps": 1.0}
+
+
+def _recordings(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected recording ids separated by commas")
+    return names
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    d = HELP_DEFAULTS
+    p.add_argument("dataset", type=Path, metavar="DATASET",
+                   help="class-folder root, labels CSV, or a folder holding labels.csv")
+    p.add_argument("--task", choices=("quality", "organ"), required=True,
+                   help="which classifier to train")
+    p.add_argument("--out", type=Path, required=True, metavar="model.pth",
+                   help="checkpoint to write (state dict; sidecars beside it)")
+    p.add_argument("--init", type=Path, metavar="FILE",
+                   help="local ImageNet EfficientNetB0 state dict for the backbone "
+                        "(classifier keys skipped); default: random initialisation")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run whose OUT-stem.resume.pt is beside --out")
+    g = p.add_argument_group("recipe")
+    g.add_argument("--epochs", type=int, default=d["epochs"], metavar="N",
+                   help="passes over the training set (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=d["lr"],
+                   help="Adam learning rate (default: %(default)g, the thesis range is 1e-5..5e-5 "
+                        "from ImageNet weights; from random weights use about 1e-3)")
+    g.add_argument("--batch", type=int, default=d["batch"], metavar="N",
+                   help="images per step (default: %(default)s)")
+    g.add_argument("--max-steps", type=int, metavar="N",
+                   help="stop after N optimiser steps in all (smoke runs, tests)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="seed of the split, sampling, augmentation and weights (default: 0)")
+    g.add_argument("--synth-bad", type=float, default=d["synth_bad"], metavar="FRACTION",
+                   help="quality task: share of the bad class made by blurring/darkening good "
+                        "frames (all of it if there are no bad frames; 0: off; "
+                        "default: %(default)s)")
+    s = p.add_argument_group("validation split (by recording)")
+    s.add_argument("--val-fraction", type=float, default=d["val_fraction"], metavar="F",
+                   help="share of recordings held out, stratified by class (default: "
+                        "%(default)s; 0: no validation)")
+    s.add_argument("--val-recordings", type=_recordings, metavar="A,B,...",
+                   help="hold out exactly these recordings")
+    s.add_argument("--val-split", type=Path, metavar="DATASET",
+                   help="a separate labelled set for validation (checked for shared recordings)")
+    s.add_argument("--video-fps", type=float, default=d["video_fps"], metavar="FPS",
+                   help="frames sampled per second from video rows without a frame column "
+                        "(default: %(default)s)")
+    r = p.add_argument_group("machine")
+    r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to train (default: %(default)s = CUDA if torch sees a GPU)")
+    r.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+    r.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="data loading processes (default: 0 = in the training process)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError:
+        raise UsageError("training needs torch and torchvision: "
+                         "pip install 'endostream[export]'") from None
+    from .train import TrainConfig, train
+
+    config = TrainConfig(
+        dataset=args.dataset, task=args.task, out=args.out, init=args.init,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch, max_steps=args.max_steps,
+        seed=args.seed, threads=args.threads, device=args.device, workers=args.workers,
+        resume=args.resume, val_fraction=args.val_fraction, val_recordings=args.val_recordings,
+        val_split=args.val_split, synth_bad=args.synth_bad, video_fps=args.video_fps,
+    )
+    result = train(config)
+    print(f"wrote {result.checkpoint} ({result.steps} steps, {result.epochs_done} epochs done, "
+          f"labels {', '.join(result.labels)}, {result.images_per_s:.1f} training images/s)",
+          file=sys.stderr)
+    return 0
