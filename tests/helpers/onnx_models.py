@@ -87,6 +87,7 @@ def build_color_model(
     brightness_threshold: float = 40.0,
     sharpness_threshold: float = 3.0,
     dark_threshold: float = 20.0,
+    sharpness: str = "gradient",
     precision: str | None = None,
     fp16_outputs: bool = False,
     metadata_overrides: Mapping[str, str | None] | None = None,
@@ -98,8 +99,11 @@ def build_color_model(
       ``organ_colors=None`` leaves the organ head out.
     - ``quality``: "good" with probability sigmoid(min((brightness - brightness_threshold)
       / 5, (sharpness - sharpness_threshold) / 1)), where brightness is the mean
-      luminance and sharpness the mean absolute difference of horizontal neighbours;
-      every other label shares the rest. ``quality=False`` leaves the head out.
+      luminance and sharpness the mean absolute difference of horizontal neighbours
+      (``sharpness="gradient"``) or, scale-free, that difference divided by (1 + the mean
+      absolute difference of pixels 8 apart) (``sharpness="ratio"``: blur removes fine
+      detail first, so it separates blurred from smooth-but-sharp scenes; use a threshold
+      near 0.17 on :mod:`endostream.synth` scenes); every other label shares the rest. ``quality=False`` leaves the head out.
     - ``precision`` writes ``endostream.precision``; ``fp16_outputs`` casts outputs to
       float16 (the fp16 variant); ``metadata_overrides`` sets keys, ``None`` deletes one.
     """
@@ -162,9 +166,21 @@ def build_color_model(
         grad = node("Abs", [node("Sub", [right, left], "dx")], "adx")
         sharp = node("Unsqueeze", [node("ReduceMean", [grad], "sharp0", axes=[1, 2, 3],
                                         keepdims=0), ax1], "sharp")  # [N,1]
+        if sharpness == "ratio":
+            right8 = node("Slice", [x, const("s8", np.array([8])), "e1", "a2"], "right8")
+            left8 = node("Slice", [x, "s0", const("e8", np.array([SIZE - 8])), "a2"], "left8")
+            grad8 = node("Abs", [node("Sub", [right8, left8], "dx8")], "adx8")
+            coarse = node("Unsqueeze", [node("ReduceMean", [grad8], "coarse0", axes=[1, 2, 3],
+                                             keepdims=0), ax1], "coarse")
+            sharp = node("Div", [sharp, node("Add", [coarse, "one_q"], "coarse1")], "sharp_ratio")
+            inits.append(numpy_helper.from_array(np.float32(1.0), "one_q"))
+        elif sharpness != "gradient":
+            raise ValueError(f"sharpness must be 'gradient' or 'ratio', got {sharpness!r}")
         b0 = node("Sub", [bright, const("bt", np.float32(brightness_threshold))], "b0")
         zb = node("Div", [b0, const("bs", np.float32(5.0))], "zb")
         zs = node("Sub", [sharp, const("st", np.float32(sharpness_threshold))], "zs")
+        if sharpness == "ratio":  # the ratio lives on a ~100x smaller scale than gradients
+            zs = node("Mul", [zs, const("sgain", np.float32(200.0))], "zs_scaled")
         z = node("Min", [zb, zs], "z")  # [N,1]
         qlogits = node("Mul", [z, const("onehot", onehot)], "quality_logits")
         head_output("quality", node("Softmax", [qlogits], "quality_probs", axis=1), labels)

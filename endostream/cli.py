@@ -1,0 +1,107 @@
+"""The ``endostream`` command line: parse → options → run, nothing else.
+
+Each subcommand lives in its own module with ``configure_parser(parser)`` and
+``run(args) -> int``; this module wires them up and turns domain errors into one-line
+messages and exit codes (see :mod:`endostream.errors`). Tests call :func:`main` in-process.
+
+>>> main(["--version"])  # doctest: +SKIP
+endostream 0.1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import sys
+import threading
+from typing import Sequence
+
+from . import __version__
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EndostreamError
+
+log = logging.getLogger("endostream")
+
+#: Subcommand name → (module, one-line help). Modules are imported only to build their
+#: parser; heavy imports (torch, Qt) happen inside their ``run``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "segment": ("endostream.commands.segment",
+                "find organ sections in a recorded video and write sections.json"),
+    "live": ("endostream.commands.live",
+             "live overlay (or headless run) on a camera or a file played in real time"),
+    "synth": ("endostream.commands.synth",
+              "generate a synthetic stand-in procedure video (or a training dataset)"),
+    "train": ("endostream.export.train_command",
+              "fine-tune an EfficientNetB0 quality or organ classifier (thesis recipe)"),
+    "evaluate": ("endostream.commands.evaluate",
+                 "score a model on a labelled set, or sections against ground truth"),
+    "export": ("endostream.export.command",
+               "turn PyTorch EfficientNetB0 checkpoints into one contract-conforming ONNX file"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="endostream",
+        description="Organ and image-quality sections for ENT endoscope video. "
+                    "Run 'endostream COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"endostream {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv for debug, with tracebacks)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).split("\n\n")[0],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.configure_parser(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    # SIGTERM takes the same path as Ctrl+C: the pipelines catch KeyboardInterrupt, stop
+    # their threads and keep what was analysed.
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code (the console script exits with it)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or argparse's own usage error (2)
+        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="endostream: %(levelname)s: %(message)s")
+    if getattr(args, "_run", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return int(args._run(args) or 0)
+    except EndostreamError as e:
+        print(f"endostream: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("endostream: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # a bug: say so in one line, keep the traceback for -vv
+        log.debug("internal error", exc_info=True)
+        print(f"endostream: internal error: {type(e).__name__}: {e} "
+              "(run with -vv for the traceback and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def console_main() -> None:  # pragma: no cover - thin wrapper for the console script
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console_main()

@@ -1,0 +1,1 @@
+"""One module per ``endostream`` subcommand: ``configure_parser(parser)`` and ``run(args)``."""

@@ -1,0 +1,129 @@
+"""Find organ sections in a recorded video and write them to sections.json.
+
+Decodes the video (any container/codec FFmpeg reads), analyses --sample-fps frames per
+second with the quality and organ classifiers, merges the per-frame labels into sections
+and writes sections.json atomically. Ctrl+C keeps what was analysed (complete: false).
+
+exit codes: 0 done, 2 bad arguments, 3 video unreadable, 4 model problem,
+5 output not writable, 6 decode error part way (partial result written),
+130 interrupted (partial result written)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ..bundled import DEMO_NOTICE, require_demo_model
+from ..errors import OutputError, UsageError
+from ..model import Classifier
+from ..outputs import FrameCsvWriter, format_sections_table
+from ..pipeline import DEFAULT_BATCH, SegmentOptions, result_document_fields, segment_video
+from ..progress import Progress
+from ..sections import write_sections
+from ..segmenter import SegmenterConfig
+from ..sources.file import DEFAULT_SAMPLE_FPS
+
+log = logging.getLogger(__name__)
+
+
+def parse_sample_fps(text: str) -> float | None:
+    """``'5'`` → 5.0; ``'all'`` → None (every frame)."""
+    if text.strip().lower() in ("all", "0", "every"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be positive (or 'all')")
+    return value
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """``--models`` and ``--device``, shared by every command that runs the classifiers."""
+    p.add_argument("--models", nargs="+", metavar="PATH", type=Path,
+                   help="one combined ONNX file, or two single-head files (quality, organ); "
+                        "default: the bundled demo model")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
+                   help="where to run the models: auto picks CUDA when an NVIDIA GPU can "
+                        "really be used, else the CPU; tensorrt builds an fp16 engine "
+                        "(minutes on first use, cached) (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU inference threads (default: all cores)")
+
+
+def load_classifier(args: argparse.Namespace) -> Classifier:
+    """The classifier named by ``--models``/``--device``, or the bundled demo model."""
+    paths = args.models
+    if not paths:
+        paths = [require_demo_model()]
+        print(f"endostream: {DEMO_NOTICE}", file=sys.stderr)
+    if len(paths) > 2:
+        raise UsageError("--models takes one combined file or two single-head files")
+    return Classifier.load(paths, device=args.device, threads=args.threads)
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", type=Path, help="the recorded video (mp4, mkv, avi, mpg, ...)")
+    p.add_argument("--out", type=Path, required=True, metavar="sections.json",
+                   help="where to write the sections (written atomically)")
+    add_model_arguments(p)
+    p.add_argument("--sample-fps", type=parse_sample_fps, default=DEFAULT_SAMPLE_FPS,
+                   metavar="N|all",
+                   help="frames analysed per second of video; 'all' analyses every frame "
+                        f"(default: {DEFAULT_SAMPLE_FPS:g}, i.e. a {1 / DEFAULT_SAMPLE_FPS:.1f} s "
+                        "grid: sections last tens of seconds)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N",
+                   help="frames per inference batch (default: %(default)s)")
+    p.add_argument("--min-section", type=float, default=SegmenterConfig().min_section_s,
+                   metavar="SECONDS",
+                   help="shortest organ section kept; shorter ones merge into a neighbour "
+                        "(default: %(default)s)")
+    p.add_argument("--csv", type=Path, metavar="frames.csv",
+                   help="also write per-frame labels and probabilities")
+    p.add_argument("--quiet", action="store_true", help="no progress line and no table")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.video.exists():
+        # Checked here as well as in the source so the message comes before model loading.
+        from ..errors import VideoError
+
+        raise VideoError(f"video not found: '{args.video}'; check the path")
+    out_dir = args.out.parent if str(args.out.parent) else Path(".")
+    if not out_dir.is_dir():
+        raise OutputError(f"output directory does not exist: '{out_dir}'; create it first")
+    options = SegmentOptions(
+        sample_fps=args.sample_fps,
+        batch_size=args.batch,
+        segmenter=SegmenterConfig(min_section_s=args.min_section),
+    )
+    classifier = load_classifier(args)
+    log.info("models: %s on %s", ", ".join(map(str, classifier.paths)), classifier.provider)
+    csv_writer = FrameCsvWriter(args.csv, classifier.heads) if args.csv else None
+    progress = Progress(None, enabled=not args.quiet)
+    try:
+        result = segment_video(
+            args.video, classifier, options,
+            on_prediction=csv_writer.write if csv_writer else None,
+            on_progress=progress.update_frames,
+        )
+    finally:
+        if csv_writer is not None:
+            csv_writer.close()
+        progress.close()
+        classifier.close()
+    write_sections(args.out, **result_document_fields(result, classifier, options))
+    if not args.quiet:
+        print(format_sections_table(result.sections))
+        print(f"{result.frames_analysed} frames analysed of {result.frames_decoded} decoded in "
+              f"{result.wall_s:.1f} s: {result.analysed_fps:.1f} analysed frames/s, "
+              f"{result.decoded_fps:.1f} decoded frames/s on {classifier.provider}",
+              file=sys.stderr)
+    print(f"wrote {args.out}" + ("" if result.complete else " (complete: false)"), file=sys.stderr)
+    if result.error is not None:
+        raise result.error
+    return 0

@@ -1,0 +1,243 @@
+"""Offline segmentation of a recorded video: source → worker → segmenter → result.
+
+Three threads, each with one owner and a bounded queue between them::
+
+    FileSource ─CaptureThread─▶ frames queue ─InferenceWorker─▶ predictions queue ─▶ caller
+    (decode, crop, resize)       (WAIT policy)   (batches, ORT)                        (segmenter,
+                                                                                          CSV, progress)
+
+The caller's thread drains predictions, so everything that was analysed is in the
+segmenter even when the run ends early: on Ctrl+C/SIGTERM (:class:`~endostream.errors.
+Interrupted`) or a decode error part way (:class:`~endostream.errors.DecodeError`),
+:func:`segment_video` still returns a result with ``complete=False`` and the sections
+found so far; the CLI writes it and exits with the error's code.
+
+>>> # doctest: +SKIP
+>>> clf = Classifier.load("endostream.onnx")
+>>> result = segment_video("procedure.mp4", clf, SegmentOptions(sample_fps=5))
+>>> [s.label for s in result.sections]
+['nose', 'vocal_folds']
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import DecodeError, EndostreamError, Interrupted, UsageError
+from .frames import Prediction, SourceInfo
+from .model import Classifier
+from .sections import Section
+from .segmenter import OfflineSegmenter, SegmenterConfig
+from .sources import END_OF_STREAM, CaptureThread, FileSource
+from .sources.file import DEFAULT_SAMPLE_FPS
+from .worker import InferenceWorker
+
+log = logging.getLogger(__name__)
+
+#: Default frames per inference batch. 16 fills the CPU's vector units (design.md: no
+#: gain past 4 on two cores, none lost either) and is a reasonable start for a GPU.
+DEFAULT_BATCH = 16
+
+#: Seconds the caller waits on the predictions queue before checking the threads again.
+POLL_S = 0.1
+
+#: Seconds allowed for a thread to finish after it was asked to stop.
+JOIN_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """How to analyse a video. Defaults live here and nowhere else."""
+
+    sample_fps: float | None = DEFAULT_SAMPLE_FPS  #: analysed frames per second; None = all
+    batch_size: int = DEFAULT_BATCH
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+
+    def __post_init__(self) -> None:
+        if self.sample_fps is not None and not self.sample_fps > 0:
+            raise UsageError(f"--sample-fps must be positive, got {self.sample_fps}; "
+                             "use 'all' to analyse every frame")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch must be at least 1, got {self.batch_size}")
+
+
+@dataclass
+class SegmentResult:
+    """What a run produced. ``error`` is set when the run ended early."""
+
+    sections: list[Section]
+    complete: bool
+    source: SourceInfo
+    frames_analysed: int
+    frames_decoded: int
+    wall_s: float
+    error: EndostreamError | None = None
+    worker_stats: dict[str, Any] = field(default_factory=dict)
+    segmenter: dict[str, Any] = field(default_factory=dict)  #: analysis.segmenter
+
+    @property
+    def analysed_fps(self) -> float:
+        return self.frames_analysed / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def decoded_fps(self) -> float:
+        return self.frames_decoded / self.wall_s if self.wall_s > 0 else 0.0
+
+
+ProgressFn = Callable[[int, int, "int | None"], None]
+PredictionFn = Callable[[Prediction], None]
+
+
+def segment_video(
+    path: str | Path,
+    classifier: Classifier,
+    options: SegmentOptions = SegmentOptions(),
+    *,
+    on_prediction: PredictionFn | None = None,
+    on_progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+) -> SegmentResult:
+    """Analyse ``path`` and return its sections.
+
+    ``on_prediction`` sees every prediction in frame order (the CSV writer uses it);
+    ``on_progress(decoded, analysed, total_frames)`` is called after each prediction. Setting ``stop``
+    ends the run early like Ctrl+C does. :class:`~endostream.errors.VideoError` (cannot
+    open) and model errors are raised; interruption and decode errors part way are
+    returned in ``result.error`` with the partial sections.
+    """
+    if "organ" not in classifier.heads:
+        raise UsageError("segmenting needs an organ head; pass a model file that has one "
+                         f"(this one has: {', '.join(classifier.heads)})")
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    segmenter = OfflineSegmenter(
+        classifier.heads["organ"],
+        quality_labels=classifier.heads.get("quality", ("bad", "good")),
+        config=options.segmenter,
+    )
+    frames_q: queue.Queue = queue.Queue(maxsize=2 * options.batch_size)
+    preds_q: queue.Queue = queue.Queue(maxsize=4 * options.batch_size)
+    error: EndostreamError | None = None
+    analysed = 0
+    last: Prediction | None = None
+
+    with FileSource(path, sample_fps=options.sample_fps) as source:
+        capture = CaptureThread(source, frames_q, stop)
+        worker = InferenceWorker(classifier, frames_q, preds_q, stop,
+                                 batch_size=options.batch_size)
+        capture.start()
+        worker.start()
+        try:
+            while True:
+                try:
+                    item = preds_q.get(timeout=POLL_S)
+                except queue.Empty:
+                    if not worker.is_alive() and preds_q.empty():
+                        break  # worker died without its end marker reaching us
+                    continue
+                if item is END_OF_STREAM:
+                    break
+                segmenter.update(item)
+                analysed += 1
+                last = item
+                if on_prediction is not None:
+                    on_prediction(item)
+                if on_progress is not None:
+                    on_progress(source.decoded_frames, analysed, source.info.frames)
+        except KeyboardInterrupt:
+            error = Interrupted(f"interrupted after {analysed} analysed frames; "
+                                "the sections found so far were kept")
+        finally:
+            # Stop and join both threads before leaving: never abandon a decoder thread
+            # that still holds the container open.
+            stop.set()
+            _drain(preds_q)
+            worker.join(JOIN_TIMEOUT_S)
+            _drain(frames_q)
+            capture.join(JOIN_TIMEOUT_S)
+        if worker.error is not None:
+            raise worker.error
+        if isinstance(capture.error, DecodeError):
+            error = error or capture.error  # keep what was analysed before the bad data
+        elif capture.error is not None:
+            raise capture.error
+        decoded = source.decoded_frames
+        info = _final_info(source.info, decoded, getattr(source, "last_pts_s", None),
+                           complete=error is None)
+        stats = worker.stats()
+
+    complete = error is None
+    if complete:
+        end_s, end_frame = info.duration_s, (decoded - 1 if decoded else None)
+    else:
+        end_s = last.pts_s if last is not None else None
+        end_frame = last.index if last is not None else None
+    sections = segmenter.finish(end_s=end_s, end_frame=end_frame)
+    return SegmentResult(
+        sections=sections,
+        complete=complete,
+        source=info,
+        frames_analysed=analysed,
+        frames_decoded=decoded,
+        wall_s=time.monotonic() - started,
+        error=error,
+        worker_stats=stats,
+        segmenter=segmenter.describe(),
+    )
+
+
+def _drain(q: queue.Queue) -> None:
+    """Empty ``q`` so a producer blocked on ``put`` can see the stop Event and leave."""
+    try:
+        while True:
+            q.get_nowait()
+    except queue.Empty:
+        pass
+
+
+def _final_info(info: SourceInfo, decoded: int, last_pts_s: float | None,
+                *, complete: bool) -> SourceInfo:
+    """The source info as it will be written: counts from what was really decoded.
+
+    Containers often state a frame count or duration that is slightly off (or none at
+    all); after a complete decode the decoder's own count is the truth.
+    """
+    frames = decoded if complete else info.frames
+    duration = info.duration_s
+    if complete and last_pts_s is not None:
+        step = 1.0 / info.fps if info.fps else 0.0
+        measured = last_pts_s + step
+        if duration is None or abs(duration - measured) > 2 * step + 0.5:
+            duration = measured
+    return SourceInfo(path=info.path, fps=info.fps, frames=frames, duration_s=duration,
+                      width=info.width, height=info.height, live=info.live)
+
+
+def result_document_fields(result: SegmentResult, classifier: Classifier,
+                           options: SegmentOptions) -> dict[str, Any]:
+    """The keyword arguments of :func:`endostream.sections.write_sections` for ``result``."""
+    info = result.source
+    return {
+        "sections": result.sections,
+        "complete": result.complete,
+        "source": {
+            "path": info.path,
+            "fps": round(info.fps, 6) if info.fps else None,
+            "frames": info.frames,
+            "duration_s": round(info.duration_s, 3) if info.duration_s is not None else None,
+            "width": info.width,
+            "height": info.height,
+        },
+        "models": classifier.describe(),
+        "analysis": {
+            "frames_analysed": result.frames_analysed,
+            "sample_fps": options.sample_fps,
+            "segmenter": result.segmenter,
+        },
+    }
