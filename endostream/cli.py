@@ -26,6 +26,8 @@ log = logging.getLogger("endostream")
 #: Subcommand name → (module, one-line help). Modules are imported only to build their
 #: parser; heavy imports (torch, Qt) happen inside their ``run``.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("endostream.commands.demo",
+             "generate a synthetic procedure and segment it with the bundled demo model"),
     "segment": ("endostream.commands.segment",
                 "find organ sections in a recorded video and write sections.json"),
     "live": ("endostream.commands.live",

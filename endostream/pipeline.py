@@ -12,10 +12,9 @@ Interrupted`) or a decode error part way (:class:`~endostream.errors.DecodeError
 :func:`segment_video` still returns a result with ``complete=False`` and the sections
 found so far; the CLI writes it and exits with the error's code.
 
->>> # doctest: +SKIP
->>> clf = Classifier.load("endostream.onnx")
->>> result = segment_video("procedure.mp4", clf, SegmentOptions(sample_fps=5))
->>> [s.label for s in result.sections]
+>>> clf = Classifier.load("endostream.onnx")  # doctest: +SKIP
+>>> result = segment_video("procedure.mp4", clf, SegmentOptions(sample_fps=5))  # doctest: +SKIP
+>>> [s.label for s in result.sections]  # doctest: +SKIP
 ['nose', 'vocal_folds']
 """
 
