@@ -71,6 +71,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Tolerance (s) when comparing frame times with segment and burst boundaries.
+EPS = 1e-9
+
 #: Schema identifier of the ground-truth JSON written by :meth:`GroundTruth.write`.
 TRUTH_SCHEMA_ID = "endostream.synth-truth/1"
 #: One-line statement written into every ground-truth and dataset file.
@@ -294,13 +297,14 @@ def _plan_frames(spec: ProcedureSpec, fps: float) -> list[_Plan]:
     plans = []
     for i in range(n):
         t = i / fps
-        k = min(int(np.searchsorted(starts, t, side="right")) - 1, len(segs) - 1)
+        # EPS: a frame time that equals a segment start up to float error belongs to it
+        k = min(int(np.searchsorted(starts, t + EPS, side="right")) - 1, len(segs) - 1)
         seg, local = segs[k], t - starts[k]
         look, scene, blend, stretch = seg.look, seg.scene, None, 1000 * k
         if seg.label in ORGANS:
             scene = seg.label
             for j, b in enumerate(seg.bursts):
-                if b.start_s <= local < b.start_s + b.duration_s:
+                if b.start_s - EPS <= local < b.start_s + b.duration_s - EPS:
                     look, stretch = b.look, 1000 * k + j + 1
         elif look in ("blur", "dark") and scene is None:
             prev, nxt = _neighbour_organ(segs, k, -1), _neighbour_organ(segs, k, +1)
@@ -549,6 +553,10 @@ def render_procedure(
         raise UsageError(f"codec {codec!r} is not in this PyAV build; use 'libx264' or 'mpeg4'")
     truth = ground_truth(spec, fps=fps, width=width, height=height, seed=seed, fov=fov)
     path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(
+            f"cannot write '{path}': folder '{path.parent}' does not exist; create it"
+        )
     rate = Fraction(fps).limit_denominator(1001)
     try:
         container = av.open(str(path), mode="w")
@@ -570,6 +578,8 @@ def render_procedure(
             frame.pts = f.index
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+    except OSError as e:  # PyAV's file errors are OSErrors too: not the codec's fault
+        raise OutputError(f"cannot write '{path}': {e}; check the folder is writable") from e
     except av.FFmpegError as e:
         raise OutputError(f"cannot encode '{path}' with {codec}: {e}; try codec='mpeg4'") from e
     finally:
