@@ -1,0 +1,206 @@
+"""Label a live endoscope feed: camera (or a file played as one) → overlay and timeline.
+
+Opens the live window (PyQt5) showing the video at its full frame rate with the current
+organ, its probability and an image-quality badge, and a timeline of sections that grows
+as the procedure goes on. With --headless (towers without a screen) it prints a status
+line every second on stderr instead and writes --out when it ends: Ctrl+C, SIGTERM,
+--duration, or the end of a --file. Inference that falls behind drops the oldest frames
+(counted), so the label never lags more than a couple of batches.
+
+examples:
+  endostream live --camera 0
+  endostream live --file procedure.mp4 --realtime --headless --out sections.json
+
+exit codes: 0 done (a camera session stopped by the user is complete; so is closing the
+window), 2 bad arguments, 3 video unreadable, 4 model problem, 5 output not writable,
+6 decode error part way, 7 camera cannot be opened or lost for good (partial result
+written), 130 --headless with a --file stopped by Ctrl+C/SIGTERM before its end
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import EndostreamError, Interrupted, OutputError, UsageError
+from ..live import LIVE_BATCH, LiveSession
+from ..live_stats import LiveStats
+from ..segmenter import SegmenterConfig
+from ..sources.camera import CameraSource
+from ..sources.file import FileSource
+from ..sources.realtime import RealtimeFileSource
+from .segment import add_model_arguments, load_classifier
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two headless status lines.
+STATUS_INTERVAL_S = 1.0
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--camera", default=None, metavar="DEVICE",
+                     help="camera index (0, 1, ...), device path (/dev/video0) or stream URL "
+                          "(rtsp://...); default: 0")
+    src.add_argument("--file", type=Path, default=None, metavar="VIDEO",
+                     help="analyse a recorded video instead of a camera")
+    p.add_argument("--realtime", action="store_true",
+                   help="with --file: play it at its native rate, as if it were a camera "
+                        "(frames are dropped when inference is slower); without it every "
+                        "frame is analysed as fast as possible")
+    add_model_arguments(p)
+    p.add_argument("--headless", action="store_true",
+                   help="no window: a status line every second, sections written on exit")
+    p.add_argument("--out", type=Path, default=None, metavar="sections.json",
+                   help="where to write the sections when the session ends "
+                        "(required with --headless; in the window: the default save path)")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="stop by itself after this many seconds")
+    p.add_argument("--batch", type=int, default=LIVE_BATCH, metavar="N",
+                   help="frames per inference batch; small keeps latency low "
+                        "(default: %(default)s)")
+    p.add_argument("--min-section", type=float, default=SegmenterConfig().min_section_s,
+                   metavar="SECONDS",
+                   help="shortest organ section kept (default: %(default)s)")
+    p.add_argument("--give-up", type=float, default=None, metavar="SECONDS",
+                   help="end the session when the camera stays lost this long "
+                        "(default: keep reconnecting until stopped)")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Argument checks that need no model and no device, so mistakes show at once."""
+    if args.realtime and args.file is None:
+        raise UsageError("--realtime plays a --file as a camera; add --file VIDEO, or drop it")
+    if args.headless and args.out is None:
+        raise UsageError("--headless needs --out sections.json (where to write the sections)")
+    if args.duration is not None and not args.duration > 0:
+        raise UsageError(f"--duration must be positive, got {args.duration}")
+    if args.give_up is not None and not args.give_up > 0:
+        raise UsageError(f"--give-up must be positive, got {args.give_up}")
+    if args.file is not None and not args.file.exists():
+        from ..errors import VideoError
+
+        raise VideoError(f"video not found: '{args.file}'; check the path")
+    if args.out is not None:
+        out_dir = args.out.parent if str(args.out.parent) else Path(".")
+        if not out_dir.is_dir():
+            raise OutputError(f"output directory does not exist: '{out_dir}'; create it first")
+
+
+def segmenter_config(args: argparse.Namespace) -> SegmenterConfig:
+    return SegmenterConfig(min_section_s=args.min_section)
+
+
+def open_live_source(
+    *,
+    camera: int | str | None = None,
+    file: str | Path | None = None,
+    realtime: bool = True,
+    keep_display: bool = True,
+    give_up_s: float | None = None,
+) -> Any:
+    """The source ``endostream live`` analyses: a camera, or a file (played in real time).
+
+    ``file`` with ``realtime=False`` analyses every frame as fast as inference allows
+    (no drops, the WAIT policy of files); with ``realtime=True`` it plays like a camera.
+
+    >>> open_live_source(camera=0).info.path  # doctest: +SKIP
+    'camera:0'
+    """
+    if file is not None:
+        if realtime:
+            return RealtimeFileSource(file, keep_display=keep_display)
+        return FileSource(file, sample_fps=None, keep_display=keep_display)
+    return CameraSource(0 if camera is None else camera, keep_display=keep_display,
+                        give_up_s=give_up_s)
+
+
+def open_source(args: argparse.Namespace, *, keep_display: bool) -> Any:
+    """The source named by --camera / --file / --realtime."""
+    return open_live_source(camera=args.camera, file=args.file, realtime=args.realtime,
+                            keep_display=keep_display, give_up_s=args.give_up)
+
+
+def status_line(stats: LiveStats, session: LiveSession) -> str:
+    """``'  12 s · nose 0.99 · good · input 30.0 fps · ...'`` for the headless log."""
+    latest = session.latest
+    if latest is None:
+        label = "waiting for the first label"
+    else:
+        now = latest.current
+        quality = "good" if now.quality_good else "poor image"
+        label = f"{now.label} {now.prob:.2f} · {quality}"
+    return f"{stats.elapsed_s:5.0f} s · {label} · {stats.line()}"
+
+
+def run(args: argparse.Namespace) -> int:
+    check_args(args)
+    if not args.headless:
+        return _run_window(args)
+    classifier = load_classifier(args)
+    try:
+        source = open_source(args, keep_display=False)
+        try:
+            session = LiveSession(source, classifier, batch_size=args.batch,
+                                  config=segmenter_config(args))
+        except BaseException:
+            source.close()  # the session would have owned it
+            raise
+        return _run_headless(args, session)
+    finally:
+        classifier.close()
+
+
+def _run_headless(args: argparse.Namespace, session: LiveSession) -> int:
+    interrupted = False
+    error: EndostreamError | None = None
+    session.start()
+    log.info("live: %s", session.source.info.path)
+    try:
+        while not session.wait(STATUS_INTERVAL_S):
+            stats = session.stats()
+            print(status_line(stats, session), file=sys.stderr, flush=True)
+            if args.duration is not None and stats.elapsed_s >= args.duration:
+                break
+    except KeyboardInterrupt:  # Ctrl+C, and SIGTERM (the CLI turns it into this)
+        interrupted = True
+    finally:
+        try:
+            session.stop()
+        except EndostreamError as e:
+            error = e  # sections so far are still written below
+        finally:
+            # Written even when a thread failed with a bug: what was seen is kept.
+            session.write(args.out)
+    stats = session.stats()
+    sections = session.sections()
+    print(f"{stats.analysed} frames analysed of {stats.captured} captured "
+          f"({stats.dropped} dropped), {len(sections)} sections", file=sys.stderr)
+    print(f"wrote {args.out}" + ("" if session.complete else " (complete: false)"),
+          file=sys.stderr)
+    if error is not None:
+        raise error
+    if interrupted and not session.complete:
+        raise Interrupted(f"stopped before the end of '{args.file}'; "
+                          "the sections found so far were kept")
+    return 0
+
+
+def _run_window(args: argparse.Namespace) -> int:
+    try:
+        from PyQt5 import QtWidgets  # noqa: F401 - only checking that it is there
+    except ImportError:
+        raise UsageError("the live window needs PyQt5 (pip install 'endostream[gui]'); "
+                         "or run without a window: --headless --out sections.json") from None
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if sys.platform.startswith("linux") and not platform and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UsageError("no screen found (DISPLAY is not set); run with --headless --out "
+                         "sections.json, or start it from the tower's desktop")
+    from ..gui.app import run_gui
+
+    return run_gui(args)
