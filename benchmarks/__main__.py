@@ -1,0 +1,249 @@
+"""``python -m benchmarks``: stage ceilings, end-to-end speed, live latency, naive baseline.
+
+Measures, in one run on one video and one model (see :mod:`benchmarks.inputs` for the
+defaults: a generated 720p30 H.264 procedure and the real EfficientNetB0 pair):
+
+1. decode alone; decode + RGB + crop + resize; inference alone (both heads) at batch
+   1, 4, 8, 16, 32 (:mod:`benchmarks.stages`);
+2. end-to-end :func:`~endostream.pipeline.segment_video` at every frame and at the
+   default sample rate;
+3. live capture → label latency (p50, p90, p99, max) and drops at 30 and 60 fps
+   (:mod:`benchmarks.live_latency`);
+4. the naive baseline, an OpenCV + PyTorch eager loop (:mod:`benchmarks.naive`);
+
+Parts 1 and 2 run in ``--repeat`` interleaved rounds and keep each figure's fastest
+attempt (:mod:`benchmarks.rounds`); the CPU share other processes and the hypervisor took
+during each kept figure is recorded, and a disturbed run says so. Then come the ratios
+of figures from this run (end-to-end over the stage limit, speed-up over naive,
+real-time factor, live p99 over one batch's inference) against the targets.
+Prints Markdown on stdout; writes everything, with the machine, to a JSON file
+(``--json``, default under ``~/.cache/endostream/bench/runs/``). ``--quick`` takes under
+a minute once the video and model are cached.
+
+examples:
+  python -m benchmarks
+  python -m benchmarks --quick --json bench.json
+  python -m benchmarks --video procedure.mp4 --models endostream.onnx --skip-naive
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from endostream.errors import EndostreamError, UsageError
+from endostream.live import LIVE_BATCH
+from endostream.model import Classifier
+from endostream.pipeline import DEFAULT_BATCH
+from endostream.sections import write_json_atomic
+from endostream.sources import FileSource
+
+from . import inputs, live_latency, naive, stages
+from .machine import busy_warning, describe_machine, load_average
+from .report import check_targets, compute_ratios, markdown
+from .rounds import attempt, measure_stages
+
+log = logging.getLogger("benchmarks")
+
+#: Version of the JSON document; bump when a key changes meaning.
+SCHEMA = "endostream.bench/1"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long each part runs: the full run and ``--quick``."""
+
+    infer_s: float  #: timed seconds per inference batch size (at least MIN_RUNS runs)
+    live_s: float  #: seconds per live source rate
+    naive_frames: int  #: frames the naive baseline classifies (after its warm-up)
+    repeat: int  #: rounds of stage and end-to-end measurements; the fastest of each is kept
+
+
+FULL = Budget(infer_s=2.0, live_s=20.0, naive_frames=150, repeat=2)
+QUICK = Budget(infer_s=0.4, live_s=4.0, naive_frames=30, repeat=1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0],
+                                epilog="examples:" + __doc__.split("examples:")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video", type=Path, help="video to measure on (default: a generated "
+                   "720p30 H.264 procedure, cached)")
+    p.add_argument("--models", nargs="+", type=Path, metavar="PATH",
+                   help="one combined ONNX file or two single-head files (default: the bundled "
+                        "demo model, else a random-init EfficientNetB0 pair exported once)")
+    p.add_argument("--quick", action="store_true", help="short run, under a minute")
+    p.add_argument("--json", type=Path, metavar="OUT", help="where to write the results "
+                   "(default: ~/.cache/endostream/bench/runs/bench-<UTC time>.json)")
+    p.add_argument("--skip-naive", action="store_true", help="leave out the naive baseline")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
+                   help="where the models run (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU inference threads (default: the runtime's default)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N",
+                   help="end-to-end batch size, also the stage limit's (default: %(default)s)")
+    p.add_argument("--live-batch", type=int, default=LIVE_BATCH, metavar="N",
+                   help="live batch size (default: %(default)s)")
+    p.add_argument("--live-seconds", type=float, default=None, metavar="S",
+                   help=f"seconds per live rate; 0 skips live (default: {FULL.live_s:g}, "
+                        f"--quick {QUICK.live_s:g}); 600 checks memory over 10 minutes")
+    p.add_argument("--naive-frames", type=int, default=None, metavar="N",
+                   help=f"frames for the naive baseline (default: {FULL.naive_frames}, "
+                        f"--quick {QUICK.naive_frames})")
+    p.add_argument("--repeat", type=int, default=None, metavar="N",
+                   help=f"rounds of stage and end-to-end measurements, the fastest kept "
+                        f"(default: {FULL.repeat}, --quick {QUICK.repeat})")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    return p
+
+
+def video_record(path: Path, origin: str) -> dict[str, Any]:
+    with FileSource(path, sample_fps=None) as src:
+        info = src.info
+    return {"path": str(path), "origin": origin, "width": info.width, "height": info.height,
+            "fps": info.fps, "frames": info.frames, "duration_s": info.duration_s}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure everything; return the result document (also written to JSON)."""
+    budget = QUICK if args.quick else FULL
+    live_s = budget.live_s if args.live_seconds is None else args.live_seconds
+    naive_frames = args.naive_frames or budget.naive_frames
+    args.repeat = args.repeat or budget.repeat
+    if min(args.batch, args.live_batch, args.repeat) < 1:
+        raise UsageError("--batch, --live-batch and --repeat must be at least 1")
+    started = time.perf_counter()
+    machine = describe_machine()
+
+    if args.video is not None:
+        video, video_origin = args.video, "given"
+    else:
+        spec = inputs.default_video_spec(args.quick)
+        video = inputs.generated_video(spec)
+        video_origin = "generated 720p30 H.264 synthetic procedure"
+    video_info = video_record(video, video_origin)
+    choice = inputs.resolve_model(args.models)
+    log.info("model: %s", choice.describe())
+    classifier = Classifier.load(list(choice.paths), device=args.device, threads=args.threads)
+    try:
+        doc = _measure(args, budget, live_s, naive_frames, video, classifier)
+    finally:
+        classifier.close()
+    machine["loadavg_end"] = load_average()
+    doc = {
+        "schema": SCHEMA,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "quick": bool(args.quick),
+        "argv": list(args.argv),
+        "machine": machine,
+        "inputs": {
+            "video": video_info,
+            "model": {"path": ",".join(map(str, choice.paths)), "origin": choice.origin,
+                      "sha256": classifier.sha256, "heads": classifier.heads,
+                      "provider": classifier.provider,
+                      "threads": args.threads or machine["cores_usable"]},
+        },
+        **doc,
+    }
+    doc["ratios"] = compute_ratios(doc)
+    doc["targets"] = check_targets(doc["ratios"])
+    warning = busy_warning(doc["noise"]["cpu_share_others"])
+    doc["warnings"] = [warning] if warning else []
+    doc["wall_s"] = round(time.perf_counter() - started, 1)
+    return doc
+
+
+def _measure(args: argparse.Namespace, budget: Budget, live_s: float, naive_frames: int,
+             video: Path, classifier: Classifier) -> dict[str, Any]:
+    batches = tuple(sorted(set(stages.inference_batches(classifier.provider))
+                           | {args.batch, args.live_batch}))
+    st = measure_stages(video, classifier, batches, budget.infer_s, args.batch, args.repeat)
+    shares = dict(st.shares)
+    at_batch = next(t for t in st.inference if t.batch == args.batch)
+    shared = classifier.provider == "cpu"  # on a GPU the stages run on different hardware
+    limit_fps = stages.stage_limit_fps(st.decode.ms_per_frame, st.preprocess_ms,
+                                       at_batch.ms_per_frame, shared=shared)
+
+    live: dict[str, Any] = {"rates": []}
+    if live_s > 0:
+        for rate in live_latency.LIVE_RATES:
+            part = f"live_{rate:g}fps"
+            run_ = attempt(part, live_latency.measure_live, video, classifier, rate, live_s,
+                           args.live_batch)
+            live["rates"].append(run_.value)
+            shares[part] = run_.share
+        target = live["rates"][0]  # 30 fps: the rate the target is set for
+        live.update(p99_ms=target["p99_ms"], batch_infer_ms=target["batch_infer_ms"],
+                    dropped=target["dropped"], source_fps=target["source_fps"])
+        alone = next(t for t in st.inference if t.batch == args.live_batch)
+        live["batch_infer_alone_ms"] = round(alone.ms_median, 2)
+
+    naive_result = None
+    if not args.skip_naive:
+        run_ = attempt("naive", naive.run_naive, video, naive_frames,
+                       "cuda" if classifier.provider != "cpu" else "cpu")
+        naive_result, shares["naive"] = run_.value, run_.share
+    return {
+        "stages": {
+            "decode": st.decode.to_json(),
+            "decode_preprocess": st.decode_preprocess.to_json(),
+            "preprocess_ms_per_frame": round(st.preprocess_ms, 3),
+            "inference": [t.to_json() for t in st.inference],
+            "stage_limit_batch": args.batch,
+            "stage_limit_model": "sum (shared CPU cores)" if shared else "max (GPU inference)",
+            "stage_limit_ms_per_frame": round(1000.0 / limit_fps, 3) if limit_fps else None,
+            "stage_limit_fps": round(limit_fps, 2),
+        },
+        "e2e": {"every_frame": st.every_frame.to_json(),
+                "default_rate": st.default_rate.to_json()},
+        "live": live,
+        "naive": naive_result,
+        "noise": {
+            "repeat": args.repeat,
+            "attempts_fps": st.attempts_fps,
+            "cpu_share_others": {k: v.others for k, v in shares.items()},
+            "cpu_share_steal": {k: v.steal for k, v in shares.items()},
+        },
+    }
+
+
+def default_json_path() -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return inputs.CACHE_DIR / "runs" / f"bench-{stamp}.json"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; Markdown on stdout, the JSON path on stderr. Returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="benchmarks: %(message)s")
+    try:
+        doc = run(args)
+        out = args.json or default_json_path()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out, doc)
+    except EndostreamError as e:
+        print(f"benchmarks: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("benchmarks: interrupted", file=sys.stderr)
+        return 130
+    sys.stdout.write(markdown(doc))
+    print(f"benchmarks: results written to {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

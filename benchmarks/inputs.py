@@ -1,0 +1,147 @@
+"""What a benchmark runs on: a video (given or generated), a model (given, bundled, exported).
+
+Defaults, chosen so that a bare ``python -m benchmarks`` measures what a user would run:
+
+- video: a synthetic 720p30 H.264 procedure from :func:`endostream.synth.render_procedure`
+  (39 s, or 7.8 s with ``--quick``), rendered once and cached under :data:`CACHE_DIR`,
+  its file name keyed by every parameter that changes it;
+- model: the real EfficientNetB0 pair in one combined file: ``--models`` if given, else
+  the bundled demo model, else a random-initialised pair exported on the fly through
+  ``endostream.export`` (needs torch) and cached. Speed does not depend on the weights,
+  so random weights measure the same network; the report says which file ran.
+
+>>> default_video_spec(quick=True).file_name()
+'synth-1280x720-30fps-7.8s-seed0-x264-crf23-veryfast-v0.1.0.mp4'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import endostream
+from endostream.bundled import demo_model_path
+from endostream.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+#: Where generated videos and exported models are kept between runs.
+CACHE_DIR = Path(os.environ.get("ENDOSTREAM_BENCH_CACHE", "~/.cache/endostream/bench")).expanduser()
+
+#: Duration scale of :func:`endostream.synth.default_spec` (39 s at 1.0): the full run
+#: sees every look of a procedure (organs, blur, dark, black) for long enough to be steady.
+FULL_DURATION_SCALE = 1.0
+#: ``--quick``: 7.8 s, enough frames for every stage, rendered in about 8 s.
+QUICK_DURATION_SCALE = 0.2
+
+#: Seed of the random-initialised EfficientNetB0 pair (weights do not change speed).
+RANDOM_MODEL_SEED = 0
+#: Parity frames of the on-the-fly export: its weights are random, so the parity check
+#: only proves the graph runs; two frames keep the export at a few seconds.
+RANDOM_MODEL_PARITY_FRAMES = 2
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """Parameters of a generated benchmark video; they key its cache file."""
+
+    width: int = 1280
+    height: int = 720
+    fps: float = 30.0
+    duration_scale: float = FULL_DURATION_SCALE
+    seed: int = 0
+    crf: int = 23
+    preset: str = "veryfast"
+
+    @property
+    def duration_s(self) -> float:
+        from endostream.synth import default_spec
+
+        return default_spec(self.duration_scale).duration_s
+
+    def file_name(self) -> str:
+        return (f"synth-{self.width}x{self.height}-{self.fps:g}fps-{self.duration_s:g}s-"
+                f"seed{self.seed}-x264-crf{self.crf}-{self.preset}-v{endostream.__version__}.mp4")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model files a run uses and where they came from (``given``, ``bundled demo``,
+    ``random-init export``)."""
+
+    paths: tuple[Path, ...]
+    origin: str
+
+    def describe(self) -> str:
+        return f"{', '.join(map(str, self.paths))} ({self.origin})"
+
+
+def default_video_spec(quick: bool) -> VideoSpec:
+    """The generated clip of a full or ``--quick`` run."""
+    return VideoSpec(duration_scale=QUICK_DURATION_SCALE if quick else FULL_DURATION_SCALE)
+
+
+def generated_video(spec: VideoSpec, cache_dir: Path = CACHE_DIR) -> Path:
+    """The cached clip for ``spec``, rendered first if missing (written atomically)."""
+    from endostream.synth import default_spec, render_procedure
+
+    path = cache_dir / spec.file_name()
+    if path.is_file():
+        return path
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    log.info("rendering the benchmark video %s (once; cached)", path)
+    fd, tmp = tempfile.mkstemp(prefix=".render-", suffix=".mp4", dir=cache_dir)
+    os.close(fd)
+    try:
+        render_procedure(tmp, default_spec(spec.duration_scale), width=spec.width,
+                         height=spec.height, fps=spec.fps, seed=spec.seed, crf=spec.crf,
+                         preset=spec.preset)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def resolve_model(models: list[Path] | None, cache_dir: Path = CACHE_DIR) -> ModelChoice:
+    """``--models`` as given, else the bundled demo model, else a cached random-init export."""
+    if models:
+        if len(models) > 2:
+            raise UsageError("--models takes one combined file or two single-head files")
+        return ModelChoice(tuple(Path(p) for p in models), "given")
+    bundled = demo_model_path()
+    if bundled.is_file():
+        return ModelChoice((bundled,), "bundled demo model")
+    return ModelChoice((random_model(cache_dir),), "random-init EfficientNetB0 pair, exported")
+
+
+def random_model(cache_dir: Path = CACHE_DIR) -> Path:
+    """A combined quality+organ EfficientNetB0 file with random weights, exported once.
+
+    Uses the export package (torch, torchvision, onnx); without them, says to pass
+    ``--models``.
+    """
+    name = f"effnetb0-pair-random-seed{RANDOM_MODEL_SEED}-v{endostream.__version__}.onnx"
+    path = cache_dir / name
+    if path.is_file():
+        return path
+    try:
+        import torch
+        from endostream.export import build_classifier, export_onnx, head_spec
+    except ImportError as e:
+        raise UsageError(f"no --models given, no bundled demo model, and the export extra is "
+                         f"missing ({e.name}); pass --models FILE.onnx or install "
+                         "'endostream[export]'") from e
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    log.info("exporting a random-init EfficientNetB0 pair to %s (once; cached)", path)
+    torch.manual_seed(RANDOM_MODEL_SEED)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+        specs = []
+        for head, classes in (("quality", 2), ("organ", 3)):
+            ckpt = Path(tmp) / f"{head}.pth"
+            torch.save(build_classifier(classes).state_dict(), ckpt)
+            specs.append(head_spec(head, ckpt))
+        export_onnx(specs, path, parity_frames=RANDOM_MODEL_PARITY_FRAMES)
+    return path

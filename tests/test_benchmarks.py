@@ -1,0 +1,138 @@
+"""Smoke tests of ``python -m benchmarks``: it runs end to end and writes the promised JSON.
+
+A tiny generated clip and the colour model from :mod:`tests.helpers.onnx_models` keep the
+run to seconds; nothing here asserts on timings (the machine decides those), only that
+every figure is there and the ratios follow from the figures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+
+import pytest
+
+from benchmarks import __main__ as bench
+from benchmarks.inputs import default_video_spec
+from benchmarks.live_latency import percentiles
+from benchmarks.report import check_targets, compute_ratios, markdown
+from endostream.synth import ProcedureSpec, render_procedure
+from tests.helpers.onnx_models import build_color_model
+
+#: Keys scripts compare across runs (the issue names them).
+REQUIRED = (
+    ("ratios", "e2e_over_stage_limit"),
+    ("ratios", "speedup_over_naive"),
+    ("ratios", "realtime_factor_default"),
+    ("live", "p99_ms"),
+    ("live", "batch_infer_ms"),
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    video = d / "tiny.mp4"
+    render_procedure(video, ProcedureSpec.parse("nose:1.5,blur:0.5,ear:1"), width=160,
+                     height=120, fps=10)
+    return video, build_color_model(d / "colour.onnx")
+
+
+def _run(tmp_path, tiny_inputs, *extra):
+    video, model = tiny_inputs
+    out = tmp_path / "bench.json"
+    code = bench.main(["--quick", "--video", str(video), "--models", str(model), "--device",
+                       "cpu", "--json", str(out), "--live-seconds", "1.5", *extra])
+    assert code == 0
+    return json.loads(out.read_text())
+
+
+def test_quick_run_writes_every_figure(tmp_path, tiny_inputs, capsys):
+    doc = _run(tmp_path, tiny_inputs, "--skip-naive", "--repeat", "2")
+    for section, key in REQUIRED:
+        assert key in doc[section], f"{section}.{key} missing"
+    assert doc["schema"] == bench.SCHEMA and doc["quick"] is True
+    m = doc["machine"]
+    assert m["cpu_model"] and m["cores_usable"] >= 1
+    assert "CPUExecutionProvider" in m["ort_providers_available"]
+    assert {"onnxruntime", "numpy", "av"} <= {k.removesuffix("-gpu") for k in m["libraries"]}
+    assert doc["inputs"]["model"]["provider"] == "cpu"
+    assert doc["inputs"]["model"]["origin"] == "given"
+    assert set(doc["noise"]["cpu_share_others"]) >= {"decode", "inference", "e2e_every_frame"}
+    assert doc["noise"]["repeat"] == 2 and len(doc["noise"]["attempts_fps"]["decode"]) == 2
+    # The kept figure is the fastest attempt.
+    assert doc["stages"]["decode"]["fps"] == max(doc["noise"]["attempts_fps"]["decode"])
+
+    st = doc["stages"]
+    assert [b["batch"] for b in st["inference"]] == [1, 4, 8, 16, 32]
+    assert st["decode"]["frames"] == st["decode_preprocess"]["frames"] == 30
+    assert st["stage_limit_fps"] > 0
+    every, default = doc["e2e"]["every_frame"], doc["e2e"]["default_rate"]
+    assert every["frames_analysed"] == 30 and every["sample_fps"] is None
+    assert default["frames_analysed"] == 15 and default["sample_fps"] == 5.0
+    assert [r["source_fps"] for r in doc["live"]["rates"]] == [30.0, 60.0]
+    assert doc["live"]["p99_ms"] > 0 and doc["live"]["batch_infer_ms"] > 0
+
+    r = doc["ratios"]
+    assert math.isclose(r["e2e_over_stage_limit"], every["analysed_fps"] / st["stage_limit_fps"],
+                        rel_tol=0.01)
+    assert r["speedup_over_naive"] is None and doc["naive"] is None
+    assert doc["targets"]["speedup_over_naive"]["met"] is None
+
+    text = capsys.readouterr().out
+    assert "| **stage limit**" in text and "naive baseline | skipped" in text
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is None, reason="needs torchvision")
+def test_naive_baseline_runs_in_a_child_process(tmp_path, tiny_inputs):
+    doc = _run(tmp_path, tiny_inputs, "--naive-frames", "2", "--live-seconds", "0")
+    assert doc["naive"]["frames"] == 2 and doc["naive"]["fps"] > 0
+    assert doc["ratios"]["speedup_over_naive"] > 0
+    assert doc["live"] == {"rates": []} and doc["ratios"]["live_p99_over_batch_infer"] is None
+
+
+def test_ratios_and_targets_follow_the_figures():
+    doc = {"e2e": {"every_frame": {"analysed_fps": 30.0}, "default_rate": {"realtime_factor": 4.0}},
+           "stages": {"stage_limit_fps": 40.0}, "naive": None,
+           "live": {"p99_ms": 120.0, "batch_infer_ms": 30.0}}
+    ratios = compute_ratios(doc)
+    assert ratios == {"e2e_over_stage_limit": 0.75, "speedup_over_naive": None,
+                      "realtime_factor_default": 4.0, "live_p99_over_batch_infer": 4.0}
+    met = {k: v["met"] for k, v in check_targets(ratios).items()}
+    assert met == {"e2e_over_stage_limit": False, "speedup_over_naive": None,
+                   "realtime_factor_default": False, "live_p99_over_batch_infer": False}
+
+
+def test_percentiles_of_nothing_are_none():
+    assert percentiles([]) == {"p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None}
+    assert percentiles([5.0])["max_ms"] == 5.0
+
+
+def test_default_video_is_720p30():
+    spec = default_video_spec(quick=False)
+    assert (spec.width, spec.height, spec.fps) == (1280, 720, 30.0)
+    assert "1280x720-30fps" in spec.file_name()
+
+
+def test_markdown_without_live_or_naive():
+    doc = {
+        "quick": True, "warnings": [],
+        "machine": {"cpu_model": "x", "cores_usable": 2, "libraries": {"onnxruntime": "1"},
+                    "loadavg_start": None, "loadavg_end": None},
+        "inputs": {"video": {"path": "v.mp4", "origin": "given", "width": 4, "height": 4,
+                             "fps": 30.0, "frames": 3, "duration_s": 0.1},
+                   "model": {"path": "m.onnx", "origin": "given", "provider": "cpu",
+                             "heads": {"organ": ["a", "b"]}, "threads": 2}},
+        "stages": {"decode": {"frames": 3, "ms_per_frame": 1.0, "fps": 1000.0},
+                   "decode_preprocess": {"frames": 3, "ms_per_frame": 2.0, "fps": 500.0},
+                   "preprocess_ms_per_frame": 0.0, "inference": [], "stage_limit_batch": 16,
+                   "stage_limit_ms_per_frame": 3.0, "stage_limit_fps": 333.0},
+        "e2e": {}, "live": {"rates": []}, "naive": None,
+        "targets": check_targets(compute_ratios({})),
+    }
+    text = markdown(doc)
+    assert "| preprocess alone (difference) | | 0.00 | – |" in text
+    assert "live source" not in text
