@@ -37,3 +37,15 @@ def test_demo_model_segments_an_unseen_procedure(tmp_path, capsys):
     assert [f[0] for f in found] == [t.label for t in truth.sections]
     for (_, start, end), t in zip(found, truth.sections):
         assert abs(start - t.start_s) <= 0.5 and abs(end - t.end_s) <= 0.5
+
+
+def test_quickstart_demo_command(tmp_path, capsys):
+    """The README's first command: render, segment with the bundled model, compare."""
+    assert main(["demo", "--out-dir", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "ground truth" in out and "segment F1" in out
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert metrics["f1"] == 1.0
+    doc = json.loads((tmp_path / "demo" / "sections.json").read_text())
+    jsonschema.validate(doc, schema())
+    assert (tmp_path / "demo" / "frames.csv").is_file()
