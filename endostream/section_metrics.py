@@ -139,6 +139,16 @@ def evaluate_sections(pred: Sequence[Any], truth: Sequence[Any], *,
     pred_errors = boundary_errors(pred=truth, truth=pred) if len(pred) else np.zeros(0)
     matched = len(match_sections(pred, truth, iou_threshold))
     n_pred, n_true = len(pred), len(truth)
+    return {
+        **_counts_and_errors(n_true, n_pred, matched, errors, pred_errors),
+        "time_accuracy": time_accuracy(pred, truth),
+        "true_duration_s": float(sum(e - s for _, s, e in zip(*_intervals(truth), strict=True))),
+    }
+
+
+def _counts_and_errors(n_true: int, n_pred: int, matched: int, errors: np.ndarray,
+                       pred_errors: np.ndarray) -> dict[str, Any]:
+    """The fields one video and a pool of videos share: counts, P/R/F1, boundary errors."""
     precision, recall, f1 = _prf(matched, n_pred, n_true)
     return {
         "n_true": n_true,
@@ -154,8 +164,6 @@ def evaluate_sections(pred: Sequence[Any], truth: Sequence[Any], *,
         "pred_boundary_errors_s": [float(x) for x in pred_errors],
         "median_boundary_error_s": _median(errors),
         "median_pred_boundary_error_s": _median(pred_errors),
-        "time_accuracy": time_accuracy(pred, truth),
-        "true_duration_s": float(sum(e - s for _, s, e in zip(*_intervals(truth), strict=True))),
     }
 
 
@@ -171,22 +179,9 @@ def pool(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     errors = np.array([e for r in results for e in r["boundary_errors_s"]], np.float64)
     pred_errors = np.array([e for r in results for e in r["pred_boundary_errors_s"]], np.float64)
     duration = sum(r["true_duration_s"] for r in results)
-    precision, recall, f1 = _prf(matched, n_pred, n_true)
     return {
         "videos": len(results),
-        "n_true": n_true,
-        "n_pred": n_pred,
-        "matched": matched,
-        "extra_sections": n_pred - n_true,
-        "unmatched_pred": n_pred - matched,
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "boundary_error_s": _median(errors, pred_errors),
-        "boundary_errors_s": errors.tolist(),
-        "pred_boundary_errors_s": pred_errors.tolist(),
-        "median_boundary_error_s": _median(errors),
-        "median_pred_boundary_error_s": _median(pred_errors),
+        **_counts_and_errors(n_true, n_pred, matched, errors, pred_errors),
         "time_accuracy": (sum(r["time_accuracy"] * r["true_duration_s"] for r in results)
                           / duration if duration > 0 else 0.0),
         "true_duration_s": duration,

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from ..bundled import DEMO_NOTICE, require_demo_model
-from ..errors import OutputError, UsageError
+from ..errors import OutputError, UsageError, VideoError
 from ..model import Classifier
 from ..outputs import FrameCsvWriter, format_sections_table
 from ..pipeline import DEFAULT_BATCH, SegmentOptions, result_document_fields, segment_video
@@ -90,8 +90,6 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.video.exists():
         # Checked here as well as in the source so the message comes before model loading.
-        from ..errors import VideoError
-
         raise VideoError(f"video not found: '{args.video}'; check the path")
     out_dir = args.out.parent if str(args.out.parent) else Path(".")
     if not out_dir.is_dir():
