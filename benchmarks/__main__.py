@@ -41,7 +41,7 @@ from typing import Any
 from endostream.errors import EndostreamError, UsageError
 from endostream.live import LIVE_BATCH
 from endostream.model import Classifier
-from endostream.pipeline import DEFAULT_BATCH
+from endostream.pipeline import default_batch
 from endostream.sections import write_json_atomic
 from endostream.sources import FileSource
 
@@ -87,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the models run (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU inference threads (default: the runtime's default)")
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N",
-                   help="end-to-end batch size, also the stage limit's (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="end-to-end batch size, also the stage limit's (default: the "
+                        "pipeline's, 8 on the CPU, 32 on a GPU)")
     p.add_argument("--live-batch", type=int, default=LIVE_BATCH, metavar="N",
                    help="live batch size (default: %(default)s)")
     p.add_argument("--live-seconds", type=float, default=None, metavar="S",
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     live_s = budget.live_s if args.live_seconds is None else args.live_seconds
     naive_frames = args.naive_frames or budget.naive_frames
     args.repeat = args.repeat or budget.repeat
-    if min(args.batch, args.live_batch, args.repeat) < 1:
+    if min(args.batch or 1, args.live_batch, args.repeat) < 1:
         raise UsageError("--batch, --live-batch and --repeat must be at least 1")
     started = time.perf_counter()
     machine = describe_machine()
@@ -132,6 +133,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     choice = inputs.resolve_model(args.models)
     log.info("model: %s", choice.describe())
     classifier = Classifier.load(list(choice.paths), device=args.device, threads=args.threads)
+    args.batch = args.batch or default_batch(classifier.provider)
     try:
         doc = _measure(args, budget, live_s, naive_frames, video, classifier)
     finally:

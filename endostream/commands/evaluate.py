@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import OutputError, UsageError
 from ..evaluation import ClassificationReport, classification_report
 from ..outputs import format_clock
+from ..pipeline import default_batch
 from ..plots import draw_confusion, draw_roc, save_png
 from ..section_metrics import DEFAULT_IOU_THRESHOLD, evaluate_sections
 from ..sections import Section, write_json_atomic
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 #: Schema ids of the files this command writes.
 METRICS_SCHEMA = "endostream.evaluation/1"
 VIDEO_METRICS_SCHEMA = "endostream.video-evaluation/1"
-#: Frames per classifier run in dataset mode.
-DEFAULT_BATCH = 16
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -70,8 +69,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", type=Path, required=True, metavar="DIR",
                    help="where the metrics and plots go (created if missing)")
     add_model_arguments(p)
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N",
-                   help="frames per inference batch (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="frames per inference batch (default: 8 on the CPU, 32 on a GPU)")
     p.add_argument("--quiet", action="store_true", help="no tables on stdout")
 
 
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if dataset_mode == video_mode:
         raise UsageError("give either --dataset with --task, or --truth with --video "
                          "and/or --sections")
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         raise UsageError(f"--batch must be at least 1, got {args.batch}")
     _make_dir(args.out_dir)
     if dataset_mode:
@@ -115,8 +114,9 @@ def _run_dataset(args: argparse.Namespace) -> int:
         labels = tuple(classifier.heads[args.task])
         ds = ds.with_labels(labels)
         probs = []
-        for start in range(0, len(ds), args.batch):
-            batch = np.stack([ds.load(i) for i in range(start, min(start + args.batch, len(ds)))])
+        step = args.batch or default_batch(classifier.provider)
+        for start in range(0, len(ds), step):
+            batch = np.stack([ds.load(i) for i in range(start, min(start + step, len(ds)))])
             probs.append(classifier.run(batch)[args.task])
         models = classifier.describe()
     finally:

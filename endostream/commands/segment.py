@@ -20,7 +20,7 @@ from ..bundled import DEMO_NOTICE, require_demo_model
 from ..errors import OutputError, UsageError, VideoError
 from ..model import Classifier
 from ..outputs import FrameCsvWriter, format_sections_table
-from ..pipeline import DEFAULT_BATCH, SegmentOptions, result_document_fields, segment_video
+from ..pipeline import SegmentOptions, result_document_fields, segment_video
 from ..progress import Progress
 from ..sections import write_sections
 from ..segmenter import SegmenterConfig
@@ -76,8 +76,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="frames analysed per second of video; 'all' analyses every frame "
                         f"(default: {DEFAULT_SAMPLE_FPS:g}, i.e. a {1 / DEFAULT_SAMPLE_FPS:.1f} s "
                         "grid: sections last tens of seconds)")
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N",
-                   help="frames per inference batch (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="frames per inference batch (default: 8 on the CPU, 32 on a GPU)")
     p.add_argument("--min-section", type=float, default=SegmenterConfig().min_section_s,
                    metavar="SECONDS",
                    help="shortest organ section kept; shorter ones merge into a neighbour "
