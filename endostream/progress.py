@@ -76,7 +76,8 @@ class Progress:
         else:
             head = f"{self._done} {self.label}"
             tail = f"elapsed {format_duration(elapsed)}"
-        return f"{head} · {rate:6.1f} {self.label}/s · {self._analysed} analysed ({arate:.1f}/s) · {tail}"
+        analysed = f"{self._analysed} analysed ({arate:.1f}/s)"
+        return f"{head} · {rate:6.1f} {self.label}/s · {analysed} · {tail}"
 
     def update_frames(self, done: int, analysed: int, total: int | None = None) -> None:
         """Callback form of :meth:`update` that also learns the total once it is known."""

@@ -35,7 +35,7 @@ def test_demo_model_segments_an_unseen_procedure(tmp_path, capsys):
     jsonschema.validate(doc, schema())
     found = [(s["label"], s["start_s"], s["end_s"]) for s in doc["sections"]]
     assert [f[0] for f in found] == [t.label for t in truth.sections]
-    for (_, start, end), t in zip(found, truth.sections):
+    for (_, start, end), t in zip(found, truth.sections, strict=True):
         assert abs(start - t.start_s) <= 0.5 and abs(end - t.end_s) <= 0.5
 
 

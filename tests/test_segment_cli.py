@@ -19,13 +19,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from helpers.onnx_models import build_color_model, build_no_metadata_model, build_wrong_shape_model
 
 from endostream.cli import main
 from endostream.errors import EXIT_INTERRUPTED, EXIT_MODEL, EXIT_USAGE, EXIT_VIDEO
 from endostream.sections import schema
 from endostream.synth import ProcedureSpec, render_procedure
 from endostream.synth_scenes import SCENE_MEAN_RGB
-from helpers.onnx_models import build_color_model, build_no_metadata_model, build_wrong_shape_model
 
 #: The test procedure: organ, unusable, organ, unusable, organ, with known boundaries.
 PROCEDURE = "nose:8,blur:3,vocal_folds:8,dark:1,black:2,ear:8"
@@ -59,7 +59,7 @@ def _sections(path: Path) -> tuple[dict, list[tuple[str, float, float]]]:
 
 def _assert_matches_truth(found, truth) -> None:
     assert [f[0] for f in found] == [t.label for t in truth]
-    for (_, start, end), t in zip(found, truth):
+    for (_, start, end), t in zip(found, truth, strict=True):
         assert abs(start - t.start_s) <= BOUNDARY_TOLERANCE_S, (start, t)
         assert abs(end - t.end_s) <= BOUNDARY_TOLERANCE_S, (end, t)
 
@@ -80,7 +80,7 @@ def test_segment_recovers_known_sections(procedure, model, tmp_path, capsys, sam
     # sections cover the video without gaps
     secs = doc["sections"]
     assert secs[0]["start_frame"] == 0 and secs[-1]["end_frame"] == 749
-    assert all(a["end_frame"] + 1 == b["start_frame"] for a, b in zip(secs, secs[1:]))
+    assert all(a["end_frame"] + 1 == b["start_frame"] for a, b in zip(secs, secs[1:], strict=False))
     captured = capsys.readouterr()
     assert "vocal_folds" in captured.out  # the table of sections
     assert "analysed frames/s" in captured.err

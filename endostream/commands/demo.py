@@ -28,7 +28,8 @@ DEMO_SIZE = (640, 360)
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", type=Path, default=Path("endostream-demo"),
                    help="where the video, truth and sections go (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=7, help="seed of the procedure (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=7,
+                   help="seed of the procedure (default: %(default)s)")
     add_model_arguments(p)
 
 

@@ -5,9 +5,9 @@ layout of ear canal, nasal mucosa and vocal folds inside an endoscope's field of
 not real anatomy. They exist for tests, the demo and the bundled demo models.
 
 examples:
-  endostream synth procedure.mp4                       # 39 s, 1280x720, 25 fps, + procedure.truth.json
+  endostream synth procedure.mp4              # 39 s, 1280x720, 25 fps, + procedure.truth.json
   endostream synth short.mp4 --procedure nose:8,blur:2,ear:8 --size 640x360
-  endostream synth --dataset data/ --per-class 200      # class folders + labels.csv
+  endostream synth --dataset data/ --per-class 200   # class folders + labels.csv
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1280x720, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT, e.g. 1280x720, got {text!r}") from None
     if w < 16 or h < 16:
         raise argparse.ArgumentTypeError("width and height must be at least 16")
     return w, h
@@ -54,7 +55,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-class", type=int, default=120,
                    help="dataset: frames per organ (default: %(default)s)")
     p.add_argument("--recordings", type=int, default=4,
-                   help="dataset: independent recordings to spread frames over (default: %(default)s)")
+                   help="dataset: independent recordings to spread frames over "
+                        "(default: %(default)s)")
 
 
 def truth_path_for(video: Path) -> Path:

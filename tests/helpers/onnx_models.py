@@ -103,7 +103,8 @@ def build_color_model(
       (``sharpness="gradient"``) or, scale-free, that difference divided by (1 + the mean
       absolute difference of pixels 8 apart) (``sharpness="ratio"``: blur removes fine
       detail first, so it separates blurred from smooth-but-sharp scenes; use a threshold
-      near 0.17 on :mod:`endostream.synth` scenes); every other label shares the rest. ``quality=False`` leaves the head out.
+      near 0.17 on :mod:`endostream.synth` scenes); every other label shares the rest.
+      ``quality=False`` leaves the head out.
     - ``precision`` writes ``endostream.precision``; ``fp16_outputs`` casts outputs to
       float16 (the fp16 variant); ``metadata_overrides`` sets keys, ``None`` deletes one.
     """
