@@ -4,7 +4,9 @@ Each checkpoint is ``torch.save(model.state_dict(), path)`` of torchvision's
 efficientnet_b0 with the classifier replaced by ``Dropout(0.2) + Linear(1280, C)``; a
 dict holding ``state_dict`` or ``model_state_dict`` works too. Give one head or both;
 both go into one file that runs them in one call. Every export is checked against
-PyTorch in onnxruntime before the file is written.
+PyTorch in onnxruntime before the file is written. Class names come from
+``--quality-labels``/``--organ-labels``, else from the ``<checkpoint stem>.labels.json``
+that ``endostream train`` writes beside its checkpoint, else the defaults.
 
 examples:
   endostream export --quality quality.pth --organ organ.pth --out endostream.onnx
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+from pathlib import Path
 
 from endostream.errors import UsageError
 
@@ -35,12 +38,14 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--organ", metavar="PTH", help="checkpoint of the organ classifier")
     p.add_argument("--out", metavar="ONNX", required=True, help="ONNX file to write")
     p.add_argument(
-        "--quality-labels", metavar="A,B", default=DEFAULT_LABELS["quality"],
-        help="quality classes in training order; must include 'good' (default: %(default)s)",
+        "--quality-labels", metavar="A,B",
+        help="quality classes in training order; must include 'good' (default: the "
+        f"checkpoint's .labels.json from endostream train, else {DEFAULT_LABELS['quality']})",
     )
     p.add_argument(
-        "--organ-labels", metavar="A,B,C", default=DEFAULT_LABELS["organ"],
-        help="organ classes in training order (default: %(default)s)",
+        "--organ-labels", metavar="A,B,C",
+        help="organ classes in training order (default: the checkpoint's .labels.json "
+        f"from endostream train, else {DEFAULT_LABELS['organ']})",
     )
     p.add_argument(
         "--fp16", action="store_true",
@@ -71,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from .onnx_export import export_onnx, head_spec  # imports torch: only here
 
     heads = [
-        head_spec(name, path, _labels(getattr(args, f"{name}_labels"), name))
+        head_spec(name, path, _head_labels(getattr(args, f"{name}_labels"), name, path))
         for name, path in (("quality", args.quality), ("organ", args.organ))
         if path is not None
     ]
@@ -86,6 +91,22 @@ def run(args: argparse.Namespace) -> int:
         f"heads {heads_text}) in {result.export_s:.1f} s"
     )
     return 0
+
+
+def _head_labels(given: str | None, head: str, checkpoint: str) -> list[str]:
+    """Labels from the option, else the checkpoint's training sidecar, else the default."""
+    if given is not None:
+        return _labels(given, head)
+    from .train import read_labels_sidecar  # imports torch: only when exporting
+
+    side = read_labels_sidecar(Path(checkpoint))
+    if side is None:
+        return _labels(DEFAULT_LABELS[head], head)
+    task = side.get("task")
+    if task is not None and task != head:
+        raise UsageError(f"'{checkpoint}' was trained as the {task} classifier (its "
+                         f".labels.json says so); pass it as --{task}")
+    return [str(label) for label in side["labels"]]
 
 
 def _labels(text: str, head: str) -> list[str]:

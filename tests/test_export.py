@@ -254,6 +254,18 @@ def test_cli_exports_a_wrapped_checkpoint_with_custom_labels(ckpts, workdir, cap
     assert json.loads(meta["endostream.source_sha256"]) == {"organ": sha256(wrapped)}
 
 
+def test_cli_takes_labels_from_the_training_sidecar(ckpts, workdir, capsys):
+    organ = workdir / "larynx-run.pth"
+    organ.write_bytes(ckpts["organ"].read_bytes())
+    (workdir / "larynx-run.labels.json").write_text(json.dumps(
+        {"format": "endostream.train-labels/1", "task": "organ", "labels": ["ear", "nose", "larynx"]}))
+    out = workdir / "sidecar-organ.onnx"
+    rc = main(["export", "--organ", str(organ), "--out", str(out), "--parity-frames", "2"])
+    assert rc == 0, capsys.readouterr()
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["endostream.heads"]) == {"organ": ["ear", "nose", "larynx"]}
+
+
 def test_cli_without_a_checkpoint_is_a_usage_error(workdir, capsys):
     assert main(["export", "--out", str(workdir / "x.onnx")]) == UsageError.exit_code
     assert "give --quality and/or --organ" in capsys.readouterr().err

@@ -299,18 +299,14 @@ def test_resume_continues_bit_exactly(quality_run, tiny_dataset, tmp_path):
 @pytest.mark.slow
 def test_trained_checkpoints_export_and_segment(quality_run, tiny_dataset, tmp_path):
     import jsonschema
-    from endostream.export.train import read_labels_sidecar
-
     from endostream.sections import schema
     from endostream.synth import ProcedureSpec, render_procedure
 
     organ = tmp_path / "organ.pth"
     assert _train(tiny_dataset, organ, "--max-steps", str(STEPS), task="organ") == 0
-    labels = {h: ",".join(read_labels_sidecar(p)["labels"])
-              for h, p in (("quality", quality_run), ("organ", organ))}
     onnx_path = tmp_path / "trained.onnx"
+    # No --*-labels: export takes the class names from the sidecars train wrote.
     assert run_cli(["export", "--quality", str(quality_run), "--organ", str(organ),
-                    "--quality-labels", labels["quality"], "--organ-labels", labels["organ"],
                     "--parity-frames", "2", "--out", str(onnx_path)]) == 0
     clip = tmp_path / "clip.mp4"
     render_procedure(clip, ProcedureSpec.parse("nose:2,ear:2"), width=160, height=120, fps=5)
@@ -322,6 +318,15 @@ def test_trained_checkpoints_export_and_segment(quality_run, tiny_dataset, tmp_p
     assert doc["models"]["heads"] == {"quality": ["bad", "good"],
                                       "organ": ["ear", "nose", "vocal_folds"]}
     assert doc["sections"] and doc["sections"][-1]["end_s"] == pytest.approx(4.0, abs=0.3)
+
+
+@pytest.mark.torch
+def test_export_refuses_a_checkpoint_passed_as_the_other_head(quality_run, tmp_path, capsys):
+    rc = run_cli(["export", "--organ", str(quality_run), "--out", str(tmp_path / "x.onnx")])
+    assert rc == UsageError.exit_code
+    err = capsys.readouterr().err
+    assert "trained as the quality classifier" in err and "pass it as --quality" in err
+    assert not (tmp_path / "x.onnx").exists()
 
 
 @pytest.mark.torch
