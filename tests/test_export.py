@@ -257,8 +257,9 @@ def test_cli_exports_a_wrapped_checkpoint_with_custom_labels(ckpts, workdir, cap
 def test_cli_takes_labels_from_the_training_sidecar(ckpts, workdir, capsys):
     organ = workdir / "larynx-run.pth"
     organ.write_bytes(ckpts["organ"].read_bytes())
-    (workdir / "larynx-run.labels.json").write_text(json.dumps(
-        {"format": "endostream.train-labels/1", "task": "organ", "labels": ["ear", "nose", "larynx"]}))
+    sidecar = {"format": "endostream.train-labels/1", "task": "organ",
+               "labels": ["ear", "nose", "larynx"]}
+    (workdir / "larynx-run.labels.json").write_text(json.dumps(sidecar))
     out = workdir / "sidecar-organ.onnx"
     rc = main(["export", "--organ", str(organ), "--out", str(out), "--parity-frames", "2"])
     assert rc == 0, capsys.readouterr()

@@ -299,6 +299,7 @@ def test_resume_continues_bit_exactly(quality_run, tiny_dataset, tmp_path):
 @pytest.mark.slow
 def test_trained_checkpoints_export_and_segment(quality_run, tiny_dataset, tmp_path):
     import jsonschema
+
     from endostream.sections import schema
     from endostream.synth import ProcedureSpec, render_procedure
 
