@@ -1,0 +1,136 @@
+"""Labelled still frames for training the demo models: the dataset mode of ``endostream synth``.
+
+Everything written is SYNTHETIC (see :mod:`endostream.synth`): procedural textures, not
+real anatomy. The layout is the one ``endostream train`` reads: a folder per organ and a
+``labels.csv`` with ``path, organ, quality, recording``, plus ``dataset.json`` that says
+how it was made.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import OutputError, UsageError
+from .sections import write_json_atomic
+from .synth_scenes import ORGANS, FieldOfView, SceneRenderer
+from .synth_spec import BLUR_SCALE_RANGE, DARK_GAIN_RANGE, SYNTHETIC_NOTE
+
+log = logging.getLogger(__name__)
+
+
+def render_dataset(
+    out_dir: str | os.PathLike,
+    *,
+    per_class: int = 120,
+    size: tuple[int, int] = (320, 240),
+    seed: int = 0,
+    recordings: int = 4,
+    bad_fraction: float = 0.3,
+    image_format: str = "jpg",
+    no_organ: int = 0,
+) -> Path:
+    """Write labelled still frames for training the demo models; returns the labels CSV.
+
+    Each organ gets ``per_class`` full frames (black border included: training crops the
+    content area itself), spread evenly over ``recordings`` independent recordings (own
+    seed, textures, camera path and field-of-view placement, so splits by recording are
+    possible); ``bad_fraction`` of them are blurred or dark. ``no_organ`` > 0 adds that many
+    black/out-of-body frames per recording with an empty organ (quality ``bad``).
+    CSV columns: ``path`` (relative to ``out_dir``), ``organ``, ``quality``, ``recording``.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     csv_path = render_dataset(d, per_class=3, size=(64, 48), recordings=1)
+    ...     len(csv_path.read_text().splitlines())  # header + 3 organs x 3 frames
+    10
+    """
+    if image_format not in ("jpg", "png"):
+        raise UsageError(f"image format {image_format!r}: use 'jpg' or 'png'")
+    if per_class < 1 or recordings < 1 or not 0 <= bad_fraction <= 1:
+        raise UsageError("per_class and recordings must be >= 1 and bad_fraction within 0..1")
+    out = Path(out_dir)
+    width, height = size
+    rows: list[tuple[str, str, str, str]] = []
+    try:
+        for sub in (*ORGANS, *(("none",) if no_organ else ())):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        for r in range(recordings):
+            rec = f"rec{r:02d}"
+            rng = np.random.default_rng([seed, 200, r])
+            fov = FieldOfView.random(rng)
+            renderer = SceneRenderer(width, height, fov=fov, seed=int(rng.integers(2**31)))
+            for organ in ORGANS:
+                count = per_class // recordings + (r < per_class % recordings)
+                n_bad = round(count * bad_fraction)
+                times = np.sort(rng.uniform(0, 120, count))
+                for k, t in enumerate(times):
+                    look = "clear" if k >= n_bad else ("blur", "dark")[k % 2]
+                    image = renderer.render(
+                        float(t),
+                        organ,
+                        look,
+                        dark_gain=rng.uniform(*DARK_GAIN_RANGE),
+                        blur_scale=rng.uniform(*BLUR_SCALE_RANGE),
+                        noise_index=k,
+                    )
+                    quality = "good" if look == "clear" else "bad"
+                    rows.append(
+                        _write_image(
+                            out,
+                            organ,
+                            f"{rec}_{k:04d}_{quality}.{image_format}",
+                            image,
+                            organ,
+                            quality,
+                            rec,
+                        )
+                    )
+            for k in range(no_organ):
+                look = ("black", "out_of_body")[k % 2]
+                image = renderer.render(float(rng.uniform(0, 120)), None, look, noise_index=k)
+                rows.append(
+                    _write_image(
+                        out, "none", f"{rec}_{k:04d}_bad.{image_format}", image, "", "bad", rec
+                    )
+                )
+        csv_path = out / "labels.csv"
+        with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(("path", "organ", "quality", "recording"))
+            writer.writerows(rows)
+        write_json_atomic(
+            out / "dataset.json",
+            {
+                "synthetic": True,
+                "note": SYNTHETIC_NOTE,
+                "seed": seed,
+                "size": [width, height],
+                "per_class": per_class,
+                "recordings": recordings,
+                "bad_fraction": bad_fraction,
+                "no_organ": no_organ,
+                "labels": "labels.csv",
+            },
+        )
+    except OSError as e:
+        raise OutputError(
+            f"cannot write the dataset in '{out}': {e.strerror or e}; choose another folder"
+        ) from e
+    log.info("synthetic dataset: %d images in %s", len(rows), out)
+    return csv_path
+
+
+def _write_image(
+    out: Path, folder: str, name: str, image: np.ndarray, organ: str, quality: str, rec: str
+) -> tuple[str, str, str, str]:
+    rel = f"{folder}/{name}"
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if name.endswith(".jpg") else []
+    if not cv2.imwrite(str(out / rel), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params):
+        raise OSError(f"cv2 could not write {rel}")
+    return rel, organ, quality, rec
