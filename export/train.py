@@ -50,6 +50,7 @@ from endostream.errors import Interrupted, ModelError, OutputError, UsageError
 from endostream.evaluation import classification_report
 
 from . import dataset as D
+from . import sampling as S
 from .graph import IMAGENET_MEAN, IMAGENET_STD, PIXEL_MAX
 from .model import DEFAULT_DROPOUT, build_classifier
 
@@ -90,7 +91,7 @@ class TrainConfig:
     val_fraction: float = D.DEFAULT_VAL_FRACTION
     val_recordings: tuple[str, ...] | None = None
     val_split: Path | None = None  #: a separate labelled set used for validation
-    synth_bad: float = D.DEFAULT_SYNTH_BAD  #: quality only; 0 disables synthetic bad frames
+    synth_bad: float = S.DEFAULT_SYNTH_BAD  #: quality only; 0 disables synthetic bad frames
     video_fps: float = D.DEFAULT_VIDEO_FPS
     dropout: float = DEFAULT_DROPOUT
 
@@ -294,9 +295,9 @@ class _Run:
 
     def loop(self) -> None:
         cfg = self.cfg
-        loader = D.ItemLoader(self.train_set)
+        loader = S.ItemLoader(self.train_set)
         while self.epoch < cfg.epochs and not self._steps_done():
-            plan = D.epoch_plan(self.train_set.targets, self.labels, epoch=self.epoch,
+            plan = S.epoch_plan(self.train_set.targets, self.labels, epoch=self.epoch,
                                 seed=cfg.seed, synth_bad=self.synth)
             batches = [plan[i:i + cfg.batch_size] for i in range(0, len(plan), cfg.batch_size)]
             batches = batches[self.step_in_epoch:]
@@ -337,7 +338,7 @@ class _Run:
                 self.epoch, self.step_in_epoch = self.epoch + 1, 0
             self.save()
 
-    def _loader(self, items: D.ItemLoader, batches: list) -> torch.utils.data.DataLoader:
+    def _loader(self, items: S.ItemLoader, batches: list) -> torch.utils.data.DataLoader:
         # A private generator: a DataLoader draws a base seed from the global RNG each time
         # it is iterated, which would shift dropout's random stream between a run and its
         # resume. All randomness of the data is in the items' own seeds.
@@ -355,11 +356,11 @@ class _Run:
     def validate(self) -> dict[str, Any]:
         if not self.val_set.samples:
             return {"val_loss": None, "val_accuracy": None, "val_recall": None}
-        items = D.validation_items(self.val_set.targets, self.labels, seed=self.cfg.seed,
+        items = S.validation_items(self.val_set.targets, self.labels, seed=self.cfg.seed,
                                    synth_bad=self.synth)
         batches = [items[i:i + self.cfg.batch_size]
                    for i in range(0, len(items), self.cfg.batch_size)]
-        data = self._loader(D.ItemLoader(self.val_set), batches)
+        data = self._loader(S.ItemLoader(self.val_set), batches)
         self.model.eval()
         probs, ys, loss_sum = [], [], 0.0
         for images, targets in data:

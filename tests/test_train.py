@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 from endostream.export import dataset as D
+from endostream.export import sampling as S
 
 from endostream import cli
 from endostream.crop import find_content_area, preprocess
@@ -169,15 +170,15 @@ def test_leaking_split_is_refused_naming_the_recordings():
 
 def test_epoch_plan_balances_classes_and_synthesises_bad():
     targets = [1] * 90 + [0] * 10  # good 90, bad 10 (labels: bad, good)
-    plan = D.epoch_plan(targets, ["bad", "good"], epoch=0, seed=0, length=20000, synth_bad=0.5)
+    plan = S.epoch_plan(targets, ["bad", "good"], epoch=0, seed=0, length=20000, synth_bad=0.5)
     labels = np.array([0 if synth else targets[i] for i, synth, _ in plan])
     assert abs((labels == 0).mean() - 0.5) < 0.02  # balanced
     synth = np.array([s for _, s, _ in plan])
     assert abs(synth.mean() - 0.25) < 0.02  # half of the bad class
     assert all(targets[i] == 1 for i, s, _ in plan if s)  # made from good frames only
-    assert plan == D.epoch_plan(targets, ["bad", "good"], epoch=0, seed=0, length=20000,
+    assert plan == S.epoch_plan(targets, ["bad", "good"], epoch=0, seed=0, length=20000,
                                 synth_bad=0.5)
-    only_good = D.epoch_plan([1] * 10, ["bad", "good"], epoch=1, seed=0, length=4000,
+    only_good = S.epoch_plan([1] * 10, ["bad", "good"], epoch=1, seed=0, length=4000,
                              synth_bad=0.5)
     assert abs(np.mean([s for _, s, _ in only_good]) - 0.5) < 0.03
 
@@ -200,24 +201,24 @@ def test_synthetic_bad_frames_are_blurrier_or_darker_or_brighter():
     good = preprocess(full, find_content_area(full))
     rng = np.random.default_rng(0)
     for _ in range(10):
-        blurred = D.degrade(good, rng, mode="blur")
+        blurred = S.degrade(good, rng, mode="blur")
         assert _sharpness(blurred) < 0.2 * _sharpness(good)
         assert abs(float(blurred.mean()) - float(good.mean())) < 3
-        lit = D.degrade(good, rng, mode="brightness")
+        lit = S.degrade(good, rng, mode="brightness")
         assert _badly_exposed(lit, good) and not _badly_exposed(blurred, good)
-        both = D.degrade(good, rng, mode="both")
+        both = S.degrade(good, rng, mode="both")
         assert _sharpness(both) < 0.2 * _sharpness(good)
         assert _badly_exposed(both, good)
-    drawn = [D.degrade(good, rng) for _ in range(60)]  # modes drawn 1/3 each
+    drawn = [S.degrade(good, rng) for _ in range(60)]  # modes drawn 1/3 each
     blurred = sum(_sharpness(m) < 0.2 * _sharpness(good) for m in drawn)
     assert 30 < blurred < 52  # blur or both: 2/3 of 60 = 40
-    assert not np.shares_memory(D.degrade(good, rng), good)
+    assert not np.shares_memory(S.degrade(good, rng), good)
 
 
 def test_item_loader_labels_synthetic_items_bad(tmp_path):
     write_png(tmp_path / "good" / "a__1.png", disc_image(COLOURS["ear"], 0))
     ds = D.read_dataset(tmp_path, "quality").with_labels(("bad", "good"))
-    loader = D.ItemLoader(ds)
+    loader = S.ItemLoader(ds)
     real, label = loader[(0, False, 0)]
     fake, fake_label = loader[(0, True, 123)]
     assert (label, fake_label) == (1, 0)
@@ -376,7 +377,7 @@ def test_cli_help_defaults_match_the_recipe():
 
     assert HELP_DEFAULTS == {"lr": T.DEFAULT_LR, "batch": T.DEFAULT_BATCH,
                              "epochs": T.DEFAULT_EPOCHS, "val_fraction": D.DEFAULT_VAL_FRACTION,
-                             "synth_bad": D.DEFAULT_SYNTH_BAD, "video_fps": D.DEFAULT_VIDEO_FPS}
+                             "synth_bad": S.DEFAULT_SYNTH_BAD, "video_fps": D.DEFAULT_VIDEO_FPS}
 
 
 @pytest.mark.torch
