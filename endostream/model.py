@@ -33,6 +33,7 @@ from .errors import EndostreamError, ModelError, UsageError
 from .frames import MODEL_INPUT_SIZE
 from .providers import (
     CPU_CHOICE,
+    ORT_LOG_FATAL,
     IoBindingRunner,
     ProviderChoice,
     choose_providers,
@@ -170,7 +171,9 @@ class Classifier:
             try:
                 outputs = f.runner(batch)
             except Exception as e:  # noqa: BLE001 - onnxruntime errors have no common base
-                raise ModelError(f"inference failed in '{f.path}': {ort_error_text(e)}") from e
+                raise ModelError(f"inference failed in '{f.path}' on a batch of {len(batch)} "
+                                 f"frames ({ort_error_text(e)}); {_REEXPORT}, or try --batch 1 "
+                                 "or --device cpu") from e
             for head, out in zip(f.heads, outputs, strict=True):
                 result[head] = np.asarray(out, dtype=np.float32)
         return {h: result[h] for h in self.heads}
@@ -400,6 +403,11 @@ def _fmt(shape: Sequence[Any]) -> str:
 
 
 def _plain_runner(session: ort.InferenceSession, names: list[str]):
+    # A failing run raises, and the caller reports that in one line; onnxruntime's own
+    # error log of the same failure would be a second, coloured line on stderr.
+    options = ort.RunOptions()
+    options.log_severity_level = ORT_LOG_FATAL
+
     def run(batch: np.ndarray) -> list[np.ndarray]:
-        return session.run(names, {INPUT_NAME: batch})
+        return session.run(names, {INPUT_NAME: batch}, options)
     return run

@@ -2,7 +2,8 @@
 
 ``sections.json`` itself lives in :mod:`endostream.sections`. The CSV is written as
 predictions arrive (so an interrupted run keeps every analysed frame) into a temporary
-file that is renamed into place on :meth:`FrameCsvWriter.close`, like the JSON.
+file that is renamed into place on :meth:`FrameCsvWriter.close`, like the JSON, or removed
+by :meth:`FrameCsvWriter.discard` when the run failed and writes no JSON either.
 
 >>> print(format_sections_table([Section("nose", 0.0, 41.3, 0, 1238, 0.86, 0.95)]))
 label   start    end      duration  good   conf
@@ -19,7 +20,7 @@ from typing import Mapping, Sequence
 
 from .errors import OutputError
 from .frames import Prediction
-from .sections import Section
+from .sections import Section, new_file_mode
 
 
 def format_clock(seconds: float) -> str:
@@ -86,19 +87,37 @@ class FrameCsvWriter:
         try:
             self._csv.writerow(row)
         except OSError as e:
-            raise OutputError(f"cannot write '{self.path}': {e.strerror or e}") from e
+            raise OutputError(f"cannot write '{self.path}': {e.strerror or e}; "
+                              "choose another --csv") from e
 
     def close(self) -> None:
-        """Flush and move the file into place (also after an interrupted run)."""
+        """Flush and move the file into place (also after an interrupted run).
+
+        If that fails, the temporary file is removed: no half-written file is left behind.
+        """
         if self._fh.closed:
             return
         try:
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
+            os.chmod(self._tmp, new_file_mode())
             os.replace(self._tmp, self.path)
         except OSError as e:
-            raise OutputError(f"cannot write '{self.path}': {e.strerror or e}") from e
+            self.discard()
+            raise OutputError(f"cannot write '{self.path}': {e.strerror or e}; "
+                              "choose another --csv") from e
+
+    def discard(self) -> None:
+        """Drop what was written (a run that failed): nothing appears at ``path``."""
+        try:
+            self._fh.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self._tmp)
+        except OSError:
+            pass
 
     def __enter__(self) -> "FrameCsvWriter":
         return self

@@ -87,6 +87,28 @@ def build_document(
     }
 
 
+def new_file_mode() -> int:
+    """The permissions ``open()`` gives a new file under this process's umask (0o644 for
+    the usual 022). ``mkstemp`` makes its files 0o600, which would keep every other
+    account (a viewer, a backup) from reading the results once renamed into place."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    # Linux states the umask in /proc; elsewhere reading it means setting it and putting it
+    # straight back, which another thread creating a file at that instant could notice.
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_json_atomic(path: str | os.PathLike, document: Any) -> None:
     """Write ``document`` as JSON to ``path`` atomically, or raise :class:`OutputError`.
 
@@ -106,6 +128,7 @@ def write_json_atomic(path: str | os.PathLike, document: Any) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, target)
     except OSError as e:
         try:

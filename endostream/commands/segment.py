@@ -94,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out.parent if str(args.out.parent) else Path(".")
     if not out_dir.is_dir():
         raise OutputError(f"output directory does not exist: '{out_dir}'; create it first")
+    for option, path, name in (("--out", args.out, "sections.json"),
+                               ("--csv", args.csv, "frames.csv")):
+        # Checked now, not found out at the final rename after the whole video.
+        if path is not None and path.is_dir():
+            raise OutputError(f"{option} '{path}' is a directory; give a file path such as "
+                              f"'{path / name}'")
     options = SegmentOptions(
         sample_fps=args.sample_fps,
         batch_size=args.batch,
@@ -109,11 +115,20 @@ def run(args: argparse.Namespace) -> int:
             on_prediction=csv_writer.write if csv_writer else None,
             on_progress=progress.update_frames,
         )
-    finally:
+    except BaseException:
+        # A run that raises writes no sections.json, so it leaves no frames.csv either.
         if csv_writer is not None:
-            csv_writer.close()
+            csv_writer.discard()
+        raise
+    finally:
         progress.close()
         classifier.close()
+    csv_error: OutputError | None = None
+    if csv_writer is not None:
+        try:
+            csv_writer.close()
+        except OutputError as e:
+            csv_error = e  # the optional CSV failing must not cost the sections
     write_sections(args.out, **result_document_fields(result, classifier, options))
     if not args.quiet:
         print(format_sections_table(result.sections))
@@ -122,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
               f"{result.decoded_fps:.1f} decoded frames/s on {classifier.provider}",
               file=sys.stderr)
     print(f"wrote {args.out}" + ("" if result.complete else " (complete: false)"), file=sys.stderr)
+    if csv_error is not None:
+        raise csv_error
     if result.error is not None:
         raise result.error
     return 0

@@ -105,6 +105,11 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def _reason(error: Exception) -> str:
+    """FFmpeg's reason without PyAV's errno and function name ("[Errno 1094995529] ...")."""
+    return _one_line(getattr(error, "strerror", None) or error)
+
+
 class FileSource:
     """Frames of a video file, sampled at ``sample_fps`` (``None``: every frame).
 
@@ -190,7 +195,7 @@ class FileSource:
             # Metadata is never used; don't let badly encoded tags stop the open.
             self._container = av.open(str(p), metadata_errors="ignore")
         except av.FFmpegError as e:
-            reason = _one_line(getattr(e, "strerror", None) or e)
+            reason = _reason(e)
             if self._head[4:8] == b"ftyp":
                 # FFmpeg only logs "moov atom not found"; an MP4 that starts right but
                 # does not open has almost always lost its index at the end.
@@ -216,7 +221,7 @@ class FileSource:
         try:
             first = next(self._frames, None)
         except av.FFmpegError as e:
-            raise VideoError(f"cannot decode '{p}' ({_one_line(e)}); the video is damaged "
+            raise VideoError(f"cannot decode '{p}' ({_reason(e)}); the video is damaged "
                              "or in an unsupported codec, re-encode it as MP4/H.264") from e
         if first is None:
             raise VideoError(f"'{p}' holds no decodable video frames; check that it plays "
@@ -264,7 +269,7 @@ class FileSource:
             at = f" ({self.last_pts_s:.2f} s)" if self.last_pts_s is not None else ""
             raise DecodeError(
                 f"decoding '{self.path}' failed after frame {self.decoded_frames - 1}{at}: "
-                f"{_one_line(e)}; the file is damaged or cut short, results cover the part "
+                f"{_reason(e)}; the file is damaged or cut short, results cover the part "
                 "before it", frame_index=self.decoded_frames) from e
 
     def _pts_s(self, frame: av.VideoFrame) -> float:
