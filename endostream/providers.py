@@ -276,6 +276,10 @@ class IoBindingRunner:
         self._device_id = device_id
         self._inputs: dict[tuple[int, ...], ort.OrtValue] = {}
         self._lock = threading.Lock()  # the buffers are shared state; run() is thread-safe
+        # A failing run raises and the caller reports it in one line; onnxruntime's own
+        # log line for the same failure would be a second one on stderr.
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = ORT_LOG_FATAL
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         with self._lock:
@@ -289,7 +293,7 @@ class IoBindingRunner:
             binding.bind_ortvalue_input(self._input, value)
             for name in self._names:
                 binding.bind_output(name, "cpu")
-            self._session.run_with_iobinding(binding)
+            self._session.run_with_iobinding(binding, self._run_options)
             return binding.copy_outputs_to_cpu()
 
 
@@ -382,12 +386,17 @@ def ort_error_text(e: BaseException) -> str:
     >>> ort_error_text(RuntimeError("[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : "
     ...                             "Load model from m.onnx failed:Protobuf parsing failed."))
     'Protobuf parsing failed.'
+    >>> ort_error_text(RuntimeError("Error while running Add node. Name:'' Status Message: "
+    ...                             "/src/ops.h:563 void f(long) a == 1 was false. 3 by 4"))
+    'Error while running Add node. 3 by 4'
     """
     text = str(e).strip()
     line = text.splitlines()[0] if text else type(e).__name__
     for pattern in _ORT_NOISE:
         line = pattern.sub("", line, count=1)
-    return line.strip() or type(e).__name__
+    for pattern in _ORT_INNER_NOISE:
+        line = pattern.sub(" ", line)
+    return " ".join(line.split()) or type(e).__name__
 
 
 _first_line = ort_error_text
@@ -397,4 +406,11 @@ _ORT_NOISE = (
     re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*"),
     re.compile(r"^Load model from .*? failed:\s*"),
     re.compile(r"^\S+\.(?:cc|h|cpp):\d+\s+(?:[^()]*\([^()]*\)\s*)?"),
+)
+#: The same inside a message: a node's name, and the C++ location and failed assertion
+#: that come before the reason in "Status Message: ...".
+_ORT_INNER_NOISE = (
+    re.compile(r"\s*Name:'[^']*'\s*Status Message:\s*"),
+    re.compile(r"\s*\S+\.(?:cc|h|cpp):\d+\s+[^()]*\([^()]*\)(?:\s*const)?"
+               r"(?:\s[^.]*? was false\.)?\s*"),
 )
