@@ -3,8 +3,8 @@
 Three threads, each with one owner and a bounded queue between them::
 
     FileSource ─CaptureThread─▶ frames queue ─InferenceWorker─▶ predictions queue ─▶ caller
-    (decode, crop, resize)       (WAIT policy)   (batches, ORT)                        (segmenter,
-                                                                                          CSV, progress)
+    (decode, crop, resize)       (WAIT policy)   (batches, ORT)                    (segmenter,
+                                                                                   CSV, progress)
 
 The caller's thread drains predictions, so everything that was analysed is in the
 segmenter even when the run ends early: on Ctrl+C/SIGTERM (:class:`~endostream.errors.
@@ -24,9 +24,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import DecodeError, EndostreamError, Interrupted, UsageError
 from .frames import Prediction, SourceInfo
@@ -118,18 +119,17 @@ def segment_video(
     """Analyse ``path`` and return its sections.
 
     ``on_prediction`` sees every prediction in frame order (the CSV writer uses it);
-    ``on_progress(decoded, analysed, total_frames)`` is called after each prediction. Setting ``stop``
-    ends the run early like Ctrl+C does. :class:`~endostream.errors.VideoError` (cannot
-    open) and model errors are raised; interruption and decode errors part way are
-    returned in ``result.error`` with the partial sections.
+    ``on_progress(decoded, analysed, total_frames)`` is called after each prediction.
+    Setting ``stop`` ends the run early like Ctrl+C does.
+    :class:`~endostream.errors.VideoError` (cannot open) and model errors are raised;
+    interruption and decode errors part way are returned in ``result.error`` with the
+    partial sections. A model with a quality head and no organ head gives ``usable`` /
+    ``unusable`` sections.
     """
-    if "organ" not in classifier.heads:
-        raise UsageError("segmenting needs an organ head; pass a model file that has one "
-                         f"(this one has: {', '.join(classifier.heads)})")
     stop = stop or threading.Event()
     started = time.monotonic()
     segmenter = OfflineSegmenter(
-        classifier.heads["organ"],
+        classifier.heads.get("organ", ()),  # none: "usable"/"unusable" sections
         quality_labels=classifier.heads.get("quality", ("bad", "good")),
         config=options.segmenter,
     )

@@ -111,6 +111,24 @@ def test_two_single_head_files(procedure, tmp_path):
     assert "," in doc["models"]["sha256"]
 
 
+def test_quality_only_model_gives_usable_sections(tmp_path):
+    # Dark and black stretches: what a quality head alone tells apart without doubt.
+    video = tmp_path / "p.mp4"
+    render_procedure(video, ProcedureSpec.parse("nose:6,dark:1,black:2,ear:6"),
+                     width=320, height=240, fps=25.0, seed=4)
+    quality = build_color_model(tmp_path / "q.onnx", organ_colors=None, sharpness="ratio",
+                                sharpness_threshold=SHARPNESS_RATIO)
+    out = tmp_path / "s.json"
+    assert main(["segment", str(video), "--models", str(quality), "--out", str(out),
+                 "--quiet"]) == 0
+    doc, found = _sections(out)
+    assert doc["models"]["heads"] == {"quality": ["bad", "good"]}
+    assert [f[0] for f in found] == ["usable", "unusable", "usable"]
+    for (_, start, end), (t_start, t_end) in zip(found, [(0, 6), (6, 9), (9, 15)], strict=True):
+        assert abs(start - t_start) <= BOUNDARY_TOLERANCE_S
+        assert abs(end - t_end) <= BOUNDARY_TOLERANCE_S
+
+
 def _one_line_error(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert err, "expected an error message"
