@@ -6,8 +6,8 @@ file that is renamed into place on :meth:`FrameCsvWriter.close`, like the JSON, 
 by :meth:`FrameCsvWriter.discard` when the run failed and writes no JSON either.
 
 >>> print(format_sections_table([Section("nose", 0.0, 41.3, 0, 1238, 0.86, 0.95)]))
-label   start    end      duration  good   conf
-nose    0:00.0   0:41.3   41.3 s    86%    0.95
+label  start   end     duration  good  conf
+nose   0:00.0  0:41.3  41.3 s    86%   0.95
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from .errors import OutputError
 from .frames import Prediction
@@ -34,14 +34,16 @@ def format_clock(seconds: float) -> str:
     return f"{m}:{rem // 10:02d}.{rem % 10}"
 
 
-def format_sections_table(sections: Sequence[Section], truth: Sequence[Section] | None = None) -> str:
+def format_sections_table(sections: Sequence[Section],
+                          truth: Sequence[Section] | None = None) -> str:
     """A short fixed-width table of sections, optionally next to ground-truth sections."""
     rows = [("label", "start", "end", "duration", "good", "conf")]
     for s in sections:
         rows.append((s.label, format_clock(s.start_s), format_clock(s.end_s),
-                     f"{s.end_s - s.start_s:.1f} s", f"{s.good_fraction:.0%}", f"{s.confidence:.2f}"))
+                     f"{s.end_s - s.start_s:.1f} s", f"{s.good_fraction:.0%}",
+                     f"{s.confidence:.2f}"))
     widths = [max(len(r[i]) for r in rows) + 2 for i in range(len(rows[0]))]
-    lines = ["".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     if truth is not None:
         lines.append("")
         lines.append("ground truth")
@@ -119,7 +121,7 @@ class FrameCsvWriter:
         except OSError:
             pass
 
-    def __enter__(self) -> "FrameCsvWriter":
+    def __enter__(self) -> FrameCsvWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import OutputError
 
@@ -122,7 +123,8 @@ def write_json_atomic(path: str | os.PathLike, document: Any) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as e:
-        raise OutputError(f"cannot write '{target}': {e.strerror or e}; choose another --out") from e
+        raise OutputError(f"cannot write '{target}': {e.strerror or e}; "
+                          "choose another --out") from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -135,7 +137,8 @@ def write_json_atomic(path: str | os.PathLike, document: Any) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise OutputError(f"cannot write '{target}': {e.strerror or e}; choose another --out") from e
+        raise OutputError(f"cannot write '{target}': {e.strerror or e}; "
+                          "choose another --out") from e
 
 
 def write_sections(path: str | os.PathLike, **document_fields: Any) -> dict[str, Any]:
