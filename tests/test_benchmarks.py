@@ -136,3 +136,32 @@ def test_markdown_without_live_or_naive():
     text = markdown(doc)
     assert "| preprocess alone (difference) | | 0.00 | – |" in text
     assert "live source" not in text
+
+
+def test_soak_runs_a_few_hundred_frames_and_reports(tmp_path, tiny_inputs, capsys):
+    from benchmarks import soak
+
+    video, model = tiny_inputs
+    out = tmp_path / "soak.json"
+    code = soak.main(["--frames", "300", "--rate", "300", "--video", str(video), "--models",
+                      str(model), "--device", "cpu", "--sample-interval", "0.1",
+                      "--json", str(out)])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == soak.SCHEMA and doc["interrupted"] is False
+    fr = doc["frames"]
+    # The 30-frame clip looped ten times, as one stream: pts never went backwards.
+    assert fr["captured"] == fr["displayed"] == 300 and fr["loops"] >= 9
+    assert fr["pts_backwards"] == 0 and fr["video_s"] == pytest.approx(29.9, abs=0.01)
+    assert 0 < fr["analysed"] <= 300 and fr["analysed"] + fr["dropped"] == 300
+    assert doc["sections"]["count"] >= 1
+    assert set(doc["memory"]) >= {"start_mb", "max_mb", "end_mb", "growth_mb"}
+    assert doc["memory"]["max_mb"] >= doc["memory"]["start_mb"] > 0
+    windows = doc["windows"]
+    assert len(windows) == soak.WINDOWS and windows[0]["first_frame"] == 30
+    assert sum(w["analysed"] for w in windows) <= fr["analysed"]
+    assert set(doc["latency"]) >= {"p50_ms", "p99_ms", "p50_growth", "p99_growth"}
+    assert set(doc["targets"]) == {"rss_growth_mb", "latency_p50_growth", "latency_p99_growth"}
+    assert len(doc["samples"]["t_s"]) == len(doc["samples"]["rss_mb"]) >= 2
+    text = capsys.readouterr().out
+    assert "## Soak: 300 frames at 300 fps (complete)" in text and "| target |" in text
