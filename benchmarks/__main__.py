@@ -38,14 +38,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from endostream.errors import EndostreamError, UsageError
+from endostream.errors import UsageError
 from endostream.live import LIVE_BATCH
 from endostream.model import Classifier
 from endostream.pipeline import default_batch
-from endostream.sections import write_json_atomic
 from endostream.sources import FileSource
 
 from . import inputs, live_latency, naive, stages
+from .entry import run_script
 from .machine import busy_warning, describe_machine, load_average
 from .report import check_targets, compute_ratios, markdown
 from .rounds import attempt, measure_stages
@@ -223,35 +223,9 @@ def _measure(args: argparse.Namespace, budget: Budget, live_s: float, naive_fram
     }
 
 
-def default_json_path() -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return inputs.CACHE_DIR / "runs" / f"bench-{stamp}.json"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; Markdown on stdout, the JSON path on stderr. Returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0) if not isinstance(e.code, str) else 2
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="benchmarks: %(message)s")
-    try:
-        doc = run(args)
-        out = args.json or default_json_path()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out, doc)
-    except EndostreamError as e:
-        print(f"benchmarks: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("benchmarks: interrupted", file=sys.stderr)
-        return 130
-    sys.stdout.write(markdown(doc))
-    print(f"benchmarks: results written to {out}", file=sys.stderr)
-    return 0
+    return run_script("benchmarks", "bench", build_parser(), run, markdown, argv)
 
 
 if __name__ == "__main__":

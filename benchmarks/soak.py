@@ -49,13 +49,13 @@ from typing import Any
 
 import numpy as np
 
-from endostream.errors import EndostreamError, UsageError
+from endostream.errors import UsageError
 from endostream.frames import Frame, Prediction
 from endostream.live import LIVE_BATCH, LiveSession
 from endostream.model import Classifier
-from endostream.sections import write_json_atomic
 
 from . import inputs
+from .entry import run_script
 from .live_latency import LoopingRealtimeSource, percentiles, rss_mb
 from .machine import CpuShare, busy_warning, describe_machine, load_average
 
@@ -392,35 +392,10 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def default_json_path() -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return inputs.CACHE_DIR / "runs" / f"soak-{stamp}.json"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the soak; Markdown on stdout, the JSON path on stderr. Returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0) if not isinstance(e.code, str) else 2
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="benchmarks.soak: %(message)s")
-    try:
-        doc = run(args)
-        out = args.json or default_json_path()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out, doc)
-    except EndostreamError as e:
-        print(f"benchmarks.soak: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("benchmarks.soak: interrupted before the session started", file=sys.stderr)
-        return 130
-    sys.stdout.write(markdown(doc))
-    print(f"benchmarks.soak: results written to {out}", file=sys.stderr)
-    return 130 if doc["interrupted"] else 0
+    return run_script("benchmarks.soak", "soak", build_parser(), run, markdown, argv,
+                      exit_code=lambda doc: 130 if doc["interrupted"] else 0)
 
 
 if __name__ == "__main__":
