@@ -40,9 +40,10 @@ from .worker import InferenceWorker
 
 log = logging.getLogger(__name__)
 
-#: Frames per inference batch on the CPU. On two cores batch 8 ran the EfficientNetB0 pair
-#: 5-15 % faster per frame than 16 and held 430 MB less (onnxruntime's arena keeps the
-#: largest batch's activations): 994 MB peak RSS at 16, 567 MB at 8, 353 MB at 4.
+#: Frames per inference batch on the CPU. On two cores batches 4-32 cost the EfficientNetB0
+#: pair 24-27 ms a frame, within the machine's noise of each other, but memory follows the
+#: batch (onnxruntime's arena keeps the largest batch's activations): 994 MB peak RSS at 16,
+#: 567 MB at 8, 353 MB at 4; 8 keeps per-run overhead small at a moderate footprint.
 CPU_BATCH = 8
 #: Frames per inference batch on a GPU: a start that keeps the device busy between the
 #: host's batches (not yet measured on a GPU; ``--batch`` overrides).
