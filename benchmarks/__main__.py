@@ -34,7 +34,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +44,8 @@ from endostream.pipeline import default_batch
 from endostream.sources import FileSource
 
 from . import inputs, live_latency, naive, stages
-from .entry import run_script
-from .machine import busy_warning, describe_machine, load_average
+from .entry import document_head, run_script
+from .machine import busy_warning, describe_machine
 from .report import check_targets, compute_ratios, markdown
 from .rounds import attempt, measure_stages
 
@@ -140,13 +139,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                threads=args.threads))
     finally:
         classifier.close()
-    machine["loadavg_end"] = load_average()
     doc = {
-        "schema": SCHEMA,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **document_head(SCHEMA, args, machine),
         "quick": bool(args.quick),
-        "argv": list(args.argv),
-        "machine": machine,
         "inputs": {
             "video": video_info,
             "model": {"path": ",".join(map(str, choice.paths)), "origin": choice.origin,

@@ -21,6 +21,7 @@ from endostream.errors import EndostreamError
 from endostream.sections import write_json_atomic
 
 from . import inputs
+from .machine import load_average
 
 Doc = dict[str, Any]
 
@@ -29,6 +30,14 @@ def default_json_path(stem: str) -> Path:
     """``<cache>/runs/<stem>-<UTC time>.json``."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return inputs.CACHE_DIR / "runs" / f"{stem}-{stamp}.json"
+
+
+def document_head(schema: str, args: argparse.Namespace, machine: Doc) -> Doc:
+    """The keys every result document starts with; stamps the machine's closing load."""
+    machine["loadavg_end"] = load_average()
+    return {"schema": schema,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "argv": list(args.argv), "machine": machine}
 
 
 def run_script(prog: str, stem: str, parser: argparse.ArgumentParser,

@@ -43,7 +43,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +54,9 @@ from endostream.live import LIVE_BATCH, LiveSession
 from endostream.model import Classifier
 
 from . import inputs
-from .entry import run_script
+from .entry import document_head, run_script
 from .live_latency import LoopingRealtimeSource, percentiles, rss_mb
-from .machine import CpuShare, busy_warning, describe_machine, load_average
+from .machine import CpuShare, busy_warning, describe_machine
 
 log = logging.getLogger("benchmarks.soak")
 
@@ -166,12 +165,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  "sha256": classifier.sha256, "provider": classifier.provider}
     finally:
         classifier.close()
-    machine["loadavg_end"] = load_average()
     doc = {
-        "schema": SCHEMA,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "argv": list(args.argv),
-        "machine": machine,
+        **document_head(SCHEMA, args, machine),
         "inputs": {"video": {"path": str(video), "fps": round(source.rate_fps / source.speed, 3),
                              "width": source.info.width, "height": source.info.height},
                    "model": model},
