@@ -5,7 +5,7 @@ defaults: a generated 720p30 H.264 procedure and the real EfficientNetB0 pair):
 
 1. decode alone; decode + RGB + crop + resize; inference alone (both heads) at batch
    1, 4, 8, 16, 32 (:mod:`benchmarks.stages`);
-2. end-to-end :func:`~endostream.pipeline.segment_video` at every frame and at the
+2. end-to-end :func:`~endostream.pipeline.offline.segment_video` at every frame and at the
    default sample rate;
 3. live capture → label latency (p50, p90, p99, max) and drops at 30 and 60 fps
    (:mod:`benchmarks.live_latency`);
@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from endostream.errors import UsageError
-from endostream.live import LIVE_BATCH
-from endostream.model import Classifier
-from endostream.pipeline import default_batch
+from endostream.inference.classifier import Classifier
+from endostream.inference.defaults import DEFAULT_DEVICE, DEVICES, LIVE_BATCH, default_batch
 from endostream.sources import FileSource
 
 from . import inputs, live_latency, naive, stages
@@ -82,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="OUT", help="where to write the results "
                    "(default: ~/.cache/endostream/bench/runs/bench-<UTC time>.json)")
     p.add_argument("--skip-naive", action="store_true", help="leave out the naive baseline")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
+    p.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
                    help="where the models run (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU inference threads (default: the runtime's default)")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from endostream.errors import EndostreamError
-from endostream.sections import write_json_atomic
+from endostream.output.atomic import write_json_atomic
 
 from . import inputs
 from .machine import load_average

@@ -25,6 +25,7 @@ from pathlib import Path
 import endostream
 from endostream.bundled import demo_model_path
 from endostream.errors import UsageError
+from endostream.output.atomic import AtomicFile
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +94,10 @@ def generated_video(spec: VideoSpec, cache_dir: Path = CACHE_DIR) -> Path:
         return path
     cache_dir.mkdir(parents=True, exist_ok=True)
     log.info("rendering the benchmark video %s (once; cached)", path)
-    fd, tmp = tempfile.mkstemp(prefix=".render-", suffix=".mp4", dir=cache_dir)
-    os.close(fd)
-    try:
-        render_procedure(tmp, default_spec(spec.duration_scale), width=spec.width,
+    with AtomicFile(path, open_file=False, suffix=".tmp.mp4") as f:
+        render_procedure(f.temp_path, default_spec(spec.duration_scale), width=spec.width,
                          height=spec.height, fps=spec.fps, seed=spec.seed, crf=spec.crf,
                          preset=spec.preset)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 
@@ -129,6 +125,7 @@ def random_model(cache_dir: Path = CACHE_DIR) -> Path:
         return path
     try:
         import torch
+
         from endostream.export import build_classifier, export_onnx, head_spec
     except ImportError as e:
         raise UsageError(f"no --models given, no bundled demo model, and the export extra is "

@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from endostream.frames import Frame, Prediction, SourceInfo
-from endostream.live import LIVE_BATCH, LiveSession
-from endostream.model import Classifier
+from endostream.inference.classifier import Classifier
+from endostream.inference.defaults import LIVE_BATCH
+from endostream.pipeline.live import LiveSession
 from endostream.sources.base import QueuePolicy
 from endostream.sources.realtime import RealtimeFileSource
 

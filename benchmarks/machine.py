@@ -99,7 +99,7 @@ def describe_machine() -> dict[str, Any]:
     """CPU model, core counts, CPU flags, load, OS, Python, library versions, providers, GPU."""
     import onnxruntime as ort
 
-    from endostream.providers import default_threads, probe_gpu
+    from endostream.inference.providers import default_threads, probe_gpu
 
     gpu = probe_gpu()
     flags = _cpu_flags()

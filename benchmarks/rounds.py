@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from endostream.model import Classifier
+from endostream.inference.classifier import Classifier
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
 
 from . import stages

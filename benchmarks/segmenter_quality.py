@@ -14,11 +14,11 @@ simulated classifiers are wrong the way real ones are:
 - quality head: mostly good inside organs, short bad bursts (0.2–1.8 s, with junk organ
   output), mostly bad out of body with some frames wrongly called good.
 
-Compared: :class:`~endostream.segmenter.OfflineSegmenter`,
-:class:`~endostream.live_segmenter.LiveSegmenter` (its final sections), per-frame argmax
+Compared: :class:`~endostream.segmentation.offline.OfflineSegmenter`,
+:class:`~endostream.segmentation.live.LiveSegmenter` (its final sections), per-frame argmax
 gated by quality (bad → unusable), and a centred sliding-window majority vote over those
 labels (window tried at several lengths; the best by F1 is reported, which flatters it).
-Prints Markdown tables; metrics from :mod:`endostream.section_metrics`.
+Prints Markdown tables; metrics from :mod:`endostream.evaluation.sections`.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
+from endostream.evaluation.sections import evaluate_sections, pool
 from endostream.frames import Prediction
-from endostream.live_segmenter import LiveSegmenter
-from endostream.section_metrics import evaluate_sections, pool
-from endostream.sections import UNUSABLE, Section
-from endostream.segmenter import OfflineSegmenter, SegmenterConfig
+from endostream.segmentation.config import SegmenterConfig
+from endostream.segmentation.live import LiveSegmenter
+from endostream.segmentation.offline import OfflineSegmenter
+from endostream.segmentation.section import UNUSABLE, Section
 
 ORGANS = ("ear", "nose", "vocal_folds")
 QUALITY = ("bad", "good")

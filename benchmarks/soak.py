@@ -6,7 +6,7 @@ A short generated procedure (640x360, 30 fps, 39 s; rendered once with
 ``--rate`` frames per second of wall time (300 by default: ten times the clip's own
 30 fps). Frame indices and ``pts_s`` keep counting across loops, so the live segmenter
 sees one long procedure (100 000 frames are 55 minutes of video). Every frame goes
-through the real :class:`~endostream.live.LiveSession`: capture and crop, the display
+through the real :class:`~endostream.pipeline.live.LiveSession`: capture and crop, the display
 callback, the drop-oldest queue, the real classifier (the bundled demo model by default)
 and the live segmenter. Inference cannot keep up with the rate, so most frames are
 dropped before inference, as from a fast camera: the point is the capture, display,
@@ -50,8 +50,9 @@ import numpy as np
 
 from endostream.errors import UsageError
 from endostream.frames import Frame, Prediction
-from endostream.live import LIVE_BATCH, LiveSession
-from endostream.model import Classifier
+from endostream.inference.classifier import Classifier
+from endostream.inference.defaults import DEFAULT_DEVICE, DEVICES, LIVE_BATCH
+from endostream.pipeline.live import LiveSession
 
 from . import inputs
 from .entry import document_head, run_script
@@ -133,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", type=Path, metavar="PATH",
                    help="one combined ONNX file or two single-head files (default: the "
                         "bundled demo model)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
+    p.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
                    help="where the models run (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU inference threads (default: the runtime's default)")

@@ -8,7 +8,7 @@ Each stage runs alone, on the same video and model, in the same process:
   RGB, cropped to the content area and resized to 224x224 (what a source thread does);
 - **inference alone**: :meth:`Classifier.run` on batches of 1, 4, 8, 16, 32 frames (both
   heads of a combined file run in one call), the median of repeated runs;
-- **end-to-end**: :func:`endostream.pipeline.segment_video` at every frame and at the
+- **end-to-end**: :func:`endostream.pipeline.offline.segment_video` at every frame and at the
   default sample rate.
 
 The *stage limit* is what the stages allow together when they share the cores:
@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from endostream.frames import MODEL_INPUT_SIZE
-from endostream.model import Classifier
-from endostream.pipeline import SegmentOptions, segment_video
+from endostream.inference.classifier import Classifier
+from endostream.pipeline.offline import SegmentOptions, segment_video
 from endostream.sources import FileSource
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
 

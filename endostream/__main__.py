@@ -1,5 +1,5 @@
 """``python -m endostream`` runs the command line."""
 
-from .cli import console_main
+from endostream.cli import console_main
 
 console_main()

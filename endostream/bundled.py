@@ -14,7 +14,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from .errors import ModelError
+from endostream.errors import ModelError
 
 #: File name of the bundled model inside ``endostream/data``.
 DEMO_MODEL_NAME = "endostream-demo.onnx"

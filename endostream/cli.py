@@ -18,8 +18,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EndostreamError
+from endostream import __version__
+from endostream.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EndostreamError
 
 log = logging.getLogger("endostream")
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .frames import MODEL_INPUT_SIZE
+from endostream.frames import MODEL_INPUT_SIZE
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Side of the square model input, fixed by the model contract (design.md).
+#: Side of the square model input, fixed by the model contract (:mod:`endostream.contract`).
 MODEL_INPUT_SIZE = 224
 
 

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.parity_frames is not None and args.parity_frames < 1:
         raise UsageError(f"--parity-frames must be at least 1, got {args.parity_frames}")
 
-    from .onnx_export import export_onnx, head_spec  # imports torch: only here
+    from endostream.export.onnx_export import export_onnx, head_spec  # imports torch: only here
 
     heads = [
         head_spec(name, path, _head_labels(getattr(args, f"{name}_labels"), name, path))
@@ -97,7 +97,7 @@ def _head_labels(given: str | None, head: str, checkpoint: str) -> list[str]:
     """Labels from the option, else the checkpoint's training sidecar, else the default."""
     if given is not None:
         return _labels(given, head)
-    from .train import read_labels_sidecar  # imports torch: only when exporting
+    from endostream.export.train import read_labels_sidecar  # imports torch: only when exporting
 
     side = read_labels_sidecar(Path(checkpoint))
     if side is None:

@@ -22,8 +22,13 @@ from torch import nn
 from torchvision.models import efficientnet_b0
 
 from endostream.errors import ModelError
-
-from .checkpoint import Checkpoint, check_keys, describe_keys, load_state_dict_file, read_checkpoint
+from endostream.export.checkpoint import (
+    Checkpoint,
+    check_keys,
+    describe_keys,
+    load_state_dict_file,
+    read_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 

@@ -54,30 +54,29 @@ import torch
 import torchvision
 
 import endostream
+from endostream.contract import (
+    DEFAULT_LABELS,
+    GOOD_LABEL,
+    HEADS,
+    INPUT_NAME,
+    META_EXPORTED_AT,
+    META_EXPORTER,
+    META_HEADS,
+    META_PRECISION,
+    META_SCHEMA,
+    META_SOURCE_SHA256,
+    META_VERSIONS,
+    SCHEMA_VERSION,
+)
 from endostream.errors import ModelError, OutputError, UsageError
+from endostream.export.graph import FrameClassifier
+from endostream.export.model import classifier_from_checkpoint
+from endostream.export.parity import ParityReport, check_parity
+from endostream.export.parity import parity_frames as make_frames
 from endostream.frames import MODEL_INPUT_SIZE
-
-from .graph import FrameClassifier
-from .model import classifier_from_checkpoint
-from .parity import ParityReport, check_parity
-from .parity import parity_frames as make_frames
+from endostream.output.atomic import AtomicFile
 
 log = logging.getLogger(__name__)
-
-#: Head names of the contract, in output order.
-HEADS = ("quality", "organ")
-
-#: Labels a head gets when the caller names none (the thesis classes, in training order).
-DEFAULT_LABELS = {"quality": ("bad", "good"), "organ": ("ear", "nose", "vocal_folds")}
-
-#: Label the quality head must have: the runtime gates organ evidence on it.
-GOOD_LABEL = "good"
-
-#: Contract version written to ``endostream.schema``.
-SCHEMA_VERSION = "1"
-
-#: Input name of the contract.
-INPUT_NAME = "frames"
 
 #: Name of the dynamic batch axis in the graph.
 BATCH_AXIS = "N"
@@ -189,14 +188,16 @@ def export_onnx(
     except onnx.checker.ValidationError as e:
         raise ModelError(f"the exported graph fails onnx.checker: {_first_line(e)}") from None
 
-    tmp = _temp_beside(out)
+    # Written beside ``out`` and checked there: only a file that passed parity is renamed
+    # into place, so a failed export never replaces a model that worked.
+    pending = AtomicFile(out, open_file=False, suffix=".partial.onnx", hint="choose another --out")
     try:
-        onnx.save_model(model, str(tmp))
+        onnx.save_model(model, str(pending.temp_path))
         kwargs = {} if parity_frames is None else {"frames": make_frames(parity_frames)}
-        report = check_parity(reference, tmp, precision, **kwargs)
-        os.replace(tmp, out)
+        report = check_parity(reference, pending.temp_path, precision, **kwargs)
+        pending.commit()
     finally:
-        tmp.unlink(missing_ok=True)
+        pending.discard()
     result = ExportResult(
         path=out,
         precision=precision,
@@ -247,17 +248,6 @@ def _check_output(out: Path) -> None:
         raise OutputError(f"output directory '{parent}' is not writable; choose another --out")
 
 
-def _temp_beside(out: Path) -> Path:
-    # Same directory, so os.replace is an atomic rename on one file system.
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
-    os.close(fd)
-    # mkstemp makes the file 0600; give the finished model the usual umask-based mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    return Path(name)
-
-
 def _to_onnx(module: FrameClassifier, opset: int, exporter: str) -> onnx.ModelProto:
     """Export ``module`` with a dynamic batch axis; returns the in-memory model."""
     example = torch.zeros(TRACE_BATCH, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, 3, dtype=torch.uint8)
@@ -300,13 +290,13 @@ def _write_metadata(
         "torch.onnx": exporter,
     }
     props = {
-        "endostream.schema": SCHEMA_VERSION,
-        "endostream.heads": json.dumps(labels),
-        "endostream.precision": precision,
-        "endostream.source_sha256": json.dumps(shas),
-        "endostream.exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "endostream.exporter": f"endostream {endostream.__version__}",
-        "endostream.versions": json.dumps(versions),
+        META_SCHEMA: SCHEMA_VERSION,
+        META_HEADS: json.dumps(labels),
+        META_PRECISION: precision,
+        META_SOURCE_SHA256: json.dumps(shas),
+        META_EXPORTED_AT: datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        META_EXPORTER: f"endostream {endostream.__version__}",
+        META_VERSIONS: json.dumps(versions),
     }
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, props)

@@ -1,6 +1,6 @@
 """Parity check run at every export: onnxruntime on the new file against PyTorch eager.
 
-The frames are real-looking: synthetic endoscope views (:mod:`endostream.synth_scenes`,
+The frames are real-looking: synthetic endoscope views (:mod:`endostream.synth.scenes`,
 three organ scenes, clear / blurred / dark looks, disc and rounded-rectangle masks in
 black borders) taken through the runtime's own :func:`endostream.crop.find_content_area`
 and :func:`endostream.crop.preprocess`, so the check sees the pixels the runtime sends.
@@ -48,10 +48,9 @@ import torch
 
 from endostream.crop import find_content_area, preprocess
 from endostream.errors import ModelError
-from endostream.providers import probe_gpu, quiet_ort_logging
-from endostream.synth_scenes import ORGANS, FieldOfView, SceneRenderer
-
-from .graph import FrameClassifier
+from endostream.export.graph import FrameClassifier
+from endostream.inference.providers import probe_gpu, quiet_ort_logging
+from endostream.synth.scenes import ORGANS, FieldOfView, SceneRenderer
 
 log = logging.getLogger(__name__)
 

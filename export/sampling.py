@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .dataset import BAD, GOOD, LabelledSet
+from endostream.evaluation.datasets import BAD, GOOD, LabelledSet
 
 #: Default share of the bad class drawn from synthesised frames when real bad ones exist.
 DEFAULT_SYNTH_BAD = 0.5

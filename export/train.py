@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -47,12 +46,12 @@ import torch
 from torch import nn
 
 from endostream.errors import Interrupted, ModelError, OutputError, UsageError
-from endostream.evaluation import classification_report
-
-from . import dataset as D
-from . import sampling as S
-from .graph import IMAGENET_MEAN, IMAGENET_STD, PIXEL_MAX
-from .model import DEFAULT_DROPOUT, build_classifier
+from endostream.evaluation import datasets as D
+from endostream.evaluation.metrics import classification_report
+from endostream.export import sampling as S
+from endostream.export.graph import IMAGENET_MEAN, IMAGENET_STD, PIXEL_MAX
+from endostream.export.model import DEFAULT_DROPOUT, build_classifier
+from endostream.output.atomic import AtomicFile, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -172,20 +171,12 @@ def _pick_device(name: str) -> torch.device:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write '{path}': {e.strerror or e}; choose another --out"
-                          ) from None
+    with AtomicFile(path, open_file=False, hint="choose another --out") as f:
+        torch.save(obj, f.temp_path)
 
 
 def _atomic_json(doc: Any, path: Path) -> None:
-    from endostream.sections import write_json_atomic
-
-    write_json_atomic(path, doc)
+    write_json_atomic(path, doc, hint="choose another --out")
 
 
 class _Run:

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise UsageError("training needs torch and torchvision: "
                          "pip install 'endostream[export]'") from None
-    from .train import TrainConfig, train
+    from endostream.export.train import TrainConfig, train
 
     config = TrainConfig(
         dataset=args.dataset, task=args.task, out=args.out, init=args.init,

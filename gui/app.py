@@ -4,27 +4,26 @@ Ctrl+C and SIGTERM close the window like the close button does (every thread sto
 a second, --out is written): Qt's event loop does not let Python run signal handlers by
 itself, so a short timer hands control back to Python a few times a second.
 
->>> run_gui(parse(["live", "--camera", "0", "--out", "sections.json"]))  # doctest: +SKIP
+>>> run_gui(clf, source=SourceChoice(camera=0), config=SegmenterConfig(),  # doctest: +SKIP
+...         batch_size=1, out=Path("sections.json"))
 0
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import QApplication
 
-from endostream.commands.live import segmenter_config
-from endostream.commands.segment import load_classifier
-from endostream.sources.camera import parse_device
-
-from .controls import SourceChoice
-from .window import LiveWindow
+from endostream.gui.controls import SourceChoice
+from endostream.gui.window import LiveWindow
+from endostream.inference.classifier import Classifier
+from endostream.segmentation.config import SegmenterConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,30 +33,23 @@ SIGNAL_POLL_MS = 200
 DEMO_BADGE = "DEMO model · synthetic training data · not for clinical use"
 
 
-def source_choice(args: argparse.Namespace) -> SourceChoice:
-    """The window's initial source from --camera / --file / --realtime."""
-    if args.file is not None:
-        return SourceChoice(file=args.file, realtime=bool(args.realtime))
-    return SourceChoice(camera=parse_device(args.camera) if args.camera is not None else 0)
+def run_gui(classifier: Classifier, *, source: SourceChoice, config: SegmenterConfig,
+            batch_size: int, out: Path | None, give_up_s: float | None = None,
+            duration_s: float | None = None, notice: str | None = None) -> int:
+    """Show the live window on ``source``, run until it closes; returns the exit code.
 
-
-def make_window(args: argparse.Namespace, classifier) -> LiveWindow:
-    return LiveWindow(classifier, config=segmenter_config(args), batch_size=args.batch,
-                      source=source_choice(args), out=args.out, give_up_s=args.give_up,
-                      notice=None if args.models else DEMO_BADGE)
-
-
-def run_gui(args: argparse.Namespace) -> int:
-    """Show the live window, start the chosen source, run until the window closes."""
-    classifier = load_classifier(args)
+    The caller owns ``classifier`` (loads and closes it); ``out`` is written when the
+    window closes; ``notice`` is a badge for the toolbar (the demo model's warning).
+    """
     app = QApplication.instance() or QApplication([sys.argv[0] or "endostream"])
-    window = make_window(args, classifier)
+    window = LiveWindow(classifier, config=config, batch_size=batch_size, source=source,
+                        out=out, give_up_s=give_up_s, notice=notice)
     previous = _install_signal_handlers(window)
     wake = QTimer()
     wake.timeout.connect(lambda: None)
     wake.start(SIGNAL_POLL_MS)
-    if args.duration is not None:
-        QTimer.singleShot(int(args.duration * 1000), window.close)
+    if duration_s is not None:
+        QTimer.singleShot(int(duration_s * 1000), window.close)
     try:
         window.show()
         window.start()
@@ -66,7 +58,6 @@ def run_gui(args: argparse.Namespace) -> int:
         wake.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        classifier.close()
     session = window.session
     if session is not None and session.error is not None:
         raise session.error  # the sections so far were written by the window

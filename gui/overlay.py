@@ -24,9 +24,8 @@ from PyQt5.QtCore import QRectF, QSize, Qt
 from PyQt5.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
-from endostream.sections import UNUSABLE
-
-from . import palette
+from endostream.gui import palette
+from endostream.segmentation.section import UNUSABLE
 
 #: Seconds without a new label after which the label panel dims and says so.
 STALE_AFTER_S = 2.0

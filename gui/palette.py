@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from PyQt5.QtGui import QColor
 
-from endostream.sections import UNUSABLE
+from endostream.segmentation.section import UNUSABLE
 
 #: Okabe–Ito colours (without black), in assignment order: orange, sky blue, bluish green,
 #: yellow, blue, vermillion, reddish purple.

@@ -67,7 +67,7 @@ def model_paths(args: argparse.Namespace, directory: Path) -> list[Path]:
         return [demo_model_path()]
     try:  # a source checkout: the tests' colour model, tuned to the synthetic scenes
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from endostream.synth_scenes import SCENE_MEAN_RGB
+        from endostream.synth.scenes import SCENE_MEAN_RGB
         from tests.helpers.onnx_models import build_color_model
     except ImportError:
         raise SystemExit("no model: pass --models FILE.onnx") from None
@@ -108,10 +108,9 @@ def _shoot(args: argparse.Namespace, clip: Path, models: list[Path]) -> int:
     from PyQt5.QtCore import QTimer
     from PyQt5.QtWidgets import QApplication
 
-    from endostream.model import Classifier
-
-    from .controls import SourceChoice
-    from .window import LiveWindow
+    from endostream.gui.controls import SourceChoice
+    from endostream.gui.window import LiveWindow
+    from endostream.inference.classifier import Classifier
 
     app = QApplication.instance() or QApplication(["endostream-screenshot"])
     with Classifier.load(models, device="cpu") as clf:

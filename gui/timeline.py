@@ -19,10 +19,9 @@ from PyQt5.QtCore import QPointF, QRectF, QSize, Qt
 from PyQt5.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPen, QPolygonF
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
-from endostream.progress import format_duration
-from endostream.sections import UNUSABLE, Section
-
-from . import palette
+from endostream.gui import palette
+from endostream.output.progress import format_duration
+from endostream.segmentation.section import UNUSABLE, Section
 
 #: Shortest span the axis shows (seconds): the bar fills from the left during the first
 #: minute instead of one second filling the whole width.

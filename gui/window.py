@@ -25,17 +25,17 @@ from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import QAction, QFileDialog, QLabel, QMainWindow, QVBoxLayout, QWidget
 
-from endostream.commands.live import open_live_source
 from endostream.errors import EndostreamError
-from endostream.live import LIVE_BATCH, LiveSession
-from endostream.progress import format_duration
-from endostream.segmenter import SegmenterConfig
-
-from . import palette
-from .bridge import LiveBridge
-from .controls import ControlBar, SourceChoice
-from .overlay import VideoWidget
-from .timeline import TimelineWidget
+from endostream.gui import palette
+from endostream.gui.bridge import LiveBridge
+from endostream.gui.controls import ControlBar, SourceChoice
+from endostream.gui.overlay import VideoWidget
+from endostream.gui.timeline import TimelineWidget
+from endostream.inference.defaults import LIVE_BATCH
+from endostream.output.progress import format_duration
+from endostream.pipeline.live import LiveSession
+from endostream.segmentation.config import SegmenterConfig
+from endostream.sources.live import open_live_source
 
 log = logging.getLogger(__name__)
 

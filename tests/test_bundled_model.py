@@ -9,8 +9,8 @@ import pytest
 
 from endostream.bundled import demo_model_path
 from endostream.cli import main
-from endostream.model import Classifier
-from endostream.sections import schema
+from endostream.inference.classifier import Classifier
+from endostream.output.sections_file import schema
 from endostream.synth import ProcedureSpec, render_procedure
 
 pytestmark = pytest.mark.skipif(not demo_model_path().is_file(),

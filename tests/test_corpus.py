@@ -16,11 +16,11 @@ import json
 from pathlib import Path
 
 import pytest
+
+from endostream.cli import main
 from helpers.corpus import CASES, PATIENT_STRINGS, write_corpus
 from helpers.corpus_run import problems, run_case
 from helpers.onnx_models import build_color_model
-
-from endostream.cli import main
 
 
 @pytest.fixture(scope="module")

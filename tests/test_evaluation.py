@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 
 from endostream import cli
-from endostream.evaluation import (
+from endostream.evaluation.metrics import (
     classification_report,
     confusion_matrix,
     precision_recall_f1,
     roc_curve,
     thin_curve,
 )
-from endostream.plots import ROC_SIZE, draw_confusion, draw_roc, save_png
-from endostream.section_metrics import evaluate_sections
+from endostream.evaluation.plots import ROC_SIZE, draw_confusion, draw_roc, save_png
+from endostream.evaluation.sections import evaluate_sections
 from tests.helpers.onnx_models import DEFAULT_ORGAN_COLORS, build_color_model, color_image
 
 ORGANS = ("ear", "nose", "vocal_folds")

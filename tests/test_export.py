@@ -27,6 +27,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 onnx = pytest.importorskip("onnx")
 
+from torch import nn  # noqa: E402
+from torchvision.models import efficientnet_b0, resnet18  # noqa: E402
+
+import endostream  # noqa: E402
+from endostream.cli import main  # noqa: E402
+from endostream.errors import ModelError, UsageError  # noqa: E402
 from endostream.export.checkpoint import read_checkpoint  # noqa: E402
 from endostream.export.graph import IMAGENET_MEAN, IMAGENET_STD, FrameClassifier  # noqa: E402
 from endostream.export.model import build_classifier, classifier_from_checkpoint  # noqa: E402
@@ -37,13 +43,7 @@ from endostream.export.parity import (  # noqa: E402
     check_parity,
     parity_frames,
 )
-from torch import nn  # noqa: E402
-from torchvision.models import efficientnet_b0, resnet18  # noqa: E402
-
-import endostream  # noqa: E402
-from endostream.cli import main  # noqa: E402
-from endostream.errors import ModelError, UsageError  # noqa: E402
-from endostream.model import Classifier  # noqa: E402
+from endostream.inference.classifier import Classifier  # noqa: E402
 
 #: Spread of the calibrated logits across frames; 2 gives probabilities from ~0.02 to
 #: ~0.98, where a probability reacts to logit errors about as much as it can.

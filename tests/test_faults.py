@@ -25,6 +25,11 @@ import jsonschema
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from endostream.cli import main
+from endostream.errors import EXIT_MODEL, EXIT_OUTPUT
+from endostream.output.sections_file import schema
 from helpers.clips import encode_clip, index_frame
 from helpers.corpus import scope_frame
 from helpers.onnx_models import (
@@ -34,11 +39,6 @@ from helpers.onnx_models import (
     build_stub_model,
     truncate_file,
 )
-from onnx import TensorProto, helper, numpy_helper
-
-from endostream.cli import main
-from endostream.errors import EXIT_MODEL, EXIT_OUTPUT
-from endostream.sections import schema
 
 #: Bound for a subprocess run of the long clip (it takes ~3 s on 2 cores).
 RUN_TIMEOUT_S = 60.0

@@ -15,17 +15,6 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from helpers.clips import (
-    damaged_copy,
-    encode_audio_only,
-    encode_clip,
-    encode_format,
-    index_frame,
-    index_frames,
-    read_index,
-    trimmed_copy,
-    truncated_copy,
-)
 
 from endostream.crop import ContentCropper
 from endostream.errors import DecodeError, UsageError, VideoError
@@ -38,6 +27,17 @@ from endostream.sources import (
     FileSource,
     FrameSource,
     QueuePolicy,
+)
+from helpers.clips import (
+    damaged_copy,
+    encode_audio_only,
+    encode_clip,
+    encode_format,
+    index_frame,
+    index_frames,
+    read_index,
+    trimmed_copy,
+    truncated_copy,
 )
 
 #: Generous bound for a thread to finish after it was told to (a liveness check, not a

@@ -20,20 +20,21 @@ import pytest
 pytest.importorskip("PyQt5")
 pytest.importorskip("pytestqt")
 
+from PyQt5.QtCore import Qt  # noqa: E402
+from PyQt5.QtGui import QColor, QImage  # noqa: E402
+
 from endostream.gui import palette  # noqa: E402
 from endostream.gui.bridge import LiveBridge  # noqa: E402
 from endostream.gui.controls import SourceChoice  # noqa: E402
 from endostream.gui.overlay import VideoWidget  # noqa: E402
 from endostream.gui.timeline import TimelineWidget  # noqa: E402
 from endostream.gui.window import LiveWindow  # noqa: E402
+from endostream.inference.classifier import Classifier  # noqa: E402
+from endostream.output.sections_file import schema  # noqa: E402
+from endostream.segmentation.config import SegmenterConfig  # noqa: E402
+from endostream.segmentation.section import UNUSABLE, Section  # noqa: E402
 from helpers.clips import encode_clip  # noqa: E402
 from helpers.onnx_models import DEFAULT_ORGAN_COLORS, build_color_model  # noqa: E402
-from PyQt5.QtCore import Qt  # noqa: E402
-from PyQt5.QtGui import QColor, QImage  # noqa: E402
-
-from endostream.model import Classifier  # noqa: E402
-from endostream.sections import UNUSABLE, Section, schema  # noqa: E402
-from endostream.segmenter import SegmenterConfig  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

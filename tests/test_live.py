@@ -23,17 +23,18 @@ import cv2
 import jsonschema
 import numpy as np
 import pytest
-from helpers.clips import encode_clip
-from helpers.onnx_models import DEFAULT_ORGAN_COLORS, build_color_model
 
 from endostream.errors import EXIT_INTERRUPTED, EndostreamError, SourceError
-from endostream.live import LiveSession
-from endostream.model import Classifier
-from endostream.sections import UNUSABLE, schema
-from endostream.segmenter import SegmenterConfig
+from endostream.inference.classifier import Classifier
+from endostream.output.sections_file import schema
+from endostream.pipeline.live import LiveSession
+from endostream.segmentation.config import SegmenterConfig
+from endostream.segmentation.section import UNUSABLE
 from endostream.sources.base import QueuePolicy
 from endostream.sources.camera import STATE_LOST, STATE_STREAMING, CameraSource
 from endostream.sources.realtime import RealtimeFileSource
+from helpers.clips import encode_clip
+from helpers.onnx_models import DEFAULT_ORGAN_COLORS, build_color_model
 
 FPS = 25
 #: The clip: (label, seconds); colours from the colour model, black is unusable.

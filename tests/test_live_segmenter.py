@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from endostream._hmm import QUALITY_ONLY_LABEL
 from endostream.errors import UsageError
 from endostream.frames import Prediction
-from endostream.live_segmenter import DEFAULT_LAG_S, LiveSegmenter
-from endostream.sections import UNUSABLE
-from endostream.segmenter import OfflineSegmenter, SegmenterConfig
+from endostream.segmentation.config import SegmenterConfig
+from endostream.segmentation.live import DEFAULT_LAG_S, LiveSegmenter
+from endostream.segmentation.offline import OfflineSegmenter
+from endostream.segmentation.section import QUALITY_ONLY_LABEL, UNUSABLE
 
 ORGANS = ("ear", "nose", "vocal_folds")
 

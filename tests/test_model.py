@@ -1,4 +1,5 @@
-"""Model contract, provider choice and running: endostream.model / endostream.providers.
+"""Model contract, provider choice and running: endostream.inference.classifier and
+endostream.inference.providers.
 
 Every model here is a tiny real ONNX graph (tests/helpers/onnx_models.py) run by a real
 onnxruntime session on the CPU.
@@ -12,6 +13,11 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
+
+from endostream.errors import ModelError, UsageError
+from endostream.inference import providers
+from endostream.inference.classifier import Classifier, sha256_file
+from endostream.output.sections_file import schema
 from helpers.onnx_models import (
     DEFAULT_ORGAN_COLORS,
     build_color_model,
@@ -26,11 +32,6 @@ from helpers.onnx_models import (
     color_image,
     truncate_file,
 )
-
-from endostream import providers
-from endostream.errors import ModelError, UsageError
-from endostream.model import Classifier, sha256_file
-from endostream.sections import schema
 
 ORGANS = list(DEFAULT_ORGAN_COLORS)
 NO_GPU = not providers.probe_gpu().usable

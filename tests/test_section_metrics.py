@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from endostream.section_metrics import (
+from endostream.evaluation.sections import (
     boundary_errors,
     evaluate_sections,
     match_sections,
     pool,
     time_accuracy,
 )
-from endostream.sections import Section
+from endostream.segmentation.section import Section
 
 TRUTH = [("nose", 0.0, 40.0), ("ear", 40.0, 100.0), ("unusable", 100.0, 110.0)]
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from helpers.onnx_models import build_color_model, build_no_metadata_model, build_wrong_shape_model
 
 from endostream.cli import main
 from endostream.errors import EXIT_INTERRUPTED, EXIT_MODEL, EXIT_USAGE, EXIT_VIDEO
-from endostream.sections import schema
+from endostream.output.sections_file import schema
 from endostream.synth import ProcedureSpec, render_procedure
-from endostream.synth_scenes import SCENE_MEAN_RGB
+from endostream.synth.scenes import SCENE_MEAN_RGB
+from helpers.onnx_models import build_color_model, build_no_metadata_model, build_wrong_shape_model
 
 #: The test procedure: organ, unusable, organ, unusable, organ, with known boundaries.
 PROCEDURE = "nose:8,blur:3,vocal_folds:8,dark:1,black:2,ear:8"

@@ -6,11 +6,13 @@ import jsonschema
 import numpy as np
 import pytest
 
-from endostream._hmm import QUALITY_ONLY_LABEL, frame_weights
 from endostream.errors import ModelError, UsageError
 from endostream.frames import Prediction
-from endostream.sections import UNUSABLE, schema
-from endostream.segmenter import OfflineSegmenter, SegmenterConfig
+from endostream.output.sections_file import schema
+from endostream.segmentation.config import SegmenterConfig
+from endostream.segmentation.hmm import frame_weights
+from endostream.segmentation.offline import OfflineSegmenter
+from endostream.segmentation.section import QUALITY_ONLY_LABEL, UNUSABLE
 
 ORGANS = ("ear", "nose", "vocal_folds")
 FPS = 5.0

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from endostream.errors import OutputError, UsageError
-from endostream.sections import UNUSABLE, schema
+from endostream.output.sections_file import schema
+from endostream.segmentation.section import UNUSABLE
 from endostream.synth import (
     MAX_BURST_S,
     ORGANS,
@@ -29,7 +30,7 @@ from endostream.synth import (
     render_dataset,
     render_procedure,
 )
-from endostream.synth_scenes import SceneRenderer, mean_rgb_in_fov
+from endostream.synth.scenes import SceneRenderer, mean_rgb_in_fov
 
 W, H = 320, 240
 FOVS = [FieldOfView(), FieldOfView.named("rounded"), FieldOfView(cx=0.42, cy=0.46, height=1.05)]

@@ -19,12 +19,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from endostream.export import dataset as D
-from endostream.export import sampling as S
 
 from endostream import cli
 from endostream.crop import find_content_area, preprocess
 from endostream.errors import UsageError
+from endostream.evaluation import datasets as D
+from endostream.export import sampling as S
 from tests.helpers.onnx_models import color_image
 
 STEPS = 2  # optimiser steps per training run in these tests
@@ -227,7 +227,7 @@ def test_item_loader_labels_synthetic_items_bad(tmp_path):
 
 
 def test_train_command_imports_no_torch():
-    code = ("import sys, endostream.export.train_command, endostream.export.dataset, "
+    code = ("import sys, endostream.export.train_command, endostream.evaluation.datasets, "
             "endostream.commands.evaluate; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -278,6 +278,7 @@ def test_checkpoint_is_the_thesis_format_with_sidecars(quality_run, capsys):
 @pytest.mark.slow
 def test_resume_continues_bit_exactly(quality_run, tiny_dataset, tmp_path):
     import torch
+
     from endostream.export.train import sidecar_paths
 
     resumed = tmp_path / "resumed.pth"
@@ -301,7 +302,7 @@ def test_resume_continues_bit_exactly(quality_run, tiny_dataset, tmp_path):
 def test_trained_checkpoints_export_and_segment(quality_run, tiny_dataset, tmp_path):
     import jsonschema
 
-    from endostream.sections import schema
+    from endostream.output.sections_file import schema
     from endostream.synth import ProcedureSpec, render_procedure
 
     organ = tmp_path / "organ.pth"
@@ -355,9 +356,10 @@ def test_leaking_validation_split_is_refused(tmp_path, capsys):
 @pytest.mark.torch
 def test_model_input_matches_the_exported_graph():
     torch = pytest.importorskip("torch")
+    from torch import nn
+
     from endostream.export.graph import FrameClassifier
     from endostream.export.train import to_model_input
-    from torch import nn
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
@@ -387,6 +389,7 @@ def test_sigint_saves_a_checkpoint_and_exits_130(tiny_dataset, tmp_path):
     import signal
 
     import torch
+
     from endostream.export.train import sidecar_paths
 
     out = tmp_path / "int.pth"

@@ -11,13 +11,13 @@ import threading
 
 import numpy as np
 import pytest
-from helpers.onnx_models import DEFAULT_ORGAN_COLORS, build_color_model, color_image
 
 from endostream.errors import UsageError
 from endostream.frames import Frame, Prediction
-from endostream.model import Classifier
+from endostream.inference.classifier import Classifier
+from endostream.inference.worker import InferenceWorker
 from endostream.sources.base import END_OF_STREAM
-from endostream.worker import InferenceWorker
+from helpers.onnx_models import DEFAULT_ORGAN_COLORS, build_color_model, color_image
 
 ORGANS = list(DEFAULT_ORGAN_COLORS)
 #: Generous bound for a worker to finish; reaching it means the worker hung.

@@ -12,13 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..outputs import FrameCsvWriter, format_sections_table
-from ..pipeline import SegmentOptions, result_document_fields, segment_video
-from ..progress import Progress
-from ..section_metrics import evaluate_sections
-from ..sections import write_json_atomic, write_sections
-from ..synth import default_spec, render_procedure
-from .segment import add_model_arguments, load_classifier
+from endostream.commands.segment import add_model_arguments, load_classifier
+from endostream.evaluation.sections import evaluate_sections
+from endostream.output.atomic import write_json_atomic
+from endostream.output.frames_csv import FrameCsvWriter
+from endostream.output.progress import Progress
+from endostream.output.sections_file import write_sections
+from endostream.output.table import format_sections_table
+from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
+from endostream.synth import default_spec, render_procedure
 
 #: Size of the demo video: small enough to render and segment in well under a minute on
 #: two cores, large enough that the content-area crop has work to do.

@@ -30,14 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import OutputError, UsageError
-from ..evaluation import ClassificationReport, classification_report
-from ..outputs import format_clock
-from ..pipeline import default_batch
-from ..plots import draw_confusion, draw_roc, save_png
-from ..section_metrics import DEFAULT_IOU_THRESHOLD, evaluate_sections
-from ..sections import Section, write_json_atomic
-from .segment import add_model_arguments, load_classifier, parse_sample_fps
+from endostream.commands.segment import add_model_arguments, load_classifier, parse_sample_fps
+from endostream.errors import OutputError, UsageError
+from endostream.evaluation.metrics import ClassificationReport, classification_report
+from endostream.evaluation.plots import draw_confusion, draw_roc, save_png
+from endostream.evaluation.sections import DEFAULT_IOU_THRESHOLD, evaluate_sections
+from endostream.inference.defaults import batch_help, default_batch
+from endostream.output.atomic import write_json_atomic
+from endostream.output.table import format_clock
+from endostream.segmentation.section import Section
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="where the metrics and plots go (created if missing)")
     add_model_arguments(p)
     p.add_argument("--batch", type=int, default=None, metavar="N",
-                   help="frames per inference batch (default: 8 on the CPU, 32 on a GPU)")
+                   help=batch_help())
     p.add_argument("--quiet", action="store_true", help="no tables on stdout")
 
 
@@ -103,7 +104,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
     if args.task is None:
         raise UsageError("--dataset needs --task quality or --task organ")
     # The reader lives with the training code, but needs numpy and OpenCV only.
-    from ..export.dataset import read_dataset
+    from endostream.evaluation.datasets import read_dataset
 
     ds = read_dataset(args.dataset, args.task, video_fps=args.video_fps)
     classifier = load_classifier(args)
@@ -227,11 +228,11 @@ def _run_video(args: argparse.Namespace) -> int:
 
 
 def _segment(args: argparse.Namespace) -> list[Section]:
-    from ..pipeline import SegmentOptions, result_document_fields, segment_video
-    from ..sections import write_sections
+    from endostream.output.sections_file import write_sections
+    from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
 
     if not args.video.exists():
-        from ..errors import VideoError
+        from endostream.errors import VideoError
 
         raise VideoError(f"video not found: '{args.video}'; check the path")
     options = SegmentOptions(batch_size=args.batch) if args.sample_fps is None else \

@@ -24,16 +24,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-from ..errors import EndostreamError, Interrupted, OutputError, UsageError
-from ..live import LIVE_BATCH, LiveSession
-from ..live_stats import LiveStats
-from ..segmenter import SegmenterConfig
-from ..sources.camera import CameraSource
-from ..sources.file import FileSource
-from ..sources.realtime import RealtimeFileSource
-from .segment import add_model_arguments, load_classifier
+from endostream.commands.segment import add_model_arguments, load_classifier
+from endostream.errors import EndostreamError, Interrupted, OutputError, UsageError
+from endostream.inference.defaults import LIVE_BATCH
+from endostream.pipeline.live import LiveSession
+from endostream.pipeline.stats import LiveStats
+from endostream.segmentation.config import SegmenterConfig
+from endostream.sources.base import FrameSource
+from endostream.sources.camera import parse_device
+from endostream.sources.live import open_live_source
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def check_args(args: argparse.Namespace) -> None:
     if args.give_up is not None and not args.give_up > 0:
         raise UsageError(f"--give-up must be positive, got {args.give_up}")
     if args.file is not None and not args.file.exists():
-        from ..errors import VideoError
+        from endostream.errors import VideoError
 
         raise VideoError(f"video not found: '{args.file}'; check the path")
     if args.out is not None:
@@ -95,31 +95,7 @@ def segmenter_config(args: argparse.Namespace) -> SegmenterConfig:
     return SegmenterConfig(min_section_s=args.min_section)
 
 
-def open_live_source(
-    *,
-    camera: int | str | None = None,
-    file: str | Path | None = None,
-    realtime: bool = True,
-    keep_display: bool = True,
-    give_up_s: float | None = None,
-) -> Any:
-    """The source ``endostream live`` analyses: a camera, or a file (played in real time).
-
-    ``file`` with ``realtime=False`` analyses every frame as fast as inference allows
-    (no drops, the WAIT policy of files); with ``realtime=True`` it plays like a camera.
-
-    >>> open_live_source(camera=0).info.path  # doctest: +SKIP
-    'camera:0'
-    """
-    if file is not None:
-        if realtime:
-            return RealtimeFileSource(file, keep_display=keep_display)
-        return FileSource(file, sample_fps=None, keep_display=keep_display)
-    return CameraSource(0 if camera is None else camera, keep_display=keep_display,
-                        give_up_s=give_up_s)
-
-
-def open_source(args: argparse.Namespace, *, keep_display: bool) -> Any:
+def open_source(args: argparse.Namespace, *, keep_display: bool) -> FrameSource:
     """The source named by --camera / --file / --realtime."""
     return open_live_source(camera=args.camera, file=args.file, realtime=args.realtime,
                             keep_display=keep_display, give_up_s=args.give_up)
@@ -192,7 +168,8 @@ def _run_headless(args: argparse.Namespace, session: LiveSession) -> int:
 
 def _run_window(args: argparse.Namespace) -> int:
     try:
-        from PyQt5 import QtWidgets  # noqa: F401 - only checking that it is there
+        from endostream.gui.app import DEMO_BADGE, run_gui
+        from endostream.gui.controls import SourceChoice
     except ImportError:
         raise UsageError("the live window needs PyQt5 (pip install 'endostream[gui]'); "
                          "or run without a window: --headless --out sections.json") from None
@@ -201,6 +178,14 @@ def _run_window(args: argparse.Namespace) -> int:
             os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise UsageError("no screen found (DISPLAY is not set); run with --headless --out "
                          "sections.json, or start it from the tower's desktop")
-    from ..gui.app import run_gui
-
-    return run_gui(args)
+    if args.file is not None:
+        choice = SourceChoice(file=args.file, realtime=bool(args.realtime))
+    else:
+        choice = SourceChoice(camera=parse_device(args.camera) if args.camera is not None else 0)
+    classifier = load_classifier(args)
+    try:
+        return run_gui(classifier, source=choice, config=segmenter_config(args),
+                       batch_size=args.batch, out=args.out, give_up_s=args.give_up,
+                       duration_s=args.duration, notice=None if args.models else DEMO_BADGE)
+    finally:
+        classifier.close()

@@ -16,15 +16,17 @@ import logging
 import sys
 from pathlib import Path
 
-from ..bundled import DEMO_NOTICE, require_demo_model
-from ..errors import OutputError, UsageError, VideoError
-from ..model import Classifier
-from ..outputs import FrameCsvWriter, format_sections_table
-from ..pipeline import SegmentOptions, result_document_fields, segment_video
-from ..progress import Progress
-from ..sections import write_sections
-from ..segmenter import SegmenterConfig
-from ..sources.file import DEFAULT_SAMPLE_FPS
+from endostream.bundled import DEMO_NOTICE, require_demo_model
+from endostream.errors import OutputError, UsageError, VideoError
+from endostream.inference.classifier import Classifier
+from endostream.inference.defaults import DEFAULT_DEVICE, DEVICES, batch_help
+from endostream.output.frames_csv import FrameCsvWriter
+from endostream.output.progress import Progress
+from endostream.output.sections_file import write_sections
+from endostream.output.table import format_sections_table
+from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
+from endostream.segmentation.config import SegmenterConfig
+from endostream.sources.file import DEFAULT_SAMPLE_FPS
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+", metavar="PATH", type=Path,
                    help="one combined ONNX file, or two single-head files (quality, organ); "
                         "default: the bundled demo model")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
+    p.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
                    help="where to run the models: auto picks CUDA when an NVIDIA GPU can "
                         "really be used, else the CPU; tensorrt builds an fp16 engine "
                         "(minutes on first use, cached) (default: %(default)s)")
@@ -77,7 +79,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         f"(default: {DEFAULT_SAMPLE_FPS:g}, i.e. a {1 / DEFAULT_SAMPLE_FPS:.1f} s "
                         "grid: sections last tens of seconds)")
     p.add_argument("--batch", type=int, default=None, metavar="N",
-                   help="frames per inference batch (default: 8 on the CPU, 32 on a GPU)")
+                   help=batch_help())
     p.add_argument("--min-section", type=float, default=SegmenterConfig().min_section_s,
                    metavar="SECONDS",
                    help="shortest organ section kept; shorter ones merge into a neighbour "

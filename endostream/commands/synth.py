@@ -16,9 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
-from ..outputs import format_sections_table
-from ..synth import ProcedureSpec, default_spec, render_dataset, render_procedure
+from endostream.errors import UsageError
+from endostream.output.table import format_sections_table
+from endostream.synth import ProcedureSpec, default_spec, render_dataset, render_procedure
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -5,7 +5,7 @@
 <QueuePolicy.WAIT: 'wait'>
 """
 
-from .base import (
+from endostream.sources.base import (
     CAPTURE_THREAD_NAME,
     END_OF_STREAM,
     POLL_INTERVAL_S,
@@ -13,7 +13,7 @@ from .base import (
     FrameSource,
     QueuePolicy,
 )
-from .file import DEFAULT_SAMPLE_FPS, FileSource
+from endostream.sources.file import DEFAULT_SAMPLE_FPS, FileSource
 
 __all__ = [
     "CAPTURE_THREAD_NAME",

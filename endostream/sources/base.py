@@ -33,7 +33,7 @@ import queue as queue_mod
 import threading
 from typing import Protocol, runtime_checkable
 
-from ..frames import Frame, SourceInfo
+from endostream.frames import Frame, SourceInfo
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,24 @@ class FrameSource(Protocol):
     def __enter__(self) -> FrameSource: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+@runtime_checkable
+class Interruptible(Protocol):
+    """A live source whose blocking read can be cut short from another thread (a camera
+    waiting for its next frame, a file paced to real time): :meth:`interrupt` makes the
+    pending and every later ``read()`` return at once."""
+
+    def interrupt(self) -> None: ...
+
+
+@runtime_checkable
+class Reconnecting(Protocol):
+    """A live source that reopens itself when lost: ``state`` (``"live"``,
+    ``"reconnecting"``, ...) and the number of ``reconnects`` so far, for status lines."""
+
+    state: str
+    reconnects: int
 
 
 class CaptureThread:

@@ -34,10 +34,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..crop import ContentCropper
-from ..errors import SourceError
-from ..frames import Frame, SourceInfo
-from .base import QueuePolicy
+from endostream.crop import ContentCropper
+from endostream.errors import SourceError
+from endostream.frames import Frame, SourceInfo
+from endostream.sources.base import QueuePolicy
 
 log = logging.getLogger(__name__)
 

@@ -48,10 +48,10 @@ import av
 import cv2
 import numpy as np
 
-from ..crop import ContentCropper
-from ..errors import DecodeError, UsageError, VideoError
-from ..frames import Frame, SourceInfo
-from .base import QueuePolicy
+from endostream.crop import ContentCropper
+from endostream.errors import DecodeError, UsageError, VideoError
+from endostream.frames import Frame, SourceInfo
+from endostream.sources.base import QueuePolicy
 
 log = logging.getLogger(__name__)
 

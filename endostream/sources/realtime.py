@@ -26,11 +26,11 @@ import threading
 import time
 from pathlib import Path
 
-from ..crop import ContentCropper
-from ..errors import UsageError
-from ..frames import Frame, SourceInfo
-from .base import QueuePolicy
-from .file import FileSource
+from endostream.crop import ContentCropper
+from endostream.errors import UsageError
+from endostream.frames import Frame, SourceInfo
+from endostream.sources.base import QueuePolicy
+from endostream.sources.file import FileSource
 
 log = logging.getLogger(__name__)
 

@@ -143,7 +143,7 @@ def problems(case: Case, r: RunResult) -> list[str]:
 def _document_problems(case: Case, r: RunResult) -> list[str]:
     import jsonschema
 
-    from endostream.sections import schema
+    from endostream.output.sections_file import schema
 
     if r.doc is None:
         return ["no readable sections.json"]

@@ -11,7 +11,7 @@ which reference colour the image's mean colour is nearest to, the quality head s
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> path = build_color_model(d / "m.onnx")
->>> from endostream.model import Classifier
+>>> from endostream.inference.classifier import Classifier
 >>> with Classifier.load(path, device="cpu") as clf:
 ...     probs = clf.run(np.stack([color_image(DEFAULT_ORGAN_COLORS["nose"])]))
 >>> clf.heads["organ"][int(probs["organ"][0].argmax())]

@@ -1,8 +1,9 @@
 """The classifiers behind the model contract: :class:`Classifier`.
 
 A :class:`Classifier` is one combined ONNX file (quality and organ heads, one run per
-batch) or two single-head files. Loading checks the contract (design.md, "Model
-contract") with onnxruntime alone, so the runtime needs no ``onnx`` package, and refuses
+batch) or two single-head files. Loading checks the contract (the README's "Model
+contract", :mod:`endostream.contract`) with onnxruntime alone, so the runtime needs no
+``onnx`` package, and refuses
 anything else with a one-line :class:`~endostream.errors.ModelError` that names the
 problem and the fix. A warm-up run on a batch of two black images checks what the graph
 declares cannot show: that the batch axis really is dynamic, that every head is as wide
@@ -29,9 +30,19 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-from .errors import EndostreamError, ModelError, UsageError
-from .frames import MODEL_INPUT_SIZE
-from .providers import (
+from endostream.contract import (
+    GOOD_LABEL,
+    HEADS,
+    INPUT_NAME,
+    INPUT_SHAPE,
+    META_HEADS,
+    META_PRECISION,
+    META_SCHEMA,
+    PRECISIONS,
+    SCHEMA_VERSION,
+)
+from endostream.errors import EndostreamError, ModelError, UsageError
+from endostream.inference.providers import (
     CPU_CHOICE,
     ORT_LOG_FATAL,
     IoBindingRunner,
@@ -44,19 +55,6 @@ from .providers import (
 
 log = logging.getLogger(__name__)
 
-#: Contract version this runtime reads (metadata ``endostream.schema``).
-SCHEMA_VERSION = "1"
-META_SCHEMA = "endostream.schema"
-META_HEADS = "endostream.heads"
-META_PRECISION = "endostream.precision"
-#: Heads the runtime knows, in the order they are reported; a file needs at least one.
-KNOWN_HEADS = ("quality", "organ")
-#: The quality label that marks a usable image.
-GOOD_LABEL = "good"
-INPUT_NAME = "frames"
-INPUT_SHAPE = (MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, 3)
-#: Precisions a file may declare; fp16 is for GPUs only.
-PRECISIONS = ("fp32", "fp16")
 #: Warm-up batch: two images, so that a batch axis fixed to 1 inside the graph fails here
 #: and not in the middle of a video.
 WARMUP_BATCH = 2
@@ -105,7 +103,7 @@ class Classifier:
         self.paths: tuple[Path, ...] = tuple(f.path for f in self._files)
         self.sha256 = ",".join(f.sha256 for f in self._files)
         merged = {h: labels for f in self._files for h, labels in f.heads.items()}
-        self.heads: dict[str, list[str]] = {h: merged[h] for h in KNOWN_HEADS if h in merged}
+        self.heads: dict[str, list[str]] = {h: merged[h] for h in HEADS if h in merged}
 
     @classmethod
     def load(
@@ -117,7 +115,7 @@ class Classifier:
         """Load and validate one combined file or two single-head files.
 
         ``device`` is ``auto`` | ``cpu`` | ``cuda`` | ``tensorrt`` (see
-        :mod:`endostream.providers`); ``threads`` the CPU intra-op threads per session
+        :mod:`endostream.inference.providers`); ``threads`` the CPU intra-op threads per session
         (default: all cores this process may use). Raises :class:`ModelError` for a
         missing file or a contract violation, :class:`UsageError` for a GPU device that
         cannot start.
@@ -342,7 +340,7 @@ def _parse_heads(where: str, raw: str | None) -> dict[str, list[str]]:
     ):
         raise ModelError(f"{where}: {META_HEADS} must map each head to a list of label strings, "
                          f"like {example}; got {raw[:80]}; {_REEXPORT}")
-    unknown = [h for h in heads if h not in KNOWN_HEADS]
+    unknown = [h for h in heads if h not in HEADS]
     if unknown:
         raise ModelError(f"{where} has unknown head(s) {', '.join(map(repr, unknown))}; the "
                          f"contract knows 'quality' and 'organ': rename them in {META_HEADS} "

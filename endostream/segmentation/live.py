@@ -1,7 +1,7 @@
 """Live segmenter: the offline segmenter's model, decoded causally with a bounded lag.
 
 Each :meth:`LiveSegmenter.update` runs one Viterbi step (same frame model, same
-switching costs as :class:`~endostream.segmenter.OfflineSegmenter`) and returns a
+switching costs as :class:`~endostream.segmentation.offline.OfflineSegmenter`) and returns a
 :class:`LiveSnapshot`: sections already *committed* (final, never revised) and the
 *tentative* rest up to the newest frame, which may still change.
 
@@ -47,12 +47,13 @@ from typing import Any
 
 import numpy as np
 
-from . import _runs
-from ._hmm import FALLBACK_FRAME_INTERVAL_S, FrameModel, gap_weight, validate_positive
-from .errors import UsageError
-from .frames import Prediction
-from .sections import Section
-from .segmenter import SegmenterConfig, check_order, no_frames
+from endostream.errors import UsageError
+from endostream.frames import Prediction
+from endostream.segmentation import runs as runlib
+from endostream.segmentation.config import SegmenterConfig, validate_positive
+from endostream.segmentation.hmm import FALLBACK_FRAME_INTERVAL_S, FrameModel, gap_weight
+from endostream.segmentation.offline import check_order, no_frames
+from endostream.segmentation.section import Section
 
 #: Default commitment lag (seconds of video). Most frames commit within a few seconds
 #: (as soon as the Viterbi survivors agree); the lag bounds the ambiguous ones, such as
@@ -97,7 +98,7 @@ class LiveSnapshot:
 class LiveSegmenter:
     """Causal segmenter with bounded lag and bounded memory; see the module docstring.
 
-    Same arguments as :class:`~endostream.segmenter.OfflineSegmenter`, plus ``lag_s``:
+    Same arguments as :class:`~endostream.segmentation.offline.OfflineSegmenter`, plus ``lag_s``:
     at least :data:`MIN_LAG_PER_MIN_LENGTH` x the longest minimum section length, else
     :class:`~endostream.errors.UsageError`; ``None`` means :data:`DEFAULT_LAG_S`, raised
     to that minimum when the configured sections are long. Single use: :meth:`finish` once.
@@ -124,12 +125,12 @@ class LiveSegmenter:
         self.labels = self.model.labels
         #: Short runs pending for longer than this are merged as if the video ended there.
         self.max_pending_s = self.lag_s + float(self.model.min_len_s.max())
-        self._store = _runs.FrameStore(self.model.n_states)
+        self._store = runlib.FrameStore(self.model.n_states)
         self._delta: np.ndarray | None = None  # Viterbi scores at the newest frame
         self._alpha: np.ndarray | None = None  # forward-filter posterior, newest frame
         self._e0: np.ndarray | None = None  # frame 0's evidence until frame 1 gives its weight
         self._frontier = 0  # ordinal of the first uncommitted frame
-        self._open: list[_runs.Run] = []  # committed runs not yet emitted as sections
+        self._open: list[runlib.Run] = []  # committed runs not yet emitted as sections
         self._committed: tuple[Section, ...] = ()
         self._next_start: tuple[float, int] = (0.0, 0)  # (start_s, start_frame) to come
         self._prev: tuple[int, float] | None = None  # (index, pts_s) of the newest frame
@@ -204,9 +205,9 @@ class LiveSegmenter:
             return no_frames(end_s, end_frame)
         if self._frontier < store.end:
             self._commit(self._best_path())
-        runs = _runs.merge_short_runs(store, self._open, self.model.min_len_s)
-        tail = _runs.to_sections(store, runs, self._labels(), self._next_start,
-                                 _runs.end_point(store, runs[-1], end_s, end_frame))
+        runs = runlib.merge_short_runs(store, self._open, self.model.min_len_s)
+        tail = runlib.to_sections(store, runs, self._labels(), self._next_start,
+                                 runlib.end_point(store, runs[-1], end_s, end_frame))
         return list(self._committed) + tail
 
     # -- frame level: Viterbi with commitment -------------------------------------------------
@@ -267,7 +268,7 @@ class LiveSegmenter:
     def _commit(self, states: np.ndarray) -> None:
         """Hand the states of frames ``frontier ..`` to the run level."""
         store = self._store
-        runs = _runs.runs_from_path(store, states, self._frontier)
+        runs = runlib.runs_from_path(store, states, self._frontier)
         if self._open and runs and self._open[-1].state == runs[0].state:
             self._open[-1].append(store, runs[0].b)
             runs = runs[1:]
@@ -279,7 +280,7 @@ class LiveSegmenter:
     def _labels(self) -> tuple[str, ...]:
         return self.model.output_labels(self._organ_seen)
 
-    def _is_long(self, run: _runs.Run) -> bool:
+    def _is_long(self, run: runlib.Run) -> bool:
         return run.duration(self._store) >= self.model.min_len_s[run.state]
 
     def _resolve(self) -> None:
@@ -289,16 +290,16 @@ class LiveSegmenter:
         if longs and longs[-1] >= 1:
             # Everything up to the last long run can be merged now, as offline would.
             j = longs[-1]
-            runs = _runs.merge_short_runs(store, runs[: j + 1], min_len) + runs[j + 1:]
+            runs = runlib.merge_short_runs(store, runs[: j + 1], min_len) + runs[j + 1:]
             longs = [k for k, r in enumerate(runs) if self._is_long(r)]
         pending = runs[longs[-1] + 1:] if longs else runs
         if sum(r.duration(store) for r in pending) > self.max_pending_s:
-            runs = _runs.merge_short_runs(store, runs, min_len)
+            runs = runlib.merge_short_runs(store, runs, min_len)
             self.forced_merges += 1
         emitted = []
         while len(runs) >= 2 and self._is_long(runs[1]):
-            t, frame = _runs.boundary(runs[0], runs[1])
-            emitted.append(_runs.to_section(store, runs[0], self._labels()[runs[0].state],
+            t, frame = runlib.boundary(runs[0], runs[1])
+            emitted.append(runlib.to_section(store, runs[0], self._labels()[runs[0].state],
                                             self._next_start, (t, frame - 1)))
             self._next_start = (t, frame)
             runs = runs[1:]
@@ -322,14 +323,14 @@ class LiveSegmenter:
         runs = [r.copy() for r in self._open]
         if self._frontier < store.end:
             path = self._best_path()
-            tent = _runs.runs_from_path(store, path, self._frontier)
+            tent = runlib.runs_from_path(store, path, self._frontier)
             if runs and runs[-1].state == tent[0].state:
                 runs[-1].extend(store, tent[0])
                 tent = tent[1:]
             runs += tent
-        runs = _runs.merge_short_runs(store, runs, self.model.min_len_s, open_end=True)
-        tentative = _runs.to_sections(store, runs, self._labels(), self._next_start,
-                                      _runs.end_point(store, runs[-1], None, None))
+        runs = runlib.merge_short_runs(store, runs, self.model.min_len_s, open_end=True)
+        tentative = runlib.to_sections(store, runs, self._labels(), self._next_start,
+                                      runlib.end_point(store, runs[-1], None, None))
         state = runs[-1].state
         return LiveSnapshot(
             committed=self._committed,

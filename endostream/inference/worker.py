@@ -26,13 +26,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import UsageError
-from .frames import MODEL_INPUT_SIZE, Frame, Prediction
-from .sources.base import END_OF_STREAM
-
-#: Frames per classifier run. On 2 CPU cores throughput stops growing past batch 4 and
-#: is flat to 32 (design.md, "Performance"); 16 also suits GPUs.
-DEFAULT_BATCH_SIZE = 16
+from endostream.errors import UsageError
+from endostream.frames import MODEL_INPUT_SIZE, Frame, Prediction
+from endostream.inference.defaults import CPU_BATCH
+from endostream.sources.base import END_OF_STREAM
 
 #: Longest wait, once a batch has its first frame, for more frames to fill it. Bounds the
 #: latency batching adds to a live feed (a 30 fps camera delivers a frame every 33 ms, so
@@ -51,7 +48,8 @@ STATS_WINDOW = 2048
 
 
 class BatchClassifier(Protocol):
-    """What the worker needs from a classifier (:class:`endostream.model.Classifier`)."""
+    """What the worker needs from a classifier
+    (:class:`~endostream.inference.classifier.Classifier`)."""
 
     def run(self, batch: np.ndarray) -> Mapping[str, np.ndarray]: ...
 
@@ -71,7 +69,7 @@ class InferenceWorker(threading.Thread):
         out_queue: queue.Queue,
         stop: threading.Event,
         *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int = CPU_BATCH,
         max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
         name: str = "endostream-inference",
     ):

@@ -29,40 +29,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DecodeError, EndostreamError, Interrupted, UsageError
-from .frames import Prediction, SourceInfo
-from .model import Classifier
-from .sections import Section
-from .segmenter import OfflineSegmenter, SegmenterConfig
-from .sources import END_OF_STREAM, CaptureThread, FileSource
-from .sources.file import DEFAULT_SAMPLE_FPS
-from .worker import InferenceWorker
+from endostream.errors import DecodeError, EndostreamError, Interrupted, UsageError
+from endostream.frames import Prediction, SourceInfo
+from endostream.inference.classifier import Classifier
+from endostream.inference.defaults import default_batch
+from endostream.inference.worker import InferenceWorker
+from endostream.pipeline.threads import ThreadGroup
+from endostream.segmentation.config import SegmenterConfig
+from endostream.segmentation.offline import OfflineSegmenter
+from endostream.segmentation.section import Section
+from endostream.sources import END_OF_STREAM, CaptureThread, FileSource
+from endostream.sources.file import DEFAULT_SAMPLE_FPS
 
 log = logging.getLogger(__name__)
-
-#: Frames per inference batch on the CPU. On two cores batches 4-32 cost the EfficientNetB0
-#: pair 24-27 ms a frame, within the machine's noise of each other, but memory follows the
-#: batch (onnxruntime's arena keeps the largest batch's activations): 994 MB peak RSS at 16,
-#: 567 MB at 8, 353 MB at 4; 8 keeps per-run overhead small at a moderate footprint.
-CPU_BATCH = 8
-#: Frames per inference batch on a GPU: a start that keeps the device busy between the
-#: host's batches (not yet measured on a GPU; ``--batch`` overrides).
-GPU_BATCH = 32
-
-
-def default_batch(provider: str) -> int:
-    """The batch size a run uses when none is given, for the classifier's provider.
-
-    >>> default_batch("cpu"), default_batch("cuda")
-    (8, 32)
-    """
-    return CPU_BATCH if provider == "cpu" else GPU_BATCH
 
 #: Seconds the caller waits on the predictions queue before checking the threads again.
 POLL_S = 0.1
 
-#: Seconds allowed for a thread to finish after it was asked to stop.
-JOIN_TIMEOUT_S = 5.0
+#: Seconds allowed for the threads to finish after they were asked to stop.
+JOIN_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -145,8 +130,12 @@ def segment_video(
         capture = CaptureThread(source, frames_q, stop)
         worker = InferenceWorker(classifier, frames_q, preds_q, stop,
                                  batch_size=batch_size)
-        capture.start()
-        worker.start()
+        # Joined consumer first; the queues are drained meanwhile so neither thread stays
+        # blocked on a full queue.
+        threads = ThreadGroup(stop, drain=(preds_q, frames_q))
+        threads.add("inference", worker)
+        threads.add("capture", capture)
+        threads.start()
         try:
             while True:
                 try:
@@ -170,11 +159,10 @@ def segment_video(
         finally:
             # Stop and join both threads before leaving: never abandon a decoder thread
             # that still holds the container open.
-            stop.set()
-            _drain(preds_q)
-            worker.join(JOIN_TIMEOUT_S)
-            _drain(frames_q)
-            capture.join(JOIN_TIMEOUT_S)
+            late = threads.stop(JOIN_TIMEOUT_S)
+            if late:
+                log.warning("threads still running %.1f s after stop: %s", JOIN_TIMEOUT_S,
+                            ", ".join(late))
         if worker.error is not None:
             raise worker.error
         if isinstance(capture.error, DecodeError):
@@ -206,15 +194,6 @@ def segment_video(
     )
 
 
-def _drain(q: queue.Queue) -> None:
-    """Empty ``q`` so a producer blocked on ``put`` can see the stop Event and leave."""
-    try:
-        while True:
-            q.get_nowait()
-    except queue.Empty:
-        pass
-
-
 def _final_info(info: SourceInfo, decoded: int, last_pts_s: float | None,
                 *, complete: bool) -> SourceInfo:
     """The source info as it will be written: counts from what was really decoded.
@@ -235,23 +214,14 @@ def _final_info(info: SourceInfo, decoded: int, last_pts_s: float | None,
 
 def result_document_fields(result: SegmentResult, classifier: Classifier,
                            options: SegmentOptions) -> dict[str, Any]:
-    """The keyword arguments of :func:`endostream.sections.write_sections` for ``result``."""
-    info = result.source
+    """The keyword arguments of :func:`~endostream.output.sections_file.write_sections`
+    (and :func:`~endostream.output.sections_file.build_document`) for ``result``."""
     return {
         "sections": result.sections,
         "complete": result.complete,
-        "source": {
-            "path": info.path,
-            "fps": round(info.fps, 6) if info.fps else None,
-            "frames": info.frames,
-            "duration_s": round(info.duration_s, 3) if info.duration_s is not None else None,
-            "width": info.width,
-            "height": info.height,
-        },
+        "source": result.source,
         "models": classifier.describe(),
-        "analysis": {
-            "frames_analysed": result.frames_analysed,
-            "sample_fps": options.sample_fps,
-            "segmenter": result.segmenter,
-        },
+        "frames_analysed": result.frames_analysed,
+        "sample_fps": options.sample_fps,
+        "segmenter": result.segmenter,
     }

@@ -2,7 +2,7 @@
 
 Used by ``benchmarks.segmenter_quality`` (and by anything that scores a segmentation
 against annotations). Sections are anything with ``label``, ``start_s`` and ``end_s``
-(a :class:`~endostream.sections.Section`) or ``(label, start_s, end_s)`` tuples, ordered
+(a :class:`~endostream.segmentation.section.Section`) or ``(label, start_s, end_s)`` tuples, ordered
 and non-overlapping. The metrics:
 
 - **boundary error**, both ways: for every true boundary (the start of every true section

@@ -35,12 +35,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from .errors import ModelError, UsageError
+from endostream.errors import ModelError, UsageError
+from endostream.inference.defaults import DEVICES
 
 log = logging.getLogger(__name__)
 
-#: Values accepted for ``--device``.
-DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 
 #: onnxruntime log severities (0 verbose .. 4 fatal). Sessions log errors only; the
 #: attempt to start a GPU provider logs nothing, since its failure is handled here.
@@ -123,7 +122,7 @@ def session_options(threads: int | None = None, *, spinning: bool = False) -> or
     ``threads`` is the intra-op pool size (default: :func:`default_threads`). Spinning is
     off by default: spinning pool threads busy-wait between runs and fight the decoder
     thread (and a second session's pool) for the cores; on 2 cores that made two
-    back-to-back sessions 2.5x slower (design.md, "Performance").
+    back-to-back sessions 2.5x slower (README, "Performance"; measured 2026-11).
 
     >>> session_options(2).intra_op_num_threads
     2

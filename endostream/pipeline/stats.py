@@ -96,8 +96,8 @@ class CurrentLabel:
     """What the overlay shows: the segmenter's current label, how sure the classifier is.
 
     ``prob`` is the classifier's mean probability of ``label`` over the good frames of the
-    last :data:`CONFIDENCE_WINDOW_S` (for :data:`~endostream.sections.UNUSABLE`: the mean
-    probability of a bad image over all of them) — the same measure as a section's
+    last :data:`CONFIDENCE_WINDOW_S` (for :data:`~endostream.segmentation.section.UNUSABLE`:
+    the mean probability of a bad image over all of them) — the same measure as a section's
     ``confidence``, over a short window. ``quality_good`` is the newest frame's quality.
     """
 

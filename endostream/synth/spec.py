@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UsageError
-from .sections import UNUSABLE
-from .synth_scenes import ORGANS
+from endostream.errors import UsageError
+from endostream.segmentation.section import UNUSABLE
+from endostream.synth.scenes import ORGANS
 
 #: One-line statement written into every ground-truth and dataset file.
 SYNTHETIC_NOTE = (

@@ -38,23 +38,26 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UsageError
-from .frames import Frame, Prediction, SourceInfo
-from .live_segmenter import LiveSegmenter, LiveSnapshot
-from .live_stats import STATS_WINDOW_S, ConfidenceWindow, CurrentLabel, LiveStats, RateWindow
-from .sections import Section, write_sections
-from .segmenter import SegmenterConfig
-from .sources.base import END_OF_STREAM, CaptureThread
-from .worker import InferenceWorker
+from endostream.errors import UsageError
+from endostream.frames import Frame, Prediction, SourceInfo
+from endostream.inference.defaults import LIVE_BATCH
+from endostream.inference.worker import InferenceWorker
+from endostream.output.sections_file import write_sections
+from endostream.pipeline.stats import (
+    STATS_WINDOW_S,
+    ConfidenceWindow,
+    CurrentLabel,
+    LiveStats,
+    RateWindow,
+)
+from endostream.pipeline.threads import ThreadGroup
+from endostream.segmentation.config import SegmenterConfig
+from endostream.segmentation.live import LiveSegmenter, LiveSnapshot
+from endostream.segmentation.section import Section
+from endostream.sources.base import END_OF_STREAM, CaptureThread, Interruptible, Reconnecting
 
 log = logging.getLogger(__name__)
 
-#: Frames per inference batch live, and the size of the drop-oldest queue in front of
-#: the worker. A frame waits for the run in progress, then for its own batch, so latency
-#: is about two batch run times: batches of 1 keep it lowest. Measured back to back
-#: (EfficientNetB0 pair, 2 busy CPU cores, 720p at 25 fps, --realtime): batch 1 latency
-#: p50/p99 73/100 ms at 19 analysed fps, batch 4 268/363 ms at 20.8 fps.
-LIVE_BATCH = 1
 #: The worker takes what is queued and never waits for a batch to fill: live, latency
 #: matters more than batch efficiency (batches fill by themselves when inference lags).
 LIVE_MAX_WAIT_MS = 0.0
@@ -166,6 +169,11 @@ class LiveSession:
                                        batch_size=batch_size, max_wait_ms=LIVE_MAX_WAIT_MS)
         self._results = threading.Thread(target=self._results_loop, name="endostream-live-results",
                                          daemon=True)
+        # Joined results first, then inference, then capture (consumers before producers).
+        self._threads = ThreadGroup(self._stop, on_stop=self._interrupt_source)
+        self._threads.add("results", self._results, lambda: self._results_error)
+        self._threads.add("inference", self._worker)
+        self._threads.add("capture", self._capture)
         self._lock = threading.Lock()
         self._captured = RateWindow()
         self._labelled = RateWindow()
@@ -183,17 +191,16 @@ class LiveSession:
             raise RuntimeError("a LiveSession runs once; make a new one to start again")
         self._started = True
         self._start_ns = time.monotonic_ns()
-        self._results.start()
-        self._worker.start()
-        self._capture.start()
+        self._threads.start()
         return self
 
     def request_stop(self) -> None:
         """Ask every thread to stop; returns at once (see :meth:`stop` to wait)."""
-        self._stop.set()
-        interrupt = getattr(self.source, "interrupt", None)
-        if interrupt is not None:
-            interrupt()
+        self._threads.request_stop()
+
+    def _interrupt_source(self) -> None:
+        if isinstance(self.source, Interruptible):
+            self.source.interrupt()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the results end by themselves (source ended, lost, or an error)."""
@@ -209,13 +216,7 @@ class LiveSession:
         Re-raises the first exception of any thread (the sections up to then stay
         available from :meth:`sections`). Threads that overstay ``timeout`` are logged.
         """
-        self.request_stop()
-        deadline = time.monotonic() + timeout
-        threads = [self._results, self._worker, self._capture] if self._started else []
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        late = [name for name, t in zip(("results", "inference", "capture"), threads, strict=False)
-                if t.is_alive()]
+        late = self._threads.stop(timeout)
         if late:
             log.warning("threads still running %.1f s after stop: %s", timeout, ", ".join(late))
         if not self._capture.is_alive():
@@ -240,10 +241,7 @@ class LiveSession:
     @property
     def error(self) -> BaseException | None:
         """The first exception of the capture, inference or results thread, if any."""
-        for err in (self._capture.error, self._worker.error, self._results_error):
-            if err is not None:
-                return err
-        return None
+        return self._threads.first_error()
 
     @property
     def complete(self) -> bool:
@@ -290,8 +288,8 @@ class LiveSession:
             captured=self.source.decoded_frames,
             analysed=analysed,
             dropped=self._capture.dropped,
-            source_state=getattr(self.source, "state", None),
-            reconnects=getattr(self.source, "reconnects", 0),
+            source_state=self.source.state if isinstance(self.source, Reconnecting) else None,
+            reconnects=self.source.reconnects if isinstance(self.source, Reconnecting) else 0,
         )
 
     def worker_stats(self) -> dict[str, Any]:
@@ -300,7 +298,8 @@ class LiveSession:
     # -- sections.json ------------------------------------------------------------------
 
     def document_fields(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`endostream.sections.write_sections` for this run."""
+        """Keyword arguments of :func:`~endostream.output.sections_file.write_sections`
+        (and :func:`~endostream.output.sections_file.build_document`) for this run."""
         info = self.source.info
         end_s, end_frame = self._end()
         captured = self.source.decoded_frames
@@ -311,30 +310,21 @@ class LiveSession:
         with self._lock:
             analysed = self._analysed
         stats = self.stats()
-        describe = getattr(self.segmenter, "describe", None)
         return {
             "sections": self.sections(),
             "complete": self.complete,
-            "source": {
-                "path": info.path,
-                "fps": round(fps, 6) if fps else None,
-                "frames": captured,
-                "duration_s": round(duration, 3),
-                "width": info.width,
-                "height": info.height,
-            },
+            "source": SourceInfo(path=info.path, fps=fps, frames=captured, duration_s=duration,
+                                 width=info.width, height=info.height, live=info.live),
             "models": self.classifier.describe(),
-            "analysis": {
-                "frames_analysed": analysed,
-                # Live, the analysed rate is whatever inference kept up with: report it.
-                "sample_fps": round(analysed / duration, 3) if analysed and duration > 0 else None,
-                "segmenter": describe() if describe else {"mode": "live", **self.config.to_json()},
-                "live": {
-                    "frames_dropped": stats.dropped,
-                    "reconnects": stats.reconnects,
-                    "batch_size": self._worker.batch_size,
-                },
-            },
+            "frames_analysed": analysed,
+            # Live, the analysed rate is whatever inference kept up with: report it.
+            "sample_fps": round(analysed / duration, 3) if analysed and duration > 0 else None,
+            "segmenter": self.segmenter.describe(),
+            "extra_analysis": {"live": {
+                "frames_dropped": stats.dropped,
+                "reconnects": stats.reconnects,
+                "batch_size": self._worker.batch_size,
+            }},
         }
 
     def write(self, path: str | Path) -> dict[str, Any]:
@@ -375,10 +365,7 @@ class LiveSession:
             self._results_error = e
         finally:
             # Results are over: nothing downstream listens, so stop capture and inference.
-            self._stop.set()
-            interrupt = getattr(self.source, "interrupt", None)
-            if interrupt is not None:
-                interrupt()
+            self._threads.request_stop()
             self._ended.set()
             if self._on_end is not None:
                 try:

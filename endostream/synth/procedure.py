@@ -1,20 +1,20 @@
 """Synthetic stand-in ENT procedure videos with ground truth, and a frame dataset mode.
 
 Everything written here is SYNTHETIC: procedurally generated textures (see
-:mod:`endostream.synth_scenes`) that mimic only the colour and coarse layout of ear canal,
+:mod:`endostream.synth.scenes`) that mimic only the colour and coarse layout of ear canal,
 nasal mucosa and vocal folds. They are not real anatomy and prove nothing clinically; they
 exist so that tests, the README demo and the bundled demo models have deterministic input
 with exact ground truth. The ground-truth JSON says so (``"synthetic": true``).
 
-A procedure is a :class:`ProcedureSpec` (:mod:`endostream.synth_spec`, re-exported
-here): a list of :class:`Segment` s, each an organ (``"ear"``, ``"nose"``,
+A procedure is a :class:`ProcedureSpec` (:mod:`endostream.synth.spec`): a list of
+:class:`Segment` s, each an organ (``"ear"``, ``"nose"``,
 ``"vocal_folds"``) seen clearly, optionally with short bad :class:`Burst` s inside, or an
 ``"unusable"`` stretch with a look: ``"blur"`` (the scene
 strongly blurred; between two organs it cross-fades from one to the next), ``"dark"`` (the
 scene at 5–20 % brightness), ``"black"`` (light off / lens covered) or ``"out_of_body"``
 (blurry theatre room). This module turns a spec into frames, a video and its truth;
-:mod:`endostream.synth_scenes` draws the scenes; :mod:`endostream.synth_dataset` writes
-still-frame training sets (:func:`render_dataset`, re-exported here).
+:mod:`endostream.synth.scenes` draws the scenes; :mod:`endostream.synth.dataset` writes
+still-frame training sets (:func:`~endostream.synth.dataset.render_dataset`).
 
 Truth rules (what a segmenter is scored against):
 
@@ -49,39 +49,18 @@ import av
 import cv2
 import numpy as np
 
-from .errors import OutputError, UsageError
-from .sections import Section, write_json_atomic
-from .synth_dataset import render_dataset
-from .synth_scenes import ORGANS, SCENE_MEAN_RGB, FieldOfView, SceneRenderer
-from .synth_spec import (
+from endostream.errors import OutputError, UsageError
+from endostream.output.atomic import write_json_atomic
+from endostream.segmentation.section import Section
+from endostream.synth.scenes import ORGANS, SCENE_MEAN_RGB, FieldOfView, SceneRenderer
+from endostream.synth.spec import (
     BLUR_SCALE_RANGE,
     DARK_GAIN_RANGE,
-    MAX_BURST_S,
     SYNTHETIC_NOTE,
-    Burst,
     ProcedureSpec,
     Segment,
     default_spec,
 )
-
-__all__ = [
-    "ORGANS",
-    "SCENE_MEAN_RGB",
-    "FieldOfView",
-    "Burst",
-    "Segment",
-    "ProcedureSpec",
-    "FrameTruth",
-    "GroundTruth",
-    "SynthFrame",
-    "default_spec",
-    "ground_truth",
-    "iter_frames",
-    "render_procedure",
-    "render_dataset",
-    "TRUTH_SCHEMA_ID",
-    "MAX_BURST_S",
-]
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import OutputError, UsageError
-from .sections import write_json_atomic
-from .synth_scenes import ORGANS, FieldOfView, SceneRenderer
-from .synth_spec import BLUR_SCALE_RANGE, DARK_GAIN_RANGE, SYNTHETIC_NOTE
+from endostream.errors import OutputError, UsageError
+from endostream.output.atomic import write_json_atomic
+from endostream.synth.scenes import ORGANS, FieldOfView, SceneRenderer
+from endostream.synth.spec import BLUR_SCALE_RANGE, DARK_GAIN_RANGE, SYNTHETIC_NOTE
 
 log = logging.getLogger(__name__)
 

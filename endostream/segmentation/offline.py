@@ -3,16 +3,16 @@
 Per-frame argmax flickers; this turns the classifiers' probabilities into sections with a
 hidden Markov model decoded by Viterbi over the whole video, then a merge pass:
 
-1. States: the organ labels of the model plus :data:`~endostream.sections.UNUSABLE`.
+1. States: the organ labels of the model plus :data:`~endostream.segmentation.section.UNUSABLE`.
    Quality gates organ evidence: a bad frame says nothing about the organ (see
-   :mod:`endostream._hmm` for the exact per-frame model).
+   :mod:`endostream.segmentation.hmm` for the exact per-frame model).
 2. Evidence is counted per second of video (each frame weighted by the time it stands
    for), and switching state costs ``switch_cost_per_s`` x the mean of the two states'
    minimum lengths, so decisions do not depend on the analysis frame rate, and irregular
    timestamps (VFR, dropped frames) are handled.
 3. Runs shorter than ``min_section_s`` (organs) or ``unusable_min_s`` (unusable) are
    merged into a neighbour, shortest first; a short bad burst inside an organ never
-   splits it (see :mod:`endostream._runs`).
+   splits it (see :mod:`endostream.segmentation.runs`).
 
 Sections cover the video: the first starts at 0.0 s / frame 0, the last ends at
 ``finish(end_s, end_frame)`` (when not given: one analysis interval after the last analysed
@@ -22,7 +22,7 @@ section and the first of the next, in time and in decoder frame index.
 A video with no analysed frame has no sections, unless ``end_frame`` is given: then one
 :data:`UNUSABLE` section covers it (frames were decoded but nothing could be seen). A
 video none of whose predictions has an organ output (a quality-only model, or a worker
-that skipped the organ head throughout) gets :data:`~endostream._hmm.QUALITY_ONLY_LABEL`
+that skipped the organ head throughout) gets :data:`~endostream.segmentation.hmm.QUALITY_ONLY_LABEL`
 ("usable") sections instead of invented organs.
 
 >>> import numpy as np
@@ -40,62 +40,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from . import _runs
-from ._hmm import QUALITY_ONLY_LABEL, FrameModel, frame_weights, validate_positive
-from .frames import Prediction
-from .sections import UNUSABLE, Section
+from endostream.frames import Prediction
+from endostream.segmentation import runs as runlib
+from endostream.segmentation.config import SegmenterConfig
+from endostream.segmentation.hmm import FrameModel, frame_weights
+from endostream.segmentation.section import QUALITY_ONLY_LABEL, UNUSABLE, Section
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SegmenterConfig:
-    """Settings of both segmenters; defaults are what ``endostream segment`` uses.
-
-    ``min_section_s``: shortest organ section kept (seconds); shorter runs merge into a
-    neighbour. ``unusable_min_s``: shortest :data:`UNUSABLE` stretch that becomes its own
-    section; shorter bad bursts are absorbed by the organ around them.
-    ``good_threshold``: p(good) at which a frame counts as good (``good_fraction``,
-    ``confidence``, the live quality flag) and where quality evidence is neutral.
-    ``switch_cost_per_s``: Viterbi cost of a change, in log-evidence per second of the
-    two states' mean minimum length: at 1.0 a new section needs about its minimum length
-    of clear contrary evidence to appear (1.0 is the middle of the range that scored best
-    in ``benchmarks.segmenter_quality``; lower finds short sections sooner and more
-    spurious ones, higher misses short true sections).
-    ``good_rate_organ`` / ``good_rate_unusable``: share of frames expected to be good
-    inside an organ section / an unusable stretch. ``organ_floor``: mixing weight of a
-    flat distribution into the organ evidence, which bounds what one confidently wrong
-    frame costs.
-
-    >>> SegmenterConfig(min_section_s=5.0).to_json()["min_section_s"]
-    5.0
-    """
-
-    min_section_s: float = 3.0
-    unusable_min_s: float = 2.0
-    good_threshold: float = 0.5
-    switch_cost_per_s: float = 1.0
-    good_rate_organ: float = 0.85
-    good_rate_unusable: float = 0.05
-    organ_floor: float = 0.1
-
-    def __post_init__(self) -> None:
-        validate_positive("min_section_s", self.min_section_s)
-        validate_positive("unusable_min_s", self.unusable_min_s)
-        validate_positive("good_threshold", self.good_threshold, upper=1.0)
-        validate_positive("switch_cost_per_s", self.switch_cost_per_s)
-        validate_positive("good_rate_organ", self.good_rate_organ, upper=1.0)
-        validate_positive("good_rate_unusable", self.good_rate_unusable, upper=1.0)
-        validate_positive("organ_floor", self.organ_floor, upper=1.0)
-
-    def to_json(self) -> dict[str, Any]:
-        """The settings for ``sections.json`` ``analysis.segmenter``."""
-        return {"method": "hmm-viterbi", **asdict(self)}
 
 
 class OfflineSegmenter:
@@ -188,14 +143,14 @@ def decode(model: FrameModel, pts: np.ndarray, idx: np.ndarray, g: np.ndarray,
         return no_frames(end_s, end_frame)
     w = frame_weights(pts)
     e, label_p = model.emissions(g, organ)
-    store = _runs.FrameStore.from_arrays(pts, idx, w, model.good_mask(g), w[:, None] * e,
+    store = runlib.FrameStore.from_arrays(pts, idx, w, model.good_mask(g), w[:, None] * e,
                                          label_p)
     path = model.viterbi(store.E[: len(pts)])
-    runs = _runs.runs_from_path(store, path, 0)
-    runs = _runs.merge_short_runs(store, runs, model.min_len_s)
+    runs = runlib.runs_from_path(store, path, 0)
+    runs = runlib.merge_short_runs(store, runs, model.min_len_s)
     organ_seen = bool(model.n_organs) and not np.isnan(organ).any(axis=1).all()
     if model.n_organs and not organ_seen:
         log.warning("no analysed frame had an organ output; sections say only where the "
                     "video is usable ('%s')", QUALITY_ONLY_LABEL)
-    return _runs.to_sections(store, runs, model.output_labels(organ_seen), (0.0, 0),
-                             _runs.end_point(store, runs[-1], end_s, end_frame))
+    return runlib.to_sections(store, runs, model.output_labels(organ_seen), (0.0, 0),
+                             runlib.end_point(store, runs[-1], end_s, end_frame))

@@ -1,10 +1,11 @@
 """The frame model both segmenters decode: states, per-frame evidence, switching costs.
 
-Private to :mod:`endostream.segmenter` and :mod:`endostream.live_segmenter`, which must
-make exactly the same per-frame decisions (the live one is tested against the offline one),
+Shared by :mod:`~endostream.segmentation.offline` and :mod:`~endostream.segmentation.live`, which
+must make exactly the same per-frame decisions (the live one is tested against the offline one),
 so everything numeric lives here once.
 
-States are the organ labels in model order followed by :data:`~endostream.sections.UNUSABLE`.
+States are the organ labels in model order followed by
+:data:`~endostream.segmentation.section.UNUSABLE`.
 For a model without an organ head the one "organ" state is :data:`QUALITY_ONLY_LABEL`.
 
 Evidence of one frame for state ``s`` (a scaled likelihood: the classifiers' softmax
@@ -30,7 +31,7 @@ evidence to switch. Switching from state ``i`` to ``j`` costs
 for organs and ``unusable_min_s`` for :data:`UNUSABLE`.
 
 >>> import numpy as np
->>> from endostream.segmenter import SegmenterConfig
+>>> from endostream.segmentation.config import SegmenterConfig
 >>> m = FrameModel(["ear", "nose"], SegmenterConfig())
 >>> e, _ = m.emissions(np.array([0.95]), np.array([[0.1, 0.9]], np.float32))
 >>> [m.labels[i] for i in np.argsort(-e[0])]
@@ -41,15 +42,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ModelError, UsageError
-from .sections import UNUSABLE
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .segmenter import SegmenterConfig
+from endostream.contract import GOOD_LABEL
+from endostream.errors import ModelError
+from endostream.segmentation.config import SegmenterConfig
+from endostream.segmentation.section import QUALITY_ONLY_LABEL, UNUSABLE
 
 #: Longest time one analysed frame may stand for. A longer gap (a stalled live source, a
 #: run of dropped frames) counts as this much, so one frame after a stall cannot outvote
@@ -59,13 +58,6 @@ MAX_FRAME_WEIGHT_S = 1.0
 #: Time a frame stands for when it has no neighbour to measure it from (a one-frame
 #: video): 0.2 s, the interval of the default 5 fps analysis.
 FALLBACK_FRAME_INTERVAL_S = 0.2
-
-#: The one "organ" label of a model that has a quality head but no organ head: its
-#: sections say where the video is usable, the rest is :data:`UNUSABLE`.
-QUALITY_ONLY_LABEL = "usable"
-
-#: Quality label the quality head must have (model contract).
-GOOD_LABEL = "good"
 
 
 def frame_weights(pts_s: np.ndarray) -> np.ndarray:
@@ -187,7 +179,7 @@ class FrameModel:
 
         ``g`` is ``[N]`` p(good) (NaN: no quality output, treated as good); ``organ`` is
         ``[N, K]`` organ probabilities (a NaN row: no organ output). The second array holds,
-        per state, the probability :class:`~endostream.sections.Section` ``confidence``
+        per state, the probability :class:`~endostream.segmentation.section.Section` ``confidence``
         averages: p(organ) on good frames (NaN elsewhere, so it is skipped), 1 - p(good)
         for :data:`UNUSABLE` on all frames, p(good) for :data:`QUALITY_ONLY_LABEL`.
         """
@@ -297,12 +289,3 @@ class FrameModel:
         p = (p @ self.trans_prob) * np.exp(e_t - e_t.max())
         total = p.sum()
         return p / total if total > 0 else np.full(self.n_states, 1.0 / self.n_states)
-
-
-def validate_positive(name: str, value: float, *, upper: float | None = None) -> None:
-    """Raise :class:`UsageError` unless ``0 < value`` (and ``< upper`` when given)."""
-    ok = np.isfinite(value) and value > 0 and (upper is None or value < upper)
-    if not ok:
-        bound = f"between 0 and {upper:g} (exclusive)" if upper is not None else "above 0"
-        raise UsageError(f"segmenter setting {name} must be {bound}, got {value!r}; "
-                         "pass a value in range")

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 import cv2
 import numpy as np
 
-from .errors import OutputError
+from endostream.errors import OutputError
 
 #: Figure size in pixels (width, height) of the ROC plot; the confusion plot grows with
 #: the number of classes from :data:`CELL_PX`.

@@ -2,7 +2,7 @@
 
 Private. A *run* is a stretch of consecutive analysed frames that the decoder gave one
 state. The merge pass removes runs shorter than their state's minimum length
-(:attr:`FrameModel.min_len_s <endostream._hmm.FrameModel>`), shortest first:
+(:attr:`FrameModel.min_len_s <endostream.segmentation.hmm.FrameModel>`), shortest first:
 
 * a short run with one neighbour (at either end of the video) joins it;
 * a short run between two runs of the same label joins both into one section (an organ
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .sections import Section
+from endostream.segmentation.section import Section
 
 # Columns of a run's aggregate vector (additive over frames).
 _N, _N_GOOD, _DUR, _CONF_SUM, _CONF_N = range(5)
@@ -36,7 +36,8 @@ class FrameStore:
 
     Columns: ``pts`` (s), ``idx`` (decoder frame index), ``w`` (seconds the frame stands
     for), ``good`` (quality verdict), ``E`` (weighted log-evidence ``[S]``), ``P`` (label
-    probabilities ``[S]``, see :meth:`FrameModel.emissions <endostream._hmm.FrameModel>`),
+    probabilities ``[S]``, see
+    :meth:`FrameModel.emissions <endostream.segmentation.hmm.FrameModel>`),
     ``bp`` (Viterbi back-pointers ``[S]``, live only) and ``cw`` (sum of ``w`` before the
     frame, so a run's duration is one subtraction).
     """

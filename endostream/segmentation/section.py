@@ -1,0 +1,53 @@
+"""A section: one stretch of video with one label, the segmenter's output.
+
+A :class:`Section` carries an organ label from the model's organ head, or
+:data:`UNUSABLE` where no organ could be seen long enough to matter (or
+:data:`QUALITY_ONLY_LABEL` / :data:`UNUSABLE` for a model without an organ head). The
+``sections.json`` document that holds them is built in :mod:`endostream.output.sections_file`.
+
+>>> s = Section("nose", 0.0, 41.3, 0, 1238, good_fraction=0.86, confidence=0.95)
+>>> s.duration_s
+41.3
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+#: Reserved label for stretches where no organ can be seen (bad quality, out of body).
+UNUSABLE = "unusable"
+
+#: The one "organ" label of a model that has a quality head but no organ head: its
+#: sections say where the video is usable, the rest is :data:`UNUSABLE`.
+QUALITY_ONLY_LABEL = "usable"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One labelled stretch: ``[start_s, end_s)`` in container time, frames inclusive.
+
+    ``good_fraction`` is the share of analysed frames in the section that the quality head
+    called good; ``confidence`` the mean probability of ``label`` over the good frames
+    (for ``unusable``: the mean probability of bad quality over all its frames).
+    """
+
+    label: str
+    start_s: float
+    end_s: float
+    start_frame: int
+    end_frame: int
+    good_fraction: float
+    confidence: float
+
+    @property
+    def duration_s(self) -> float:
+        return round(self.end_s - self.start_s, 6)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("start_s", "end_s"):
+            d[k] = round(float(d[k]), 3)
+        for k in ("good_fraction", "confidence"):
+            d[k] = round(float(d[k]), 4)
+        return d
