@@ -39,7 +39,14 @@ from typing import Any
 
 from endostream.errors import UsageError
 from endostream.inference.classifier import Classifier
-from endostream.inference.defaults import DEFAULT_DEVICE, DEVICES, LIVE_BATCH, default_batch
+from endostream.inference.defaults import (
+    CPU_BATCH,
+    DEFAULT_DEVICE,
+    DEVICES,
+    GPU_BATCH,
+    LIVE_BATCH,
+    default_batch,
+)
 from endostream.sources import FileSource
 
 from . import inputs, live_latency, naive, stages
@@ -87,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU inference threads (default: the runtime's default)")
     p.add_argument("--batch", type=int, default=None, metavar="N",
                    help="end-to-end batch size, also the stage limit's (default: the "
-                        "pipeline's, 8 on the CPU, 32 on a GPU)")
+                        f"pipeline's, {CPU_BATCH} on the CPU, {GPU_BATCH} on a GPU)")
     p.add_argument("--live-batch", type=int, default=LIVE_BATCH, metavar="N",
                    help="live batch size (default: %(default)s)")
     p.add_argument("--live-seconds", type=float, default=None, metavar="S",

@@ -19,6 +19,12 @@ import numpy as np
 #: Side of the square model input, fixed by the model contract (:mod:`endostream.contract`).
 MODEL_INPUT_SIZE = 224
 
+#: How long one blocking queue ``put``/``get`` between pipeline threads may wait before
+#: the stop Event is looked at again: a stop is noticed within a tenth of a second, and
+#: nothing spins. Every thread in sources, inference and pipeline uses this one value
+#: (the live session's results loop halves it to keep its stop under its 1 s promise).
+QUEUE_POLL_S = 0.1
+
 
 @dataclass(frozen=True)
 class SourceInfo:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from endostream.errors import UsageError
-from endostream.frames import MODEL_INPUT_SIZE, Frame, Prediction
+from endostream.frames import MODEL_INPUT_SIZE, QUEUE_POLL_S, Frame, Prediction
 from endostream.inference.defaults import CPU_BATCH
 from endostream.sources.base import END_OF_STREAM
 
@@ -37,7 +37,7 @@ from endostream.sources.base import END_OF_STREAM
 DEFAULT_MAX_WAIT_MS = 30.0
 
 #: How often blocking queue calls wake up to look at the stop Event.
-POLL_S = 0.1
+POLL_S = QUEUE_POLL_S
 
 #: After stop is set, how long the worker still tries to hand END_OF_STREAM to a consumer
 #: that may be draining the output queue.

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from endostream.errors import UsageError
-from endostream.frames import Frame, Prediction, SourceInfo
+from endostream.frames import QUEUE_POLL_S, Frame, Prediction, SourceInfo
 from endostream.inference.defaults import LIVE_BATCH
 from endostream.inference.worker import InferenceWorker
 from endostream.output.sections_file import write_sections
@@ -61,8 +61,9 @@ log = logging.getLogger(__name__)
 #: The worker takes what is queued and never waits for a batch to fill: live, latency
 #: matters more than batch efficiency (batches fill by themselves when inference lags).
 LIVE_MAX_WAIT_MS = 0.0
-#: Seconds a blocking queue call waits before looking at the stop Event again.
-POLL_S = 0.05
+#: Seconds the results loop waits on its queue before looking at the stop Event again:
+#: half the pipeline's poll, so that a stop (1 s promised) has room for every thread.
+POLL_S = QUEUE_POLL_S / 2
 #: Seconds :meth:`LiveSession.stop` allows all threads to finish (the issue's promise).
 STOP_TIMEOUT_S = 1.0
 

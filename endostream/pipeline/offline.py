@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from endostream.errors import DecodeError, EndostreamError, Interrupted, UsageError
-from endostream.frames import Prediction, SourceInfo
+from endostream.frames import QUEUE_POLL_S, Prediction, SourceInfo
 from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import default_batch
 from endostream.inference.worker import InferenceWorker
@@ -44,7 +44,7 @@ from endostream.sources.file import DEFAULT_SAMPLE_FPS
 log = logging.getLogger(__name__)
 
 #: Seconds the caller waits on the predictions queue before checking the threads again.
-POLL_S = 0.1
+POLL_S = QUEUE_POLL_S
 
 #: Seconds allowed for the threads to finish after they were asked to stop.
 JOIN_TIMEOUT_S = 10.0

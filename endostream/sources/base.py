@@ -33,13 +33,12 @@ import queue as queue_mod
 import threading
 from typing import Protocol, runtime_checkable
 
-from endostream.frames import Frame, SourceInfo
+from endostream.frames import QUEUE_POLL_S, Frame, SourceInfo
 
 log = logging.getLogger(__name__)
 
-#: How long one ``put``/``get`` may block before the stop Event is looked at again.
-#: Short enough that a stop is noticed within a tenth of a second, long enough not to spin.
-POLL_INTERVAL_S = 0.1
+#: How long one ``put`` may block before the stop Event is looked at again.
+POLL_INTERVAL_S = QUEUE_POLL_S
 
 #: Name of the capture thread (shows up in thread dumps and leak checks).
 CAPTURE_THREAD_NAME = "endostream-capture"
