@@ -8,7 +8,7 @@ import pytest
 
 from endostream.cli import main
 from endostream.output.palette import hex_to_rgb, label_hex
-from tests.helpers.review import FPS, HEIGHT, LAYOUT, ORGANS, WIDTH, make_procedure
+from helpers.review import FPS, HEIGHT, LAYOUT, ORGANS, WIDTH, make_procedure
 
 
 def _frames(path):

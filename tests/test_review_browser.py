@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from endostream.cli import main
-from tests.helpers.review import FPS, LAYOUT, make_procedure
+from helpers.review import FPS, LAYOUT, make_procedure
 
 webdriver = pytest.importorskip("selenium.webdriver")
 pytest.importorskip("matplotlib")

@@ -9,7 +9,7 @@ import pytest
 
 from endostream.cli import main
 from endostream.review.chapters import chapter_title, chapters_of, to_ffmetadata
-from tests.helpers.review import FPS, LAYOUT, make_procedure
+from helpers.review import FPS, LAYOUT, make_procedure
 
 PATIENT = {"title": "Jane Doe 1961-02-03", "comment": "patient Jane Doe",
            "artist": "Dr Who", "creation_time": "2024-01-01T10:00:00Z"}

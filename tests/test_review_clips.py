@@ -8,8 +8,8 @@ import av
 import pytest
 
 from endostream.cli import main
-from tests.helpers.clips import read_index
-from tests.helpers.review import FPS, HEIGHT, WIDTH, make_procedure
+from helpers.clips import read_index
+from helpers.review import FPS, HEIGHT, WIDTH, make_procedure
 
 GOP = 10  # make_procedure's keyframe interval
 #: Section boundaries moved off the keyframes: (label, first frame, last frame).

@@ -14,7 +14,7 @@ from endostream.cli import main
 from endostream.output.palette import UNUSABLE_COLOR, hex_to_rgb, label_hex
 from endostream.review.procedure import load_procedure, read_frames_csv
 from endostream.review.timeline_plot import draw_timeline
-from tests.helpers.review import COLORS, LAYOUT, ORGANS, make_procedure
+from helpers.review import COLORS, LAYOUT, ORGANS, make_procedure
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("jinja2")

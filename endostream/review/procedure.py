@@ -93,26 +93,34 @@ def load_procedure(sections_path: str | os.PathLike,
         raise _bad(path, f"not JSON: {' '.join(str(e).split())}") from e
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_ID:
         raise _bad(path, f"schema is not {SCHEMA_ID}")
-    try:
-        sections = [Section(**{k: s[k] for k in _SECTION_KEYS}) for s in doc["sections"]]
-        source = dict(doc["source"])
-        models = dict(doc.get("models") or {})
-    except (KeyError, TypeError) as e:
-        raise _bad(path, f"missing field {e}") from e
-    heads = models.get("heads") or {}
-    organ_labels = list(heads.get("organ") or [])
-    for s in sections:  # labels a model of another version may have used
-        if s.label != UNUSABLE and s.label not in organ_labels:
-            organ_labels.append(s.label)
     if video is not None:
         found: Path | None = Path(video)
         if not found.is_file():
             raise VideoError(f"video not found: '{video}'; check the --video path")
     else:
-        found = _find_video(path, source.get("path") or "")
-    return Procedure(sections_path=path, sections=sections, organ_labels=organ_labels,
-                     source=source, models=models, complete=bool(doc.get("complete", True)),
-                     video=found, analysis=dict(doc.get("analysis") or {}))
+        found = _find_video(path, str((doc.get("source") or {}).get("path") or ""))
+    return procedure_from_document(doc, path, found)
+
+
+def procedure_from_document(doc: dict[str, Any], sections_path: Path,
+                            video: Path | None) -> Procedure:
+    """A :class:`Procedure` from a ``sections.json`` document already in memory (what
+    ``segment --report`` has just written)."""
+    try:
+        sections = [Section(**{k: s[k] for k in _SECTION_KEYS}) for s in doc["sections"]]
+        source = dict(doc["source"])
+        models = dict(doc.get("models") or {})
+    except (KeyError, TypeError) as e:
+        raise _bad(sections_path, f"missing field {e}") from e
+    heads = models.get("heads") or {}
+    organ_labels = list(heads.get("organ") or [])
+    for s in sections:  # labels a model of another version may have used
+        if s.label != UNUSABLE and s.label not in organ_labels:
+            organ_labels.append(s.label)
+    return Procedure(sections_path=sections_path, sections=sections,
+                     organ_labels=organ_labels, source=source, models=models,
+                     complete=bool(doc.get("complete", True)), video=video,
+                     analysis=dict(doc.get("analysis") or {}))
 
 
 def _find_video(sections_path: Path, recorded: str) -> Path | None:

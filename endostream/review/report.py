@@ -70,7 +70,7 @@ class Row:
     thumbnail: str | None
 
 
-def _environment():
+def load_template():
     try:
         import jinja2
     except ImportError as e:
@@ -100,7 +100,7 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
                 thumbnails: list[np.ndarray | None] | None = None,
                 player: bool = True) -> str:
     """The report page as text (see the module docstring)."""
-    template = _environment()
+    template = load_template()
     png, geometry = draw_timeline(procedure, frames, fmt="png")
     if thumbnails is None:
         thumbnails = (section_thumbnails(procedure.video, procedure.sections, frames)

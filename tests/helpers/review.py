@@ -22,7 +22,7 @@ from typing import Any
 import av
 import numpy as np
 
-from tests.helpers.clips import index_frame
+from helpers.clips import index_frame
 
 FPS = 25
 WIDTH, HEIGHT = 160, 120
