@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import os
-import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -93,7 +92,18 @@ def video_link(video: Path, report: Path) -> str:
         rel = os.path.relpath(video.resolve(), report.resolve().parent)
     except ValueError:  # another drive (Windows)
         return video.resolve().as_uri()
-    return urllib.parse.quote(Path(rel).as_posix())
+    return _percent_encode(Path(rel).as_posix())
+
+
+#: Characters a relative URL path keeps as they are (RFC 3986 unreserved, and "/").
+_URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/")
+
+
+def _percent_encode(path: str) -> str:
+    # By hand: urllib is a networking package, which the runtime does not import
+    # (tests/test_security.py).
+    return "".join(c if c in _URL_SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
+                   for c in path)
 
 
 def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = None,
