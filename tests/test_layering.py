@@ -195,3 +195,4 @@ def test_every_package_folder_ships_in_the_wheel(tmp_path):
     assert expected - names == set()
     assert "endostream/schema/sections.schema.json" in names
     assert "endostream/data/endostream-demo.onnx" in names
+    assert "endostream/review/templates/report.html.j2" in names

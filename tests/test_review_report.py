@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sys
 import xml.etree.ElementTree as ET
 
 import cv2
@@ -100,6 +101,17 @@ def test_html_without_the_video_has_no_player(tmp_path, capsys):
     assert main(["report", str(t.sections), "--out", str(out),
                  "--video", str(tmp_path / "elsewhere.mp4")]) == 0
     assert "<video" in out.read_text()
+
+
+def test_missing_extras_say_how_to_install_them(tmp_path, monkeypatch, capsys):
+    t = make_procedure(tmp_path)
+    monkeypatch.setitem(sys.modules, "jinja2", None)  # import fails as if not installed
+    assert main(["report", str(t.sections), "--out", str(tmp_path / "r.html")]) == 2
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert main(["report", str(t.sections), "--out", str(tmp_path / "r.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("pip install 'endostream[review]'") == 2 and "Traceback" not in err
+    assert not list(tmp_path.glob("r.*"))
 
 
 def test_report_refuses_bad_requests(tmp_path, capsys):
