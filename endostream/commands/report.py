@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from endostream.commands.chapters import add_input_arguments
+from endostream.errors import UsageError
 from endostream.review.outputs import check_output
 from endostream.review.procedure import load_procedure, read_frames_csv
 from endostream.review.report import HTML_KINDS, PICTURE_KINDS, write_report
@@ -38,7 +39,6 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     suffix = args.out.suffix.lower()
     if suffix not in PICTURE_KINDS + HTML_KINDS:
-        from endostream.errors import UsageError
         raise UsageError(f"unknown report kind '{args.out.suffix or args.out.name}'; end "
                          "--out with .html, .png or .svg")
     procedure = load_procedure(args.sections, args.video)

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from endostream.bundled import DEMO_NOTICE, require_demo_model
-from endostream.commands import review_outputs as review
 from endostream.errors import OutputError, UsageError, VideoError
 from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
@@ -31,6 +30,7 @@ from endostream.output.progress import Progress
 from endostream.output.sections_file import write_sections
 from endostream.output.table import format_sections_table
 from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
+from endostream.review.alongside import check_alongside, wants_thumbnails, write_alongside
 from endostream.review.recorder import AnalysisRecorder
 from endostream.segmentation.config import SegmenterConfig
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and path.is_dir():
             raise OutputError(f"{option} '{path}' is a directory; give a file path such as "
                               f"'{path / name}'")
-    review.check_outputs(args)
+    check_alongside(chapters=args.chapters, report=args.report, video=args.video)
     options = SegmentOptions(
         sample_fps=args.sample_fps,
         batch_size=args.batch,
@@ -148,8 +148,7 @@ def run(args: argparse.Namespace) -> int:
             on_prediction=_fan_out(listeners),
             on_progress=progress.update_frames,
             # Thumbnails are kept only for an HTML report (the pictures need none).
-            cropper=recorder.cropper if recorder and args.report.suffix.lower() in (
-                ".html", ".htm") else None,
+            cropper=recorder.cropper if recorder and wants_thumbnails(args.report) else None,
         )
     except BaseException:
         # A run that raises writes no sections.json, so it leaves no frames.csv either.
@@ -166,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
         except OutputError as e:
             csv_error = e  # the optional CSV failing must not cost the sections
     doc = write_sections(args.out, **result_document_fields(result, classifier, options))
-    review_error = review.write_outputs(args, doc, recorder)
+    review_error = write_alongside(doc, sections_path=args.out, video=args.video,
+                                   chapters=args.chapters, report=args.report,
+                                   recorder=recorder)
     if not args.quiet:
         print(format_sections_table(result.sections))
         print(f"{result.frames_analysed} frames analysed of {result.frames_decoded} decoded in "
