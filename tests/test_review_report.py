@@ -59,7 +59,9 @@ def test_svg_is_a_picture(tmp_path):
 @pytest.fixture
 def html(tmp_path):
     t = make_procedure(tmp_path / "in", name=f"v{MARKUP.replace('/', '')}.mp4",
-                       labels={"nose": MARKUP})
+                       labels={"nose": MARKUP},
+                       metadata={"title": "Jane Doe", "artist": "Dr Who",
+                                 "comment": "patient Jane Doe"})
     out = tmp_path / "report.html"
     assert main(["report", str(t.sections), "--csv", str(t.csv), "--out", str(out)]) == 0
     return out.read_text(encoding="utf-8")
@@ -87,6 +89,7 @@ def test_html_references_nothing_outside_and_escapes_markup(html):
     video = re.search(r'<video id="player"[^>]* src="([^"]+)"', html).group(1)
     assert video == "in/v%3Cscript%3Ealert%281%29%3Cscript%3E.mp4"
     assert 'kind="chapters"' in html
+    assert "Jane" not in html and "Dr Who" not in html  # container metadata is never read
 
 
 def test_html_without_the_video_has_no_player(tmp_path, capsys):

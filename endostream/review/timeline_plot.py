@@ -121,10 +121,10 @@ def _draw(Figure, FigureCanvasAgg, procedure, frames, fmt, width_in, dpi):  # no
     fig.canvas.draw()
     box = band.get_window_extent()
     width_px, height_px = fig.canvas.get_width_height()
-    geometry = TimelineGeometry(width_px=width_px, height_px=height_px, x0_px=box.x0,
-                                x1_px=box.x1, duration_s=duration,
-                                band_top_px=height_px - box.y1,
-                                band_bottom_px=height_px - box.y0)
+    geometry = TimelineGeometry(width_px=width_px, height_px=height_px, x0_px=float(box.x0),
+                                x1_px=float(box.x1), duration_s=duration,
+                                band_top_px=float(height_px - box.y1),
+                                band_bottom_px=float(height_px - box.y0))
     out = io.BytesIO()
     # Metadata off: no creation date or software tag in the picture.
     metadata = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
