@@ -55,6 +55,7 @@ def test_clips_decode_and_cover_their_sections(procedure, tmp_path, exact):
         else:  # from the keyframe at or before the start, every frame of the section
             assert indices[0] == a - a % GOP
             assert set(range(a, b + 1)) <= set(indices)
+            assert max(indices) <= b + 3  # frames after the end only where referenced
             assert (b + 1 - a) / FPS <= duration <= (b + 1 - a + GOP + 3) / FPS
         assert frames[0][0] == pytest.approx(0.0, abs=1e-3)
 

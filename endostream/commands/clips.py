@@ -1,8 +1,8 @@
 """Cut each section of a procedure (or those of some labels) into its own video file.
 
 By default a clip is a stream copy (fast, no re-encoding) from the keyframe at or before
-the section's start, so it may begin up to one keyframe interval early and end a frame or
-two late (frames that earlier ones reference); --exact re-encodes the video to exactly the
+the section's start, so it may begin up to one keyframe interval early (and end a frame
+late, where earlier frames refer to it); --exact re-encodes the video to exactly the
 section's frames. Audio is copied. Clips are named NN-label-START.EXT and carry no
 container metadata (title, comment, artist, creation time) unless --keep-metadata.
 Existing clips are kept unless --force.

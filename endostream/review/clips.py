@@ -2,7 +2,8 @@
 
 By default a clip is a stream copy (no re-encoding, fast, the packets as recorded) that
 starts at the keyframe at or before the section's start, since a decoder needs it, so a
-clip may begin up to one keyframe interval early. ``exact`` re-encodes the video (H.264)
+clip may begin up to one keyframe interval early (and end a frame late where a frame shown
+after the end is a reference of one inside). ``exact`` re-encodes the video (H.264)
 to exactly the section's frames. Audio is copied in both cases. Files are named by
 number, label and start time only (``03-vocal_folds-41.3s.mp4``); they carry no container
 metadata unless ``keep_metadata``.
@@ -119,6 +120,7 @@ def _cut(inp, out, section: Section, *, exact: bool, keep_metadata: bool) -> Non
     video_done = False
     audio_done = {a.index: False for a in audio}
     first_pts = None
+    tail: list = []  # copied video packets shown after the end, held back
     for packet in inp.demux(vs, *audio):
         if packet.size == 0 or packet.pts is None:
             if exact and packet.stream.type == "video" and not video_done:
@@ -147,6 +149,14 @@ def _cut(inp, out, section: Section, *, exact: bool, keep_metadata: bool) -> Non
                 if packet.dts is not None:
                     packet.dts -= offset
                 packet.stream = ovs
+                # A frame shown after the end is kept only when a later packet (in decode
+                # order) shows before the end and may refer to it.
+                if t >= end_s - 1e-6:
+                    tail.append(packet)
+                    continue
+                for held in tail:
+                    out.mux(held)
+                tail.clear()
                 out.mux(packet)
         else:
             if shift_s is None or audio_done[packet.stream.index]:
