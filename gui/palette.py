@@ -1,10 +1,8 @@
-"""Colours and label text shared by the overlay and the timeline.
+"""Colours and label text of the overlay and the timeline, as Qt objects.
 
-Organ colours come from the Okabe–Ito palette, which stays distinguishable with the
-common colour-vision deficiencies; they are assigned in the order of the model's organ
-labels, so a model with other organs still gets stable, distinct colours. Unusable
-stretches are neutral grey (and hatched on the timeline), never a colour an organ could
-have.
+The colours themselves live in :mod:`endostream.output.palette`, shared with the report
+and the annotated video; this module turns them into ``QColor`` and holds the window's
+style sheet.
 
 >>> display_label("vocal_folds")
 'Vocal folds'
@@ -18,46 +16,34 @@ from collections.abc import Sequence
 
 from PyQt5.QtGui import QColor
 
+from endostream.output.palette import (  # noqa: F401 - re-exported for the widgets
+    BACKGROUND,
+    GOOD_COLOR,
+    ORGAN_COLORS,
+    PANEL_RGBA,
+    POOR_COLOR,
+    TEXT,
+    TEXT_DIM,
+    UNKNOWN_COLOR,
+    UNUSABLE_COLOR,
+    display_label,
+    label_hex,
+    text_hex_on,
+)
 from endostream.segmentation.section import UNUSABLE
 
-#: Okabe–Ito colours (without black), in assignment order: orange, sky blue, bluish green,
-#: yellow, blue, vermillion, reddish purple.
-ORGAN_COLORS = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
-#: Unusable stretches: mid grey, light enough to show its hatching on the dark timeline.
-UNUSABLE_COLOR = "#7A7F87"
-#: Background of the timeline and the letterbox around the video.
-BACKGROUND = "#101214"
 #: Panel behind the overlay text (alpha keeps the image visible underneath).
-PANEL = QColor(8, 10, 12, 190)
-#: Quality badge colours: good (green), poor (amber), unknown (grey).
-GOOD_COLOR = "#2E9E5B"
-POOR_COLOR = "#F2A900"
-UNKNOWN_COLOR = "#5C6168"
-#: Text on dark panels.
-TEXT = "#F4F6F8"
-TEXT_DIM = "#A9B0B8"
-
-
-def display_label(label: str) -> str:
-    """A model label as people read it: ``vocal_folds`` → ``Vocal folds``."""
-    text = label.replace("_", " ").strip()
-    return text[:1].upper() + text[1:] if text else label
+PANEL = QColor(*PANEL_RGBA)
 
 
 def label_color(label: str, organ_labels: Sequence[str]) -> QColor:
     """The colour of ``label``; organs not in ``organ_labels`` get one by hash (stable)."""
-    if label == UNUSABLE:
-        return QColor(UNUSABLE_COLOR)
-    labels = list(organ_labels)
-    index = labels.index(label) if label in labels else sum(map(ord, label))
-    return QColor(ORGAN_COLORS[index % len(ORGAN_COLORS)])
+    return QColor(label_hex(label, organ_labels))
 
 
 def text_color_on(background: QColor) -> QColor:
     """Black or white, whichever reads better on ``background`` (relative luminance)."""
-    r, g, b = background.redF(), background.greenF(), background.blueF()
-    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
-    return QColor("#111111") if luminance > 0.5 else QColor(TEXT)
+    return QColor(text_hex_on(background.name()))
 
 
 #: Qt style sheet of the live window: dark, low-glare surroundings (the video is the bright

@@ -7,8 +7,8 @@ when a package folder does not ship in the wheel.
 
 Runtime stages, bottom to top: the shared core (``errors``, ``frames``, ``contract``,
 ``crop``, ``bundled``) → ``sources`` → ``inference`` → ``segmentation`` → ``output`` →
-``pipeline`` → ``evaluation`` / ``synth`` → ``commands`` → ``cli``. ``export`` (torch) and
-``gui`` (Qt) sit beside the top and use the runtime, never ``commands`` or ``cli``; the
+``pipeline`` → ``evaluation`` / ``synth`` → ``review`` → ``commands`` → ``cli``. ``export``
+(torch) and ``gui`` (Qt) sit beside the top and use the runtime, never ``commands`` or ``cli``; the
 runtime never imports torch, Qt or ``export``, except that ``commands.live`` starts the
 window from inside a function.
 """
@@ -39,8 +39,9 @@ ALLOWED = {
     "pipeline": {"core", "sources", "inference", "segmentation", "output"},
     "evaluation": {"core", "sources", "inference", "segmentation", "output", "pipeline"},
     "synth": {"core", "segmentation", "output"},
+    "review": {"core", "sources", "segmentation", "output", "evaluation"},
     "commands": {"core", "sources", "inference", "segmentation", "output", "pipeline",
-                 "evaluation", "synth"},
+                 "evaluation", "synth", "review"},
     "cli": {"core", "commands"},
     "export": {"core", "sources", "inference", "segmentation", "output", "evaluation",
                "synth"},
@@ -48,7 +49,9 @@ ALLOWED = {
 }
 #: Third-party packages only export (torch) and gui (Qt) may use.
 HEAVY = {"torch": {"export"}, "torchvision": {"export"}, "onnx": {"export"},
-         "PyQt5": {"gui"}}
+         "PyQt5": {"gui"},
+         # Plotting and templates, behind the review extra: only where pictures are made.
+         "matplotlib": {"review", "evaluation"}, "jinja2": {"review"}}
 #: Imports that are allowed although they cross a rule, each with its reason; only inside
 #: a function (never at module level).
 LAZY_EXCEPTIONS = {("commands", "gui"): "endostream live opens the window it was asked for"}
@@ -192,3 +195,4 @@ def test_every_package_folder_ships_in_the_wheel(tmp_path):
     assert expected - names == set()
     assert "endostream/schema/sections.schema.json" in names
     assert "endostream/data/endostream-demo.onnx" in names
+    assert "endostream/review/templates/report.html.j2" in names

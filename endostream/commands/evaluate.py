@@ -134,14 +134,20 @@ def _run_dataset(args: argparse.Namespace) -> int:
     }
     out = args.out_dir
     write_json_atomic(out / "metrics.json", doc)
-    save_png(out / "confusion.png", draw_confusion(
-        report.confusion, labels, title=f"{args.task}: confusion matrix ({len(ds)} frames)"))
-    save_png(out / "roc.png", draw_roc(
-        {k: (c.fpr, c.tpr, c.auc) for k, c in report.roc.items()},
-        title=f"{args.task}: ROC, one vs rest"))
+    written = "metrics.json"
+    try:
+        save_png(out / "confusion.png", draw_confusion(
+            report.confusion, labels,
+            title=f"{args.task}: confusion matrix ({len(ds)} frames)"))
+        save_png(out / "roc.png", draw_roc(
+            {k: (c.fpr, c.tpr, c.auc) for k, c in report.roc.items()},
+            title=f"{args.task}: ROC, one vs rest"))
+        written += ", confusion.png, roc.png"
+    except UsageError as e:  # matplotlib missing: the metrics still count
+        print(f"endostream: plots skipped: {e}", file=sys.stderr)
     if not args.quiet:
         print(format_report(report, args.task))
-    print(f"wrote {out / 'metrics.json'}, confusion.png, roc.png", file=sys.stderr)
+    print(f"wrote {out / written}", file=sys.stderr)
     return 0
 
 

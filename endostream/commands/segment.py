@@ -4,6 +4,9 @@ Decodes the video (any container/codec FFmpeg reads), analyses --sample-fps fram
 second with the quality and organ classifiers, merges the per-frame labels into sections
 and writes sections.json atomically. Ctrl+C keeps what was analysed (complete: false).
 
+--chapters and --report write chapters and the report in the same run (the thumbnails are
+kept during analysis, the video is not decoded twice).
+
 exit codes: 0 done, 2 bad arguments, 3 video unreadable, 4 model problem,
 5 output not writable, 6 decode error part way (partial result written),
 130 interrupted (partial result written)
@@ -14,10 +17,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from endostream.bundled import DEMO_NOTICE, require_demo_model
 from endostream.errors import OutputError, UsageError, VideoError
+from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import DEFAULT_DEVICE, DEVICES, batch_help
 from endostream.output.frames_csv import FrameCsvWriter
@@ -25,6 +30,8 @@ from endostream.output.progress import Progress
 from endostream.output.sections_file import write_sections
 from endostream.output.table import format_sections_table
 from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
+from endostream.review.alongside import check_alongside, wants_thumbnails, write_alongside
+from endostream.review.recorder import AnalysisRecorder
 from endostream.segmentation.config import SegmenterConfig
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
 
@@ -68,6 +75,20 @@ def load_classifier(args: argparse.Namespace) -> Classifier:
     return Classifier.load(paths, device=args.device, threads=args.threads)
 
 
+def _fan_out(listeners: list[Callable[[Prediction], None]]
+             ) -> Callable[[Prediction], None] | None:
+    if not listeners:
+        return None
+    if len(listeners) == 1:
+        return listeners[0]
+
+    def each(pred: Prediction) -> None:
+        for listener in listeners:
+            listener(pred)
+
+    return each
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", type=Path, help="the recorded video (mp4, mkv, avi, mpg, ...)")
     p.add_argument("--out", type=Path, required=True, metavar="sections.json",
@@ -86,6 +107,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     p.add_argument("--csv", type=Path, metavar="frames.csv",
                    help="also write per-frame labels and probabilities")
+    p.add_argument("--chapters", type=Path, metavar="FILE",
+                   help="also write the sections as chapters: .vtt, .ffmeta, or a chaptered "
+                        "copy of the video (.mkv/.mp4, stream copy); see 'endostream chapters'")
+    p.add_argument("--report", type=Path, metavar="FILE",
+                   help="also write the report (.html) or the timeline (.png/.svg), with the "
+                        "thumbnails kept during this run; see 'endostream report'")
     p.add_argument("--quiet", action="store_true", help="no progress line and no table")
 
 
@@ -102,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and path.is_dir():
             raise OutputError(f"{option} '{path}' is a directory; give a file path such as "
                               f"'{path / name}'")
+    check_alongside(chapters=args.chapters, report=args.report, video=args.video)
     options = SegmentOptions(
         sample_fps=args.sample_fps,
         batch_size=args.batch,
@@ -110,12 +138,17 @@ def run(args: argparse.Namespace) -> int:
     classifier = load_classifier(args)
     log.info("models: %s on %s", ", ".join(map(str, classifier.paths)), classifier.provider)
     csv_writer = FrameCsvWriter(args.csv, classifier.heads) if args.csv else None
+    recorder = AnalysisRecorder(classifier.heads) if args.report else None
+    listeners = [f for f in (csv_writer and csv_writer.write,
+                             recorder and recorder.on_prediction) if f]
     progress = Progress(None, enabled=not args.quiet)
     try:
         result = segment_video(
             args.video, classifier, options,
-            on_prediction=csv_writer.write if csv_writer else None,
+            on_prediction=_fan_out(listeners),
             on_progress=progress.update_frames,
+            # Thumbnails are kept only for an HTML report (the pictures need none).
+            cropper=recorder.cropper if recorder and wants_thumbnails(args.report) else None,
         )
     except BaseException:
         # A run that raises writes no sections.json, so it leaves no frames.csv either.
@@ -131,7 +164,10 @@ def run(args: argparse.Namespace) -> int:
             csv_writer.close()
         except OutputError as e:
             csv_error = e  # the optional CSV failing must not cost the sections
-    write_sections(args.out, **result_document_fields(result, classifier, options))
+    doc = write_sections(args.out, **result_document_fields(result, classifier, options))
+    review_error = write_alongside(doc, sections_path=args.out, video=args.video,
+                                   chapters=args.chapters, report=args.report,
+                                   recorder=recorder)
     if not args.quiet:
         print(format_sections_table(result.sections))
         print(f"{result.frames_analysed} frames analysed of {result.frames_decoded} decoded in "
@@ -141,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}" + ("" if result.complete else " (complete: false)"), file=sys.stderr)
     if csv_error is not None:
         raise csv_error
+    if review_error is not None:
+        raise review_error
     if result.error is not None:
         raise result.error
     return 0

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from endostream.crop import ContentCropper
 from endostream.errors import DecodeError, EndostreamError, Interrupted, UsageError
 from endostream.frames import QUEUE_POLL_S, Prediction, SourceInfo
 from endostream.inference.classifier import Classifier
@@ -101,12 +102,15 @@ def segment_video(
     on_prediction: PredictionFn | None = None,
     on_progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
+    cropper: ContentCropper | None = None,
 ) -> SegmentResult:
     """Analyse ``path`` and return its sections.
 
     ``on_prediction`` sees every prediction in frame order (the CSV writer uses it);
     ``on_progress(decoded, analysed, total_frames)`` is called after each prediction.
-    Setting ``stop`` ends the run early like Ctrl+C does.
+    Setting ``stop`` ends the run early like Ctrl+C does. ``cropper`` replaces the
+    source's own content cropper; it sees every analysed full-size frame (capture thread),
+    which is how ``segment --report`` keeps thumbnails without decoding the video again.
     :class:`~endostream.errors.VideoError` (cannot open) and model errors are raised;
     interruption and decode errors part way are returned in ``result.error`` with the
     partial sections. A model with a quality head and no organ head gives ``usable`` /
@@ -126,7 +130,7 @@ def segment_video(
     analysed = 0
     last: Prediction | None = None
 
-    with FileSource(path, sample_fps=options.sample_fps) as source:
+    with FileSource(path, sample_fps=options.sample_fps, cropper=cropper) as source:
         capture = CaptureThread(source, frames_q, stop)
         worker = InferenceWorker(classifier, frames_q, preds_q, stop,
                                  batch_size=batch_size)

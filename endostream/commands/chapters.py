@@ -1,0 +1,54 @@
+"""Write the sections of a procedure as chapters: WebVTT, FFmpeg metadata, or a copy of
+the recording with the chapters in it.
+
+The kind follows --out's extension: .vtt (WebVTT chapters for an HTML5 player), .ffmeta
+(FFmpeg metadata), .mkv or .mp4 (the recording copied packet for packet, no re-encoding,
+with the chapters muxed in, so VLC, mpv or QuickTime jump between organs). The original
+recording is never touched; the copy carries no container metadata (title, comment,
+artist, creation time) unless --keep-metadata.
+
+exit codes: 0 done, 2 bad arguments or sections file, 3 video missing or unreadable,
+5 output not writable
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from endostream.review.chapters import MUX_KINDS, chapters_of, write_chapters
+from endostream.review.outputs import check_output
+from endostream.review.procedure import load_procedure
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """SECTIONS and ``--video``, shared by the review commands."""
+    p.add_argument("sections", type=Path, metavar="SECTIONS",
+                   help="the sections.json written by 'endostream segment'")
+    p.add_argument("--video", type=Path, metavar="PATH",
+                   help="the recording (default: source.path of SECTIONS, as written or "
+                        "next to SECTIONS)")
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    add_input_arguments(p)
+    p.add_argument("--out", type=Path, required=True, metavar="FILE",
+                   help="chapters.vtt, chapters.ffmeta, or a chaptered copy: copy.mkv / "
+                        "copy.mp4")
+    p.add_argument("--skip-unusable", action="store_true",
+                   help="leave unusable stretches out of the chapters")
+    p.add_argument("--keep-metadata", action="store_true",
+                   help="copy the recording's container metadata into the chaptered copy "
+                        "(it may name the patient; dropped by default)")
+
+
+def run(args: argparse.Namespace) -> int:
+    procedure = load_procedure(args.sections, args.video)
+    check_output(args.out, inputs=[args.sections, procedure.video])
+    needs_video = args.out.suffix.lower() in MUX_KINDS
+    video = procedure.require_video() if needs_video else procedure.video
+    chapters = chapters_of(procedure.sections, skip_unusable=args.skip_unusable)
+    write_chapters(args.out, chapters, video=video, keep_metadata=args.keep_metadata)
+    print(f"wrote {len(chapters)} chapters to {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,52 @@
+"""Draw a procedure: the timeline as a picture, or a self-contained HTML report.
+
+The kind follows --out's extension: .png or .svg (sections as coloured bands on a time
+axis; with --csv the per-frame organ probabilities and quality underneath), or .html (one
+file, no network: the timeline, a table of sections with a thumbnail each, the source and
+model facts, and, when the video can be reached from the report, a player with the
+sections as chapters: clicking a section plays it). Needs the review extra:
+pip install 'endostream[review]'.
+
+exit codes: 0 done, 2 bad arguments, sections file or CSV, or matplotlib/jinja2 missing,
+3 video unreadable, 5 output not writable
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from endostream.commands.chapters import add_input_arguments
+from endostream.errors import UsageError
+from endostream.review.outputs import check_output
+from endostream.review.procedure import load_procedure, read_frames_csv
+from endostream.review.report import HTML_KINDS, PICTURE_KINDS, write_report
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    add_input_arguments(p)
+    p.add_argument("--out", type=Path, required=True, metavar="FILE",
+                   help="report.html, or the timeline alone: timeline.png / timeline.svg")
+    p.add_argument("--csv", type=Path, metavar="frames.csv",
+                   help="the per-frame CSV of 'segment --csv': probability panels under "
+                        "the timeline, and the most confident good frame as each thumbnail")
+    p.add_argument("--no-player", action="store_true",
+                   help="no video player in the HTML report (e.g. when the report is shared "
+                        "without the recording)")
+
+
+def run(args: argparse.Namespace) -> int:
+    suffix = args.out.suffix.lower()
+    if suffix not in PICTURE_KINDS + HTML_KINDS:
+        raise UsageError(f"unknown report kind '{args.out.suffix or args.out.name}'; end "
+                         "--out with .html, .png or .svg")
+    procedure = load_procedure(args.sections, args.video)
+    check_output(args.out, inputs=[args.sections, procedure.video, args.csv])
+    frames = read_frames_csv(args.csv) if args.csv else None
+    if suffix in HTML_KINDS and procedure.video is None:
+        print(f"endostream: the video '{procedure.source.get('path')}' was not found: the "
+              "report has no player and no pictures (pass --video PATH)", file=sys.stderr)
+    write_report(procedure, args.out, frames=frames, player=not args.no_player)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,186 @@
+"""The review report: one self-contained HTML page, or the timeline picture alone.
+
+The page holds the timeline, a table of sections (label, start, end, duration, share of
+good frames, confidence) each with a thumbnail, the source and model facts and, when the
+video can be reached from the report's folder, an HTML5 player with the WebVTT chapter
+track; clicking a row (or a place on the timeline) seeks the player. Everything is inline
+(styles, script, pictures as ``data:`` URIs): no network, one file to share. It is built
+from a Jinja2 template with autoescaping, so labels and paths are text, never markup.
+Nothing from the container's metadata is read.
+
+>>> write_report(procedure, "report.html", frames=table)  # doctest: +SKIP
+PosixPath('report.html')
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from endostream import __version__
+from endostream.errors import UsageError
+from endostream.output.atomic import write_bytes_atomic, write_text_atomic
+from endostream.output.palette import display_label, label_hex, text_hex_on
+from endostream.output.progress import format_duration
+from endostream.review.chapters import chapters_of, to_webvtt
+from endostream.review.procedure import FrameTable, Procedure
+from endostream.review.thumbnails import data_uri, section_thumbnails
+from endostream.review.timeline_plot import INSTALL_HINT, draw_timeline
+from endostream.segmentation.section import UNUSABLE
+
+#: Report kinds by file extension.
+PICTURE_KINDS = (".png", ".svg")
+HTML_KINDS = (".html", ".htm")
+TEMPLATE = "report.html.j2"
+
+
+def clock(t: float) -> str:
+    """Seconds as ``m:ss.s`` (``h:mm:ss.s`` past an hour).
+
+    >>> clock(83.44), clock(3725.0)
+    ('1:23.4', '1:02:05.0')
+    """
+    tenths = int(round(max(t, 0.0) * 10))
+    s, tenth = divmod(tenths, 10)
+    return f"{format_duration(s)}.{tenth}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One section as the table shows it."""
+
+    number: int
+    label: str
+    color: str
+    text_color: str
+    start_s: float
+    start: str
+    end: str
+    duration: str
+    good: str
+    confidence: str
+    unusable: bool
+    thumbnail: str | None
+
+
+def load_template():
+    try:
+        import jinja2
+    except ImportError as e:
+        raise UsageError(f"the HTML report needs jinja2, which is not installed; "
+                         f"{INSTALL_HINT}") from e
+    text = resources.files("endostream.review").joinpath("templates", TEMPLATE).read_text(
+        encoding="utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(text)
+
+
+def video_link(video: Path, report: Path) -> str:
+    """The video's URL as seen from the report: relative when possible, percent-encoded.
+
+    >>> video_link(Path("/a/b/v <1>.mp4"), Path("/a/r.html"))
+    'b/v%20%3C1%3E.mp4'
+    """
+    try:
+        rel = os.path.relpath(video.resolve(), report.resolve().parent)
+    except ValueError:  # another drive (Windows)
+        return video.resolve().as_uri()
+    return _percent_encode(Path(rel).as_posix())
+
+
+#: Characters a relative URL path keeps as they are (RFC 3986 unreserved, and "/").
+_URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/")
+
+
+def _percent_encode(path: str) -> str:
+    # By hand: urllib is a networking package, which the runtime does not import
+    # (tests/test_security.py).
+    return "".join(c if c in _URL_SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
+                   for c in path)
+
+
+def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = None,
+                thumbnails: list[np.ndarray | None] | None = None,
+                player: bool = True) -> str:
+    """The report page as text (see the module docstring)."""
+    template = load_template()
+    png, geometry = draw_timeline(procedure, frames, fmt="png")
+    if thumbnails is None:
+        thumbnails = (section_thumbnails(procedure.video, procedure.sections, frames)
+                      if procedure.video is not None else [None] * len(procedure.sections))
+    rows = []
+    for i, (s, thumb) in enumerate(zip(procedure.sections, thumbnails, strict=True), 1):
+        color = label_hex(s.label, procedure.organ_labels)
+        rows.append(Row(number=i, label=display_label(s.label), color=color,
+                        text_color=text_hex_on(color), start_s=round(s.start_s, 3),
+                        start=clock(s.start_s), end=clock(s.end_s),
+                        duration=clock(s.end_s - s.start_s), good=f"{s.good_fraction:.0%}",
+                        confidence=f"{s.confidence:.2f}", unusable=s.label == UNUSABLE,
+                        thumbnail=data_uri(thumb) if thumb is not None else None))
+    source = procedure.source
+    video_src = None
+    if player and procedure.video is not None:
+        video_src = video_link(procedure.video, out)
+    vtt = to_webvtt(chapters_of(procedure.sections)).encode("utf-8")
+    models = procedure.models
+    context: dict[str, Any] = {
+        "title": Path(str(source.get("path") or procedure.sections_path)).name,
+        "complete": procedure.complete,
+        "rows": rows,
+        "timeline": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
+        "timeline_x0": geometry.x0_px / geometry.width_px,
+        "timeline_x1": geometry.x1_px / geometry.width_px,
+        "duration_s": round(geometry.duration_s, 3),
+        "video_src": video_src,
+        "chapters_vtt": "data:text/vtt;base64," + base64.b64encode(vtt).decode("ascii"),
+        "source": {
+            "path": str(source.get("path") or ""),
+            "size": f"{source.get('width')}x{source.get('height')}",
+            "fps": f"{source['fps']:.3g}" if source.get("fps") else "?",
+            "frames": source.get("frames"),
+            "duration": clock(procedure.duration_s),
+        },
+        "model": {
+            "path": str(models.get("path") or "?"),
+            "sha256": ", ".join(h[:12] for h in str(models.get("sha256") or "").split(",")),
+            "heads": {h: ", ".join(map(display_label, labels))
+                      for h, labels in (models.get("heads") or {}).items()},
+        },
+        "analysis": {
+            "frames_analysed": procedure.analysis.get("frames_analysed"),
+            "sample_fps": procedure.analysis.get("sample_fps"),
+        },
+        "legend": [(display_label(lab), label_hex(lab, procedure.organ_labels))
+                   for lab in [*procedure.organ_labels, UNUSABLE]],
+        "version": __version__,
+    }
+    return template.render(**context)
+
+
+def write_report(procedure: Procedure, out: str | os.PathLike, *,
+                 frames: FrameTable | None = None,
+                 thumbnails: list[np.ndarray | None] | None = None,
+                 player: bool = True) -> Path:
+    """Write the kind ``out``'s extension names: ``.html``, or the timeline ``.png``/``.svg``.
+
+    ``thumbnails`` (one small RGB array per section) skips decoding them again.
+    """
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix in PICTURE_KINDS:
+        data, _ = draw_timeline(procedure, frames, fmt=suffix[1:])
+        write_bytes_atomic(out, data, hint="choose another --out")
+    elif suffix in HTML_KINDS:
+        html = render_html(procedure, out, frames=frames, thumbnails=thumbnails, player=player)
+        write_text_atomic(out, html, hint="choose another --out")
+    else:
+        raise UsageError(f"unknown report kind '{out.suffix or out.name}'; end --out with "
+                         ".html, .png or .svg")
+    return out
