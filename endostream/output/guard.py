@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from endostream.errors import OutputError, UsageError
@@ -75,16 +75,19 @@ def output_folder(path: PathLike) -> Path:
 
 
 def check_outputs(outputs: Mapping[str, PathLike | None],
-                  inputs: Mapping[str, PathLike | None] | None = None, *,
-                  overwrite: bool = False) -> None:
+                  inputs: Mapping[str, PathLike | Sequence[PathLike] | None] | None = None,
+                  *, overwrite: bool = False) -> None:
     """Refuse outputs that would destroy an input or each other, or that cannot be written.
 
     Keys are what the user typed (``"--out"``, ``"--csv"``, ``"VIDEO"``, ``"--models"``),
-    so each message names the option to change. Raises :class:`UsageError` (exit 2) for a
+    so each message names the option to change; an input may be a list of paths (two
+    ``--models`` files). Raises :class:`UsageError` (exit 2) for a
     collision, :class:`OutputError` (exit 5) for a folder that is missing or not writable
     or an existing output that may not be replaced. Creates nothing that stays.
     """
-    given_inputs = [(k, p) for k, p in (inputs or {}).items() if p is not None]
+    given_inputs = [(k, p) for k, value in (inputs or {}).items()
+                    for p in (value if isinstance(value, (list, tuple)) else [value])
+                    if p is not None]
     seen: list[tuple[str, PathLike]] = []
     for key, path in outputs.items():
         if path is None:
