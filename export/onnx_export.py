@@ -39,7 +39,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -68,13 +67,14 @@ from endostream.contract import (
     META_VERSIONS,
     SCHEMA_VERSION,
 )
-from endostream.errors import ModelError, OutputError, UsageError
+from endostream.errors import ModelError, UsageError
 from endostream.export.graph import FrameClassifier
 from endostream.export.model import classifier_from_checkpoint
 from endostream.export.parity import ParityReport, check_parity
 from endostream.export.parity import parity_frames as make_frames
 from endostream.frames import MODEL_INPUT_SIZE
 from endostream.output.atomic import AtomicFile
+from endostream.output.guard import check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def export_onnx(
     newest = TORCHSCRIPT_MAX_OPSET if exporter == "torchscript" else onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise UsageError(f"--opset {opset} is out of range; use {MIN_OPSET}..{newest}")
-    _check_output(out)
+    _check_output(out, heads)
     precision = "fp16" if fp16 else "fp32"
 
     nets, shas = {}, {}
@@ -236,16 +236,13 @@ def _validate_specs(heads: Sequence[HeadSpec]) -> list[HeadSpec]:
     return sorted(heads, key=lambda h: HEADS.index(h.name))
 
 
-def _check_output(out: Path) -> None:
-    if out.is_dir():
-        raise OutputError(
-            f"output '{out}' is a directory; give a file name such as {out / 'endostream.onnx'}"
-        )
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output directory '{parent}' does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"output directory '{parent}' is not writable; choose another --out")
+def _check_output(out: Path, heads: Sequence[HeadSpec] = ()) -> None:
+    # The one set of output rules (endostream.output.guard): never a checkpoint, a
+    # folder that takes new files, no directory or device in the way.
+    inputs = {f"--{h.name}": [h.checkpoint, h.checkpoint.with_name(h.checkpoint.stem
+                                                                    + ".labels.json")]
+              for h in heads}
+    check_outputs({"--out": out}, inputs)
 
 
 def _to_onnx(module: FrameClassifier, opset: int, exporter: str) -> onnx.ModelProto:
