@@ -181,11 +181,12 @@ def _run_headless(args: argparse.Namespace, session: LiveSession) -> int:
         raise error
     if interrupted:
         if session.complete:
-            print("endostream: stopped (Ctrl+C); the session is complete", file=sys.stderr)
+            print("endostream: stopped (Ctrl+C or SIGTERM); the session is complete",
+                  file=sys.stderr)
             return 0
         # A --file cut short: a stop, not an error, but the exit code says it is partial.
-        print(f"endostream: stopped (Ctrl+C) before the end of '{args.file}'; the sections "
-              "found so far were written with complete: false", file=sys.stderr)
+        print(f"endostream: stopped (Ctrl+C or SIGTERM) before the end of '{args.file}'; the "
+              "sections found so far were written with complete: false", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 
