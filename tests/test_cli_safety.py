@@ -454,3 +454,21 @@ def test_help_states_every_default(name):
         if "default" not in action.help:
             missing.append(action.option_strings[-1])
     assert not missing, f"{name}: no default stated for {missing}"
+
+
+def test_live_out_dash_is_refused_with_what_to_give(video, capsys):
+    assert main(["live", "--file", str(video), "--headless", "--out", "-"]) == EXIT_USAGE
+    assert "give a path such as sections.json" in one_error(capsys)
+
+
+def test_synth_dataset_in_an_unwritable_place_fails_before_rendering(capsys):
+    started = time.monotonic()
+    assert main(["synth", "--dataset", "/proc/dataset"]) == EXIT_OUTPUT
+    assert "--dataset" in one_error(capsys) and time.monotonic() - started < FAST_S
+
+
+def test_evaluate_quiet_without_out_dir_is_refused(tmp_path, capsys):
+    truth = _sections_file(tmp_path / "t.json", [("nose", 0, 5)])
+    assert main(["evaluate", "--truth", str(truth), "--sections", str(truth), "--quiet"]) \
+        == EXIT_USAGE
+    assert "--out-dir" in one_error(capsys)

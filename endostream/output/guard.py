@@ -31,6 +31,7 @@ endostream.errors.UsageError: --out '...' is the same file as VIDEO '...'; writi
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,17 @@ STDOUT = "-"
 PROBE_PREFIX = ".endostream-probe-"
 
 PathLike = str | os.PathLike
+
+
+def option_of(key: str) -> str:
+    """The option a user changes for output ``key``: ``"--out-dir's roc.png"`` →
+    ``"--out-dir"``, ``"--out (its .labels.json)"`` → ``"--out"``.
+
+    >>> option_of("--out-dir's roc.png"), option_of("VIDEO")
+    ('--out-dir', 'VIDEO')
+    """
+    match = re.match(r"-{1,2}[A-Za-z0-9][A-Za-z0-9-]*|[A-Z]+", key)
+    return match.group(0) if match else key
 
 
 def is_stdout(path: PathLike | None) -> bool:
@@ -102,7 +114,7 @@ def check_outputs(outputs: Mapping[str, PathLike | None],
         for in_key, in_path in given_inputs:
             if not is_stdout(in_path) and same_file(path, in_path):
                 raise UsageError(f"{key} '{path}' is the same file as {in_key} '{in_path}'; "
-                                 f"writing it would destroy it; choose another {key}")
+                                 f"writing it would destroy it; choose another {option_of(key)}")
         for other_key, other in seen:
             if not is_stdout(other) and same_file(path, other):
                 raise UsageError(f"{key} '{path}' is the same file as {other_key} '{other}'; "
@@ -113,13 +125,14 @@ def check_outputs(outputs: Mapping[str, PathLike | None],
 
 
 def _check_existing(key: str, path: Path, overwrite: bool) -> None:
+    option = option_of(key)
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return
     except OSError as e:
         raise OutputError(f"cannot check {key} '{path}': {e.strerror or e}; "
-                          f"choose another {key}") from None
+                          f"choose another {option}") from None
     if stat.S_ISDIR(st.st_mode):
         raise OutputError(f"{key} '{path}' is a directory; give a file path inside it, "
                           f"e.g. '{path / _example_name(key)}'")
@@ -129,7 +142,7 @@ def _check_existing(key: str, path: Path, overwrite: bool) -> None:
     read_only = not st.st_mode & 0o222 or not os.access(path, os.W_OK)
     if read_only and not overwrite:
         raise OutputError(f"{key} '{path}' exists and is read-only; add --overwrite to "
-                          f"replace it, or choose another {key}")
+                          f"replace it, or choose another {option}")
 
 
 def _example_name(key: str) -> str:
@@ -149,9 +162,10 @@ def check_writable_folder(key: str, folder: PathLike) -> None:
     folder = Path(folder)
     if not folder.exists():
         raise OutputError(f"output folder does not exist: '{folder}' (for {key}); "
-                          f"create it first or choose another {key}")
+                          f"create it first or choose another {option_of(key)}")
     if not folder.is_dir():
-        raise OutputError(f"'{folder}' is not a folder (for {key}); choose another {key}")
+        raise OutputError(f"'{folder}' is not a folder (for {key}); "
+                          f"choose another {option_of(key)}")
     try:
         fd, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=folder)
     except OSError as e:
