@@ -18,7 +18,7 @@ import importlib.util
 from pathlib import Path
 
 from endostream.errors import UsageError
-from endostream.output.guard import check_outputs
+from endostream.output.guard import add_overwrite_option, check_outputs
 
 EXAMPLES = """\
 examples:
@@ -61,6 +61,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help="write the float16 GPU variant (input stays uint8, outputs float32); "
         "the runtime refuses it on the CPU (default: float32)",
     )
+    add_overwrite_option(p)
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help="ONNX opset (default: %(default)s)")
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     # Before torch is even imported: --out may not be a checkpoint or its labels file.
     check_outputs({"--out": args.out}, {
         f"--{head}": [Path(path), Path(path).with_name(Path(path).stem + ".labels.json")]
-        for head, path in (("quality", args.quality), ("organ", args.organ)) if path})
+        for head, path in (("quality", args.quality), ("organ", args.organ)) if path},
+        overwrite=args.overwrite)
 
     from endostream.export.onnx_export import export_onnx, head_spec  # imports torch: only here
 
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     result = export_onnx(
         heads, args.out, fp16=args.fp16, opset=args.opset, exporter=args.exporter,
-        parity_frames=args.parity_frames,
+        parity_frames=args.parity_frames, overwrite=args.overwrite,
     )
     heads_text = ", ".join(f"{h} [{','.join(labels)}]" for h, labels in result.heads.items())
     print(result.parity.summary())

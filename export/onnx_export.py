@@ -146,12 +146,14 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     exporter: str = DEFAULT_EXPORTER,
     parity_frames: int | None = None,
+    overwrite: bool = False,
 ) -> ExportResult:
     """Export ``heads`` (one or both of quality/organ) to ``out``; parity-checked.
 
     Raises :class:`ModelError` for a bad checkpoint or a failed parity check,
-    :class:`UsageError` for bad heads or labels and :class:`OutputError` when ``out``
-    cannot be written. Nothing is written unless every check passed.
+    :class:`UsageError` for bad heads or labels (or an ``out`` that is a checkpoint) and
+    :class:`OutputError` when ``out`` cannot be written, or is read-only and ``overwrite``
+    is false (:mod:`endostream.output.guard`). Nothing is written unless every check passed.
 
     ``parity_frames`` overrides the number of parity frames (default
     :data:`~.parity.PARITY_FRAMES`).
@@ -164,7 +166,7 @@ def export_onnx(
     newest = TORCHSCRIPT_MAX_OPSET if exporter == "torchscript" else onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise UsageError(f"--opset {opset} is out of range; use {MIN_OPSET}..{newest}")
-    _check_output(out, heads)
+    _check_output(out, heads, overwrite)
     precision = "fp16" if fp16 else "fp32"
 
     nets, shas = {}, {}
@@ -236,13 +238,13 @@ def _validate_specs(heads: Sequence[HeadSpec]) -> list[HeadSpec]:
     return sorted(heads, key=lambda h: HEADS.index(h.name))
 
 
-def _check_output(out: Path, heads: Sequence[HeadSpec] = ()) -> None:
+def _check_output(out: Path, heads: Sequence[HeadSpec] = (), overwrite: bool = False) -> None:
     # The one set of output rules (endostream.output.guard): never a checkpoint, a
     # folder that takes new files, no directory or device in the way.
     inputs = {f"--{h.name}": [h.checkpoint, h.checkpoint.with_name(h.checkpoint.stem
                                                                     + ".labels.json")]
               for h in heads}
-    check_outputs({"--out": out}, inputs)
+    check_outputs({"--out": out}, inputs, overwrite=overwrite)
 
 
 def _to_onnx(module: FrameClassifier, opset: int, exporter: str) -> onnx.ModelProto:

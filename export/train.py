@@ -94,6 +94,7 @@ class TrainConfig:
     synth_bad: float = S.DEFAULT_SYNTH_BAD  #: quality only; 0 disables synthetic bad frames
     video_fps: float = D.DEFAULT_VIDEO_FPS
     dropout: float = DEFAULT_DROPOUT
+    overwrite: bool = False  #: replace a read-only --out (or sidecar)
 
     def __post_init__(self) -> None:
         for name, ok in (("epochs", self.epochs >= 1), ("batch", self.batch_size >= 1),
@@ -137,7 +138,8 @@ def check_train_outputs(cfg: TrainConfig) -> None:
     labels_json, resume_file = sidecar_paths(cfg.out)
     check_outputs({"--out": cfg.out, "--out (its .labels.json)": labels_json,
                    "--out (its .resume.pt)": resume_file},
-                  {"DATASET": cfg.dataset, "--init": cfg.init, "--val-split": cfg.val_split})
+                  {"DATASET": cfg.dataset, "--init": cfg.init, "--val-split": cfg.val_split},
+                  overwrite=cfg.overwrite)
 
 
 def read_labels_sidecar(checkpoint: Path) -> dict[str, Any] | None:

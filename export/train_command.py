@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from endostream.errors import UsageError
+from endostream.output.guard import add_overwrite_option
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", type=Path, metavar="FILE",
                    help="local ImageNet EfficientNetB0 state dict for the backbone "
                         "(classifier keys skipped); default: random initialisation")
+    add_overwrite_option(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the run whose OUT-stem.resume.pt is beside --out "
                         "(default: start afresh)")
@@ -122,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, threads=args.threads, device=args.device, workers=args.workers,
         resume=args.resume, val_fraction=args.val_fraction, val_recordings=args.val_recordings,
         val_split=args.val_split, synth_bad=args.synth_bad, video_fps=args.video_fps,
+        overwrite=args.overwrite,
     )
     result = train(config)
     print(f"wrote {result.checkpoint} ({result.steps} steps, {result.epochs_done} epochs done, "

@@ -472,3 +472,24 @@ def test_evaluate_quiet_without_out_dir_is_refused(tmp_path, capsys):
     assert main(["evaluate", "--truth", str(truth), "--sections", str(truth), "--quiet"]) \
         == EXIT_USAGE
     assert "--out-dir" in one_error(capsys)
+
+
+@pytest.mark.parametrize("name", ["segment", "live", "demo", "synth", "evaluate", "train",
+                                  "export"])
+def test_every_command_that_writes_takes_overwrite(name):
+    options = {o for a in _subparsers()[name]._actions for o in a.option_strings}
+    assert {"--overwrite", "--force"} <= options
+
+
+def test_evaluate_read_only_output_needs_overwrite(tmp_path, capsys):
+    truth = _sections_file(tmp_path / "t.json", [("nose", 0, 5)])
+    out = tmp_path / "e"
+    out.mkdir()
+    (out / "video_metrics.json").write_text("{}")
+    (out / "video_metrics.json").chmod(0o444)
+    argv = ["evaluate", "--truth", str(truth), "--sections", str(truth), "--out-dir", str(out)]
+    assert main(argv) == EXIT_OUTPUT
+    assert "read-only; add --overwrite" in one_error(capsys)
+    assert main([*argv, "--overwrite"]) == 0
+    assert json.loads((out / "video_metrics.json").read_text())["metrics"]["f1"] == 1.0
+    assert stat.S_IMODE((out / "video_metrics.json").stat().st_mode) == 0o444

@@ -16,7 +16,7 @@ from endostream.commands.segment import add_model_arguments, load_classifier, mo
 from endostream.evaluation.sections import evaluate_sections
 from endostream.output.atomic import write_json_atomic
 from endostream.output.frames_csv import FrameCsvWriter
-from endostream.output.guard import check_outputs, prepare_output_folder
+from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
 from endostream.output.progress import Progress
 from endostream.output.sections_file import write_sections
 from endostream.output.table import format_sections_table
@@ -50,12 +50,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7,
                    help="seed of the procedure (default: %(default)s)")
     add_model_arguments(p)
+    add_overwrite_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
     out = prepare_output_folder("--out-dir", args.out_dir)
     check_outputs({f"--out-dir's {name}": out / name for name in DEMO_FILES},
-                  {"--models": model_paths(args)})
+                  {"--models": model_paths(args)}, overwrite=args.overwrite)
     video = out / "procedure.mp4"
     print(f"1/2 rendering a synthetic 39 s procedure to {video} (stand-in scenes, not real "
           "anatomy) ...", file=sys.stderr)

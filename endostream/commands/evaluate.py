@@ -41,7 +41,7 @@ from endostream.evaluation.plots import draw_confusion, draw_roc, save_png
 from endostream.evaluation.sections import DEFAULT_IOU_THRESHOLD, evaluate_sections
 from endostream.inference.defaults import batch_help, default_batch
 from endostream.output.atomic import write_json_atomic
-from endostream.output.guard import check_outputs, prepare_output_folder
+from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
 from endostream.output.table import format_clock
 from endostream.segmentation.section import Section
 
@@ -106,6 +106,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help=batch_help())
     p.add_argument("--quiet", action="store_true",
                    help="no tables on stdout (default: print them)")
+    add_overwrite_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         check_outputs({f"--out-dir's {name}": args.out_dir / name for name in files},
                       {"--dataset": args.dataset, "--truth": args.truth,
                        "--sections": args.sections, "--video": args.video,
-                       "--models": model_paths(args)})
+                       "--models": model_paths(args)}, overwrite=args.overwrite)
     if dataset_mode:
         return _run_dataset(args)
     return _run_video(args)

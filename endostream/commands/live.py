@@ -24,7 +24,7 @@ from endostream.commands.segment import (
 )
 from endostream.errors import EXIT_INTERRUPTED, EndostreamError, UsageError, VideoError
 from endostream.inference.defaults import LIVE_BATCH
-from endostream.output.guard import check_outputs, is_stdout
+from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout
 from endostream.output.table import format_clock, format_sections_table
 from endostream.pipeline.live import LiveSession
 from endostream.pipeline.stats import LiveStats
@@ -75,6 +75,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="where to write the sections when the session ends "
                         "(required with --headless; in the window: the default save path; "
                         "default: none)")
+    add_overwrite_option(p)
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="stop by itself after this many seconds (default: run until stopped)")
     p.add_argument("--batch", type=int, default=LIVE_BATCH, metavar="N",
@@ -105,7 +106,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("live writes --out when the session ends, to a file; give a path "
                          "such as sections.json")
     # Now, not when the session ends an hour later.
-    check_outputs({"--out": args.out}, {"--file": args.file, "--models": model_paths(args)})
+    check_outputs({"--out": args.out}, {"--file": args.file, "--models": model_paths(args)},
+                  overwrite=args.overwrite)
 
 
 def segmenter_config(args: argparse.Namespace) -> SegmenterConfig:

@@ -25,7 +25,7 @@ from endostream.errors import OutputError, UsageError, VideoError
 from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import DEFAULT_DEVICE, DEVICES, batch_help
 from endostream.output.frames_csv import FrameCsvWriter
-from endostream.output.guard import check_outputs, is_stdout
+from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout
 from endostream.output.progress import Progress
 from endostream.output.sections_file import build_document, write_sections
 from endostream.output.table import format_sections_table
@@ -160,9 +160,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="where to write the sections (atomically); '-' writes them to stdout "
                         f"(default: VIDEO-stem{DEFAULT_OUT_SUFFIX} beside the video, never "
                         "replacing an existing one unless --overwrite)")
-    p.add_argument("--overwrite", "--force", action="store_true",
-                   help="replace an existing default output, or an output that is read-only "
-                        "(default: refuse)")
+    add_overwrite_option(p, also="an existing default output, or ")
     add_model_arguments(p)
     p.add_argument("--sample-fps", type=parse_sample_fps, default=DEFAULT_SAMPLE_FPS,
                    metavar="N|all",

@@ -12,7 +12,12 @@ import sys
 from pathlib import Path
 
 from endostream.errors import UsageError
-from endostream.output.guard import check_outputs, is_stdout, prepare_output_folder
+from endostream.output.guard import (
+    add_overwrite_option,
+    check_outputs,
+    is_stdout,
+    prepare_output_folder,
+)
 from endostream.output.table import format_sections_table
 from endostream.synth import ProcedureSpec, default_spec, render_dataset, render_procedure
 
@@ -62,8 +67,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", type=Path, metavar="DIR",
                    help="write a training dataset of still frames (class folders + labels.csv) "
                         "instead of a video (default: none)")
-    p.add_argument("--overwrite", "--force", action="store_true",
-                   help="replace an existing VIDEO or --truth file (default: refuse)")
+    add_overwrite_option(p, also="an existing VIDEO or --truth file, or ")
     p.add_argument("--per-class", type=int, default=120,
                    help="dataset: frames per organ (default: %(default)s)")
     p.add_argument("--recordings", type=int, default=4,

@@ -30,6 +30,7 @@ endostream.errors.UsageError: --out '...' is the same file as VIDEO '...'; writi
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import stat
@@ -176,6 +177,14 @@ def check_writable_folder(key: str, folder: PathLike) -> None:
         os.unlink(probe)
     except OSError:  # pragma: no cover - created a moment ago by this process
         pass
+
+
+def add_overwrite_option(parser: argparse.ArgumentParser, *, also: str = "") -> None:
+    """``--overwrite`` / ``--force``, the same on every command that writes: replace an
+    existing output that is read-only (``also`` names what else it allows)."""
+    parser.add_argument("--overwrite", "--force", action="store_true",
+                        help=f"replace {also}an existing output that is read-only "
+                             "(default: refuse)")
 
 
 def prepare_output_folder(key: str, folder: PathLike) -> Path:
