@@ -65,8 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         description = (module.__doc__ or help_text).split("\n\n")[0]
         p = sub.add_parser(name, help=help_text, description=description,
+                           epilog=getattr(module, "EXAMPLES", None),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.configure_parser(p)
+        # Accepted after the command too ('endostream segment v.mp4 -vv'); added to the
+        # count given before it.
+        p.add_argument("-v", "--verbose", action="count", default=0, dest="verbose_after",
+                       help="more log output (-vv for debug, with tracebacks)")
         p.set_defaults(_run=module.run)
     return parser
 
@@ -77,6 +82,23 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _ffmpeg_logging(verbose: int) -> None:
+    """FFmpeg's own log lines ("moov atom not found", "Invalid NAL unit size") would come
+    before, and say less than, the tool's one-line error: silence them, whatever PyAV's
+    default or another library set, except at -vv (debugging a decoder problem)."""
+    try:
+        import av.logging
+    except ImportError:  # pragma: no cover - av is a core dependency
+        return
+    if verbose >= 2:
+        av.logging.set_level(av.logging.VERBOSE)
+        return
+    try:
+        av.logging.set_level(None)  # PyAV 13+: nothing is logged at all
+    except TypeError:  # pragma: no cover - PyAV 12 takes only a level
+        av.logging.set_level(av.logging.PANIC)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (the console script exits with it)."""
     parser = build_parser()
@@ -84,8 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or argparse's own usage error (2)
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
-    level = logging.WARNING - 10 * min(args.verbose, 2)
+    verbose = min(args.verbose + getattr(args, "verbose_after", 0), 2)
+    level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=level, format="endostream: %(levelname)s: %(message)s")
+    _ffmpeg_logging(verbose)
     if getattr(args, "_run", None) is None:
         parser.print_help(sys.stderr)
         return 2

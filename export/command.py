@@ -8,11 +8,6 @@ PyTorch in onnxruntime before the file is written. Class names come from
 ``--quality-labels``/``--organ-labels``, else from the ``<checkpoint stem>.labels.json``
 that ``endostream train`` writes beside its checkpoint, else the defaults.
 
-examples:
-  endostream export --quality quality.pth --organ organ.pth --out endostream.onnx
-  endostream export --organ organ.pth --organ-labels ear,nose,larynx --out organ.onnx
-  endostream export --quality q.pth --organ o.pth --fp16 --out endostream-fp16.onnx
-
 This module imports no torch: the CLI builds ``--help`` from it on any machine.
 """
 
@@ -23,6 +18,17 @@ import importlib.util
 from pathlib import Path
 
 from endostream.errors import UsageError
+from endostream.output.guard import add_overwrite_option, check_outputs
+
+EXAMPLES = """\
+examples:
+  endostream export --quality quality.pth --organ organ.pth --out endostream.onnx
+  endostream export --organ organ.pth --organ-labels ear,nose,larynx --out organ.onnx
+  endostream export --quality q.pth --organ o.pth --fp16 --out endostream-fp16.onnx
+
+exit codes: 0 done, 2 bad arguments (or --out naming a checkpoint), 4 bad checkpoint or
+parity check failed, 5 output not writable
+"""
 
 #: Modules of the ``export`` extra that :func:`run` needs.
 REQUIRED_MODULES = ("torch", "torchvision", "onnx")
@@ -34,9 +40,12 @@ DEFAULT_OPSET = 17
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     """Add the ``export`` options to ``p``."""
-    p.add_argument("--quality", metavar="PTH", help="checkpoint of the quality classifier")
-    p.add_argument("--organ", metavar="PTH", help="checkpoint of the organ classifier")
-    p.add_argument("--out", metavar="ONNX", required=True, help="ONNX file to write")
+    p.add_argument("--quality", metavar="PTH",
+                   help="checkpoint of the quality classifier (default: no quality head)")
+    p.add_argument("--organ", metavar="PTH",
+                   help="checkpoint of the organ classifier (default: no organ head)")
+    p.add_argument("--out", metavar="ONNX", required=True,
+                   help="ONNX file to write (atomically, only after the parity check passed)")
     p.add_argument(
         "--quality-labels", metavar="A,B",
         help="quality classes in training order; must include 'good' (default: the "
@@ -50,8 +59,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fp16", action="store_true",
         help="write the float16 GPU variant (input stays uint8, outputs float32); "
-        "the runtime refuses it on the CPU",
+        "the runtime refuses it on the CPU (default: float32)",
     )
+    add_overwrite_option(p)
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help="ONNX opset (default: %(default)s)")
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
@@ -72,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("nothing to export; give --quality and/or --organ checkpoints")
     if args.parity_frames is not None and args.parity_frames < 1:
         raise UsageError(f"--parity-frames must be at least 1, got {args.parity_frames}")
+    # Before torch is even imported: --out may not be a checkpoint or its labels file.
+    check_outputs({"--out": args.out}, {
+        f"--{head}": [Path(path), Path(path).with_name(Path(path).stem + ".labels.json")]
+        for head, path in (("quality", args.quality), ("organ", args.organ)) if path},
+        overwrite=args.overwrite)
 
     from endostream.export.onnx_export import export_onnx, head_spec  # imports torch: only here
 
@@ -82,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     result = export_onnx(
         heads, args.out, fp16=args.fp16, opset=args.opset, exporter=args.exporter,
-        parity_frames=args.parity_frames,
+        parity_frames=args.parity_frames, overwrite=args.overwrite,
     )
     heads_text = ", ".join(f"{h} [{','.join(labels)}]" for h, labels in result.heads.items())
     print(result.parity.summary())

@@ -39,7 +39,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -68,13 +67,14 @@ from endostream.contract import (
     META_VERSIONS,
     SCHEMA_VERSION,
 )
-from endostream.errors import ModelError, OutputError, UsageError
+from endostream.errors import ModelError, UsageError
 from endostream.export.graph import FrameClassifier
 from endostream.export.model import classifier_from_checkpoint
 from endostream.export.parity import ParityReport, check_parity
 from endostream.export.parity import parity_frames as make_frames
 from endostream.frames import MODEL_INPUT_SIZE
 from endostream.output.atomic import AtomicFile
+from endostream.output.guard import check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -146,12 +146,14 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     exporter: str = DEFAULT_EXPORTER,
     parity_frames: int | None = None,
+    overwrite: bool = False,
 ) -> ExportResult:
     """Export ``heads`` (one or both of quality/organ) to ``out``; parity-checked.
 
     Raises :class:`ModelError` for a bad checkpoint or a failed parity check,
-    :class:`UsageError` for bad heads or labels and :class:`OutputError` when ``out``
-    cannot be written. Nothing is written unless every check passed.
+    :class:`UsageError` for bad heads or labels (or an ``out`` that is a checkpoint) and
+    :class:`OutputError` when ``out`` cannot be written, or is read-only and ``overwrite``
+    is false (:mod:`endostream.output.guard`). Nothing is written unless every check passed.
 
     ``parity_frames`` overrides the number of parity frames (default
     :data:`~.parity.PARITY_FRAMES`).
@@ -164,7 +166,7 @@ def export_onnx(
     newest = TORCHSCRIPT_MAX_OPSET if exporter == "torchscript" else onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise UsageError(f"--opset {opset} is out of range; use {MIN_OPSET}..{newest}")
-    _check_output(out)
+    _check_output(out, heads, overwrite)
     precision = "fp16" if fp16 else "fp32"
 
     nets, shas = {}, {}
@@ -236,16 +238,13 @@ def _validate_specs(heads: Sequence[HeadSpec]) -> list[HeadSpec]:
     return sorted(heads, key=lambda h: HEADS.index(h.name))
 
 
-def _check_output(out: Path) -> None:
-    if out.is_dir():
-        raise OutputError(
-            f"output '{out}' is a directory; give a file name such as {out / 'endostream.onnx'}"
-        )
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output directory '{parent}' does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"output directory '{parent}' is not writable; choose another --out")
+def _check_output(out: Path, heads: Sequence[HeadSpec] = (), overwrite: bool = False) -> None:
+    # The one set of output rules (endostream.output.guard): never a checkpoint, a
+    # folder that takes new files, no directory or device in the way.
+    inputs = {f"--{h.name}": [h.checkpoint, h.checkpoint.with_name(h.checkpoint.stem
+                                                                    + ".labels.json")]
+              for h in heads}
+    check_outputs({"--out": out}, inputs, overwrite=overwrite)
 
 
 def _to_onnx(module: FrameClassifier, opset: int, exporter: str) -> onnx.ModelProto:

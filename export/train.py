@@ -45,13 +45,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from endostream.errors import Interrupted, ModelError, OutputError, UsageError
+from endostream.errors import Interrupted, ModelError, UsageError
 from endostream.evaluation import datasets as D
 from endostream.evaluation.metrics import classification_report
 from endostream.export import sampling as S
 from endostream.export.graph import IMAGENET_MEAN, IMAGENET_STD, PIXEL_MAX
 from endostream.export.model import DEFAULT_DROPOUT, build_classifier
 from endostream.output.atomic import AtomicFile, write_json_atomic
+from endostream.output.guard import check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class TrainConfig:
     synth_bad: float = S.DEFAULT_SYNTH_BAD  #: quality only; 0 disables synthetic bad frames
     video_fps: float = D.DEFAULT_VIDEO_FPS
     dropout: float = DEFAULT_DROPOUT
+    overwrite: bool = False  #: replace a read-only --out (or sidecar)
 
     def __post_init__(self) -> None:
         for name, ok in (("epochs", self.epochs >= 1), ("batch", self.batch_size >= 1),
@@ -127,6 +129,17 @@ def sidecar_paths(out: Path) -> tuple[Path, Path]:
     """
     out = Path(out)
     return out.with_name(out.stem + ".labels.json"), out.with_name(out.stem + ".resume.pt")
+
+
+def check_train_outputs(cfg: TrainConfig) -> None:
+    """Before any image is read: the checkpoint and its sidecars may not replace the
+    dataset, --init or --val-split, and their folder must take new files
+    (:mod:`endostream.output.guard`). The resume file is an output that --resume reads."""
+    labels_json, resume_file = sidecar_paths(cfg.out)
+    check_outputs({"--out": cfg.out, "--out (its .labels.json)": labels_json,
+                   "--out (its .resume.pt)": resume_file},
+                  {"DATASET": cfg.dataset, "--init": cfg.init, "--val-split": cfg.val_split},
+                  overwrite=cfg.overwrite)
 
 
 def read_labels_sidecar(checkpoint: Path) -> dict[str, Any] | None:
@@ -198,9 +211,7 @@ class _Run:
 
     def prepare(self) -> None:
         cfg = self.cfg
-        out_dir = cfg.out.parent if str(cfg.out.parent) else Path(".")
-        if not out_dir.is_dir():
-            raise OutputError(f"output directory does not exist: '{out_dir}'; create it first")
+        check_train_outputs(cfg)
         saved = self._read_resume() if cfg.resume else None
         if saved is not None:
             self._restore_settings(saved)

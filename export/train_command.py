@@ -26,8 +26,22 @@ import sys
 from pathlib import Path
 
 from endostream.errors import UsageError
+from endostream.output.guard import add_overwrite_option
 
 log = logging.getLogger(__name__)
+
+EXAMPLES = """\
+examples:
+  endostream train data/labels.csv --task organ --out organ.pth --init efficientnet_b0.pth
+  endostream train data/ --task quality --out quality.pth --epochs 5 --val-recordings r1,r2
+  endostream train data/labels.csv --task organ --out organ.pth --resume
+
+OUT, OUT-stem.labels.json and OUT-stem.resume.pt are checked before any image is read:
+none may be the dataset, --init or --val-split, and their folder must take new files.
+
+exit codes: 0 done, 2 bad arguments or dataset (e.g. a leaking split), 4 bad --init file,
+5 output not writable, 130 interrupted (checkpoint saved)
+"""
 
 # Defaults repeated for --help only; the source of truth is export.train / export.dataset,
 # which import torch. A test checks that the two agree.
@@ -53,8 +67,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", type=Path, metavar="FILE",
                    help="local ImageNet EfficientNetB0 state dict for the backbone "
                         "(classifier keys skipped); default: random initialisation")
+    add_overwrite_option(p)
     p.add_argument("--resume", action="store_true",
-                   help="continue the run whose OUT-stem.resume.pt is beside --out")
+                   help="continue the run whose OUT-stem.resume.pt is beside --out "
+                        "(default: start afresh)")
     g = p.add_argument_group("recipe")
     g.add_argument("--epochs", type=int, default=d["epochs"], metavar="N",
                    help="passes over the training set (default: %(default)s)")
@@ -64,7 +80,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch", type=int, default=d["batch"], metavar="N",
                    help="images per step (default: %(default)s)")
     g.add_argument("--max-steps", type=int, metavar="N",
-                   help="stop after N optimiser steps in all (smoke runs, tests)")
+                   help="stop after N optimiser steps in all (smoke runs, tests; "
+                        "default: no limit)")
     g.add_argument("--seed", type=int, default=0,
                    help="seed of the split, sampling, augmentation and weights (default: 0)")
     g.add_argument("--synth-bad", type=float, default=d["synth_bad"], metavar="FRACTION",
@@ -76,16 +93,18 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="share of recordings held out, stratified by class (default: "
                         "%(default)s; 0: no validation)")
     s.add_argument("--val-recordings", type=_recordings, metavar="A,B,...",
-                   help="hold out exactly these recordings")
+                   help="hold out exactly these recordings (default: chosen by --val-fraction)")
     s.add_argument("--val-split", type=Path, metavar="DATASET",
-                   help="a separate labelled set for validation (checked for shared recordings)")
+                   help="a separate labelled set for validation (checked for shared "
+                        "recordings; default: split off DATASET)")
     s.add_argument("--video-fps", type=float, default=d["video_fps"], metavar="FPS",
                    help="frames sampled per second from video rows without a frame column "
                         "(default: %(default)s)")
     r = p.add_argument_group("machine")
     r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where to train (default: %(default)s = CUDA if torch sees a GPU)")
-    r.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+    r.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads (default: torch's own, one per physical core)")
     r.add_argument("--workers", type=int, default=0, metavar="N",
                    help="data loading processes (default: 0 = in the training process)")
 
@@ -105,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, threads=args.threads, device=args.device, workers=args.workers,
         resume=args.resume, val_fraction=args.val_fraction, val_recordings=args.val_recordings,
         val_split=args.val_split, synth_bad=args.synth_bad, video_fps=args.video_fps,
+        overwrite=args.overwrite,
     )
     result = train(config)
     print(f"wrote {result.checkpoint} ({result.steps} steps, {result.epochs_done} epochs done, "

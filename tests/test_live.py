@@ -422,6 +422,9 @@ def test_signal_stops_a_headless_session_and_writes(clip, model_path, tmp_path, 
             proc.wait()
     assert proc.returncode == EXIT_INTERRUPTED, err  # a file stopped before its end
     assert "Traceback" not in err and "still running" not in err
+    # A stop is reported as one, not as an error (issue 12).
+    assert "endostream: error" not in err
+    assert "stopped (Ctrl+C or SIGTERM) before the end" in err
     doc = load(out)
     assert doc["complete"] is False and doc["sections"][0]["label"] == "nose"
 

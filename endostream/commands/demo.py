@@ -12,10 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from endostream.commands.segment import add_model_arguments, load_classifier
+from endostream.commands.segment import add_model_arguments, load_classifier, model_paths
 from endostream.evaluation.sections import evaluate_sections
 from endostream.output.atomic import write_json_atomic
 from endostream.output.frames_csv import FrameCsvWriter
+from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
 from endostream.output.progress import Progress
 from endostream.output.sections_file import write_sections
 from endostream.output.table import format_sections_table
@@ -26,6 +27,22 @@ from endostream.synth import default_spec, render_procedure
 #: two cores, large enough that the content-area crop has work to do.
 DEMO_SIZE = (640, 360)
 
+#: The files the demo writes into --out-dir (its own: a rerun replaces them).
+DEMO_FILES = ("procedure.mp4", "procedure.truth.json", "frames.csv", "sections.json",
+              "metrics.json")
+
+EXAMPLES = """\
+examples:
+  endostream demo                              # into ./endostream-demo/
+  endostream demo --out-dir /tmp/demo --seed 3
+  endostream demo --models endostream.onnx     # your own model on the synthetic procedure
+
+--out-dir is created and checked before rendering; the demo's files in it are replaced
+on every run, and none of them may be a --models file.
+
+exit codes: 0 done, 2 bad arguments, 4 model problem, 5 output not writable
+"""
+
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", type=Path, default=Path("endostream-demo"),
@@ -33,11 +50,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7,
                    help="seed of the procedure (default: %(default)s)")
     add_model_arguments(p)
+    add_overwrite_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    out = args.out_dir
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_folder("--out-dir", args.out_dir)
+    check_outputs({f"--out-dir's {name}": out / name for name in DEMO_FILES},
+                  {"--models": model_paths(args)}, overwrite=args.overwrite)
     video = out / "procedure.mp4"
     print(f"1/2 rendering a synthetic 39 s procedure to {video} (stand-in scenes, not real "
           "anatomy) ...", file=sys.stderr)

@@ -14,8 +14,7 @@ video_metrics.json: boundary error in seconds per true boundary, segment precisi
 share of time labelled right. Without --sections the video is segmented first (the result
 is kept as sections.json in --out-dir).
 
-exit codes: 0 done, 2 bad arguments or dataset, 3 video unreadable, 4 model problem,
-5 output not writable, 130 interrupted
+Without --out-dir the scores are only printed.
 """
 
 from __future__ import annotations
@@ -30,13 +29,19 @@ from typing import Any
 
 import numpy as np
 
-from endostream.commands.segment import add_model_arguments, load_classifier, parse_sample_fps
-from endostream.errors import OutputError, UsageError
+from endostream.commands.segment import (
+    add_model_arguments,
+    load_classifier,
+    model_paths,
+    parse_sample_fps,
+)
+from endostream.errors import UsageError
 from endostream.evaluation.metrics import ClassificationReport, classification_report
 from endostream.evaluation.plots import draw_confusion, draw_roc, save_png
 from endostream.evaluation.sections import DEFAULT_IOU_THRESHOLD, evaluate_sections
 from endostream.inference.defaults import batch_help, default_batch
 from endostream.output.atomic import write_json_atomic
+from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
 from endostream.output.table import format_clock
 from endostream.segmentation.section import Section
 
@@ -46,20 +51,46 @@ log = logging.getLogger(__name__)
 METRICS_SCHEMA = "endostream.evaluation/1"
 VIDEO_METRICS_SCHEMA = "endostream.video-evaluation/1"
 
+#: Files written into --out-dir by each mode.
+DATASET_FILES = ("metrics.json", "confusion.png", "roc.png")
+VIDEO_FILES = ("video_metrics.json", "sections.json")
+
+#: Sections and truth whose ends differ by more than this share of the longer one (or
+#: :data:`DURATION_SLACK_S`, whichever is larger) probably come from different videos.
+DURATION_MISMATCH = 0.02
+DURATION_SLACK_S = 1.0
+
+EXAMPLES = """\
+examples:
+  endostream evaluate --models endostream.onnx --dataset held_out/ --task organ --out-dir eval/
+  endostream evaluate --sections sections.json --truth procedure.truth.json
+  endostream evaluate --video procedure.mp4 --truth procedure.truth.json --out-dir eval/
+
+Without --out-dir the scores are printed and nothing is written. Files in --out-dir are
+checked before any frame is read: none may be an input (dataset CSV, truth, sections,
+video, model).
+
+exit codes: 0 done, 2 bad arguments or dataset, 3 video unreadable, 4 model problem,
+5 output not writable, 130 interrupted
+"""
+
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("dataset mode")
     d.add_argument("--dataset", type=Path, metavar="DATASET",
-                   help="class folders, a labels CSV, or a folder holding labels.csv")
+                   help="class folders, a labels CSV, or a folder holding labels.csv "
+                        "(default: none, video mode)")
     d.add_argument("--task", choices=("quality", "organ"),
-                   help="which head to score against which labels")
+                   help="which head to score against which labels (required with --dataset)")
     d.add_argument("--video-fps", type=float, default=1.0, metavar="FPS",
                    help="frames per second taken from video rows of a labels CSV "
                         "(default: %(default)s)")
     v = p.add_argument_group("video mode")
-    v.add_argument("--video", type=Path, metavar="VIDEO", help="the video to segment")
+    v.add_argument("--video", type=Path, metavar="VIDEO",
+                   help="the video to segment (default: none, score --sections)")
     v.add_argument("--truth", type=Path, metavar="truth.json",
-                   help="ground-truth sections (endostream synth truth file or sections.json)")
+                   help="ground-truth sections (endostream synth truth file or sections.json; "
+                        "required in video mode)")
     v.add_argument("--sections", type=Path, metavar="sections.json",
                    help="predicted sections to score (default: segment --video now)")
     v.add_argument("--sample-fps", type=parse_sample_fps, default=None, metavar="N|all",
@@ -67,12 +98,15 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     v.add_argument("--iou", type=float, default=DEFAULT_IOU_THRESHOLD, metavar="F",
                    help="time IoU at which a predicted section matches a true one "
                         "(default: %(default)s)")
-    p.add_argument("--out-dir", type=Path, required=True, metavar="DIR",
-                   help="where the metrics and plots go (created if missing)")
+    p.add_argument("--out-dir", type=Path, default=None, metavar="DIR",
+                   help="where the metrics and plots go (created if missing; default: none, "
+                        "the scores are only printed)")
     add_model_arguments(p)
     p.add_argument("--batch", type=int, default=None, metavar="N",
                    help=batch_help())
-    p.add_argument("--quiet", action="store_true", help="no tables on stdout")
+    p.add_argument("--quiet", action="store_true",
+                   help="no tables on stdout (default: print them)")
+    add_overwrite_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,18 +117,24 @@ def run(args: argparse.Namespace) -> int:
                          "and/or --sections")
     if args.batch is not None and args.batch < 1:
         raise UsageError(f"--batch must be at least 1, got {args.batch}")
-    _make_dir(args.out_dir)
+    if args.out_dir is None:
+        if args.quiet:
+            raise UsageError("--quiet without --out-dir would show and keep nothing; "
+                             "add --out-dir DIR or drop --quiet")
+    else:
+        # Before any frame is read or model loaded: the outputs, checked against every
+        # input (a dataset CSV, truth, sections, video, model).
+        prepare_output_folder("--out-dir", args.out_dir)
+        files = DATASET_FILES if dataset_mode else VIDEO_FILES
+        if not dataset_mode and args.video is None:
+            files = VIDEO_FILES[:1]  # sections.json is written only when --video is segmented
+        check_outputs({f"--out-dir's {name}": args.out_dir / name for name in files},
+                      {"--dataset": args.dataset, "--truth": args.truth,
+                       "--sections": args.sections, "--video": args.video,
+                       "--models": model_paths(args)}, overwrite=args.overwrite)
     if dataset_mode:
         return _run_dataset(args)
     return _run_video(args)
-
-
-def _make_dir(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create '{path}': {e.strerror or e}; choose another "
-                          "--out-dir") from None
 
 
 # --- dataset mode --------------------------------------------------------------------
@@ -133,21 +173,23 @@ def _run_dataset(args: argparse.Namespace) -> int:
         **report.to_json(),
     }
     out = args.out_dir
-    write_json_atomic(out / "metrics.json", doc)
-    written = "metrics.json"
-    try:
-        save_png(out / "confusion.png", draw_confusion(
-            report.confusion, labels,
-            title=f"{args.task}: confusion matrix ({len(ds)} frames)"))
-        save_png(out / "roc.png", draw_roc(
-            {k: (c.fpr, c.tpr, c.auc) for k, c in report.roc.items()},
-            title=f"{args.task}: ROC, one vs rest"))
-        written += ", confusion.png, roc.png"
-    except UsageError as e:  # matplotlib missing: the metrics still count
-        print(f"endostream: plots skipped: {e}", file=sys.stderr)
+    if out is not None:
+        write_json_atomic(out / "metrics.json", doc)
+        written = "metrics.json"
+        try:
+            save_png(out / "confusion.png", draw_confusion(
+                report.confusion, labels,
+                title=f"{args.task}: confusion matrix ({len(ds)} frames)"))
+            save_png(out / "roc.png", draw_roc(
+                {k: (c.fpr, c.tpr, c.auc) for k, c in report.roc.items()},
+                title=f"{args.task}: ROC, one vs rest"))
+            written += ", confusion.png, roc.png"
+        except UsageError as e:  # matplotlib missing: the metrics still count
+            print(f"endostream: plots skipped: {e}", file=sys.stderr)
     if not args.quiet:
         print(format_report(report, args.task))
-    print(f"wrote {out / written}", file=sys.stderr)
+    if out is not None:
+        print(f"wrote {out / written}", file=sys.stderr)
     return 0
 
 
@@ -209,11 +251,12 @@ def _run_video(args: argparse.Namespace) -> int:
         origin = str(args.sections)
     elif args.video is not None:
         predicted = _segment(args)
-        origin = str(args.out_dir / "sections.json")
+        origin = str(args.out_dir / "sections.json") if args.out_dir else str(args.video)
     else:
         raise UsageError("video mode needs --video (to segment) or --sections")
     if not 0.0 < args.iou <= 1.0:
         raise UsageError(f"--iou must be in (0, 1], got {args.iou}")
+    warn_duration_mismatch(predicted, truth, args.truth)
     metrics = evaluate_sections(predicted, truth, iou_threshold=args.iou)
     doc = {
         "schema": VIDEO_METRICS_SCHEMA,
@@ -226,11 +269,29 @@ def _run_video(args: argparse.Namespace) -> int:
         "ground_truth": [{"label": s.label, "start_s": round(s.start_s, 3),
                           "end_s": round(s.end_s, 3)} for s in truth],
     }
-    write_json_atomic(args.out_dir / "video_metrics.json", doc)
+    if args.out_dir is not None:
+        write_json_atomic(args.out_dir / "video_metrics.json", doc)
     if not args.quiet:
         print(format_video_metrics(metrics, predicted, truth))
-    print(f"wrote {args.out_dir / 'video_metrics.json'}", file=sys.stderr)
+    if args.out_dir is not None:
+        print(f"wrote {args.out_dir / 'video_metrics.json'}", file=sys.stderr)
     return 0
+
+
+def warn_duration_mismatch(predicted: Sequence[Section], truth: Sequence[Section],
+                           truth_path: Path) -> bool:
+    """Warn (and return True) when the sections and the truth end at clearly different
+    times: sections cover their video, so they were probably made from another video
+    than the truth describes, and every score would be meaningless."""
+    if not predicted or not truth:
+        return False
+    end_p, end_t = predicted[-1].end_s, truth[-1].end_s
+    if abs(end_p - end_t) <= max(DURATION_SLACK_S, DURATION_MISMATCH * max(end_p, end_t)):
+        return False
+    log.warning("the sections cover %s but the truth '%s' covers %s: are they of the same "
+                "video? The scores below compare them anyway", format_clock(end_p),
+                truth_path, format_clock(end_t))
+    return True
 
 
 def _segment(args: argparse.Namespace) -> list[Section]:
@@ -246,8 +307,9 @@ def _segment(args: argparse.Namespace) -> list[Section]:
     classifier = load_classifier(args)
     try:
         result = segment_video(args.video, classifier, options)
-        write_sections(args.out_dir / "sections.json",
-                       **result_document_fields(result, classifier, options))
+        if args.out_dir is not None:
+            write_sections(args.out_dir / "sections.json",
+                           **result_document_fields(result, classifier, options))
     finally:
         classifier.close()
     if result.error is not None:

@@ -6,15 +6,6 @@ as the procedure goes on. With --headless (towers without a screen) it prints a 
 line every second on stderr instead and writes --out when it ends: Ctrl+C, SIGTERM,
 --duration, or the end of a --file. Inference that falls behind drops the oldest frames
 (counted), so the label never lags more than a couple of batches.
-
-examples:
-  endostream live --camera 0
-  endostream live --file procedure.mp4 --realtime --headless --out sections.json
-
-exit codes: 0 done (a camera session stopped by the user is complete; so is closing the
-window), 2 bad arguments, 3 video unreadable, 4 model problem, 5 output not writable,
-6 decode error part way, 7 camera cannot be opened or lost for good (partial result
-written), 130 --headless with a --file stopped by Ctrl+C/SIGTERM before its end
 """
 
 from __future__ import annotations
@@ -25,9 +16,16 @@ import os
 import sys
 from pathlib import Path
 
-from endostream.commands.segment import add_model_arguments, load_classifier
-from endostream.errors import EndostreamError, Interrupted, OutputError, UsageError
+from endostream.commands.segment import (
+    add_model_arguments,
+    load_classifier,
+    model_paths,
+    positive_seconds,
+)
+from endostream.errors import EXIT_INTERRUPTED, EndostreamError, UsageError, VideoError
 from endostream.inference.defaults import LIVE_BATCH
+from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout
+from endostream.output.table import format_clock, format_sections_table
 from endostream.pipeline.live import LiveSession
 from endostream.pipeline.stats import LiveStats
 from endostream.segmentation.config import SegmenterConfig
@@ -36,6 +34,23 @@ from endostream.sources.camera import parse_device
 from endostream.sources.live import open_live_source
 
 log = logging.getLogger(__name__)
+
+EXAMPLES = """\
+examples:
+  endostream live --camera 0
+  endostream live --camera /dev/video2 --headless --out sections.json --give-up 60
+  endostream live --file procedure.mp4 --realtime --headless --out sections.json
+
+--out is checked when the session starts, not when it ends: it may not be the --file
+or a model, and its folder must take new files. Ctrl+C (or SIGTERM) ends a headless
+session normally: the sections table is printed and --out written.
+
+exit codes: 0 done (a camera session stopped by the user is complete; so is closing the
+window), 2 bad arguments, 3 video unreadable, 4 model problem, 5 output not writable,
+6 decode error part way, 7 camera cannot be opened or lost for good (partial result
+written), 130 --headless with a --file stopped by Ctrl+C/SIGTERM before its end
+(partial result written)
+"""
 
 #: Seconds between two headless status lines.
 STATUS_INTERVAL_S = 1.0
@@ -47,23 +62,27 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                      help="camera index (0, 1, ...), device path (/dev/video0) or stream URL "
                           "(rtsp://...); default: 0")
     src.add_argument("--file", type=Path, default=None, metavar="VIDEO",
-                     help="analyse a recorded video instead of a camera")
+                     help="analyse a recorded video instead of a camera (default: none)")
     p.add_argument("--realtime", action="store_true",
                    help="with --file: play it at its native rate, as if it were a camera "
                         "(frames are dropped when inference is slower); without it every "
-                        "frame is analysed as fast as possible")
+                        "frame is analysed as fast as possible (default: off)")
     add_model_arguments(p)
     p.add_argument("--headless", action="store_true",
-                   help="no window: a status line every second, sections written on exit")
+                   help="no window: a status line every second, sections written on exit "
+                        "(default: the window)")
     p.add_argument("--out", type=Path, default=None, metavar="sections.json",
                    help="where to write the sections when the session ends "
-                        "(required with --headless; in the window: the default save path)")
+                        "(required with --headless; in the window: the default save path; "
+                        "default: none)")
+    add_overwrite_option(p)
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                   help="stop by itself after this many seconds")
+                   help="stop by itself after this many seconds (default: run until stopped)")
     p.add_argument("--batch", type=int, default=LIVE_BATCH, metavar="N",
                    help="frames per inference batch; small keeps latency low "
                         "(default: %(default)s)")
-    p.add_argument("--min-section", type=float, default=SegmenterConfig().min_section_s,
+    p.add_argument("--min-section", type=positive_seconds,
+                   default=SegmenterConfig().min_section_s,
                    metavar="SECONDS",
                    help="shortest organ section kept (default: %(default)s)")
     p.add_argument("--give-up", type=float, default=None, metavar="SECONDS",
@@ -82,13 +101,13 @@ def check_args(args: argparse.Namespace) -> None:
     if args.give_up is not None and not args.give_up > 0:
         raise UsageError(f"--give-up must be positive, got {args.give_up}")
     if args.file is not None and not args.file.exists():
-        from endostream.errors import VideoError
-
         raise VideoError(f"video not found: '{args.file}'; check the path")
-    if args.out is not None:
-        out_dir = args.out.parent if str(args.out.parent) else Path(".")
-        if not out_dir.is_dir():
-            raise OutputError(f"output directory does not exist: '{out_dir}'; create it first")
+    if is_stdout(args.out):
+        raise UsageError("live writes --out when the session ends, to a file; give a path "
+                         "such as sections.json")
+    # Now, not when the session ends an hour later.
+    check_outputs({"--out": args.out}, {"--file": args.file, "--models": model_paths(args)},
+                  overwrite=args.overwrite)
 
 
 def segmenter_config(args: argparse.Namespace) -> SegmenterConfig:
@@ -110,7 +129,7 @@ def status_line(stats: LiveStats, session: LiveSession) -> str:
         now = latest.current
         quality = "good" if now.quality_good else "poor image"
         label = f"{now.label} {now.prob:.2f} · {quality}"
-    return f"{stats.elapsed_s:5.0f} s · {label} · {stats.line()}"
+    return f"{format_clock(stats.elapsed_s):>7} · {label} · {stats.line()}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,15 +173,23 @@ def _run_headless(args: argparse.Namespace, session: LiveSession) -> int:
             session.write(args.out)
     stats = session.stats()
     sections = session.sections()
+    # The table on stdout, like segment's; a Ctrl+C stop is the normal end of a session.
+    print(format_sections_table(sections))
     print(f"{stats.analysed} frames analysed of {stats.captured} captured "
           f"({stats.dropped} dropped), {len(sections)} sections", file=sys.stderr)
     print(f"wrote {args.out}" + ("" if session.complete else " (complete: false)"),
           file=sys.stderr)
     if error is not None:
         raise error
-    if interrupted and not session.complete:
-        raise Interrupted(f"stopped before the end of '{args.file}'; "
-                          "the sections found so far were kept")
+    if interrupted:
+        if session.complete:
+            print("endostream: stopped (Ctrl+C or SIGTERM); the session is complete",
+                  file=sys.stderr)
+            return 0
+        # A --file cut short: a stop, not an error, but the exit code says it is partial.
+        print(f"endostream: stopped (Ctrl+C or SIGTERM) before the end of '{args.file}'; the "
+              "sections found so far were written with complete: false", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -4,30 +4,35 @@ Decodes the video (any container/codec FFmpeg reads), analyses --sample-fps fram
 second with the quality and organ classifiers, merges the per-frame labels into sections
 and writes sections.json atomically. Ctrl+C keeps what was analysed (complete: false).
 
+Without --out the sections go beside the video as VIDEO-stem.sections.json (an existing
+one is never replaced unless --overwrite is given); --out - writes the JSON to stdout
+(progress and the table stay on stderr). Every output is checked before any frame is
+decoded: it may not be the video, a model file or another output, and its folder must
+take new files.
+
 --chapters and --report write chapters and the report in the same run (the thumbnails are
 kept during analysis, the video is not decoded twice).
-
-exit codes: 0 done, 2 bad arguments, 3 video unreadable, 4 model problem,
-5 output not writable, 6 decode error part way (partial result written),
-130 interrupted (partial result written)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from endostream.bundled import DEMO_NOTICE, require_demo_model
+from endostream.bundled import DEMO_NOTICE, demo_model_path, require_demo_model
 from endostream.errors import OutputError, UsageError, VideoError
 from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import DEFAULT_DEVICE, DEVICES, batch_help
 from endostream.output.frames_csv import FrameCsvWriter
+from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout
 from endostream.output.progress import Progress
-from endostream.output.sections_file import write_sections
+from endostream.output.sections_file import build_document, write_sections
 from endostream.output.table import format_sections_table
 from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
 from endostream.review.alongside import check_alongside, wants_thumbnails, write_alongside
@@ -37,18 +42,99 @@ from endostream.sources.file import DEFAULT_SAMPLE_FPS
 
 log = logging.getLogger(__name__)
 
+EXAMPLES = """\
+examples:
+  endostream segment procedure.mp4                     # writes procedure.sections.json
+  endostream segment procedure.mp4 --models endostream.onnx --out sections.json --csv frames.csv
+  endostream segment procedure.mp4 --out - --quiet | jq '.sections[].label'
+
+exit codes: 0 done, 2 bad arguments (or an output that would replace an input),
+3 video unreadable, 4 model problem, 5 output not writable, 6 decode error part way
+(partial result written), 130 interrupted (partial result written)
+"""
+
+#: Suffix of the default output beside the video: ``procedure.mp4`` →
+#: ``procedure.sections.json``.
+DEFAULT_OUT_SUFFIX = ".sections.json"
+
+#: Fewer analysed frames than this inside the shortest section (--min-section) and the
+#: sample grid, not the video, decides where sections begin and end: warn.
+MIN_FRAMES_PER_SECTION = 3
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
 
 def parse_sample_fps(text: str) -> float | None:
-    """``'5'`` → 5.0; ``'all'`` → None (every frame)."""
-    if text.strip().lower() in ("all", "0", "every"):
+    """``'5'`` → 5.0; ``'all'`` → None (every frame). Zero, negative and non-finite rates
+    are refused (0 once meant "every frame" without saying so).
+
+    >>> parse_sample_fps("2.5"), parse_sample_fps("all")
+    (2.5, None)
+    """
+    if text.strip().lower() in ("all", "every"):
         return None
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be positive (or 'all')")
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of frames per second above 0, got {text!r}; "
+            "use 'all' to analyse every frame")
     return value
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type for durations such as ``--min-section``: a finite number above 0,
+    so argparse's message names the option.
+
+    >>> positive_seconds("3")
+    3.0
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+def model_paths(args: argparse.Namespace) -> list[Path]:
+    """The model files a run reads (``--models``, else the bundled one): inputs that no
+    output may replace."""
+    return list(args.models) if args.models else [demo_model_path()]
+
+
+def default_out(video: Path) -> Path:
+    """``dir/procedure.mp4`` → ``dir/procedure.sections.json``."""
+    return video.parent / (video.stem + DEFAULT_OUT_SUFFIX)
+
+
+def video_argument(text: str, command: str = "segment") -> Path:
+    """The VIDEO positional as a path; a URL is refused with what to use instead (the text
+    is kept as typed: ``Path`` would collapse ``rtsp://`` into ``rtsp:/``)."""
+    if _URL.match(text):
+        raise UsageError(f"'{text}' is a URL; {command} reads video files only. For a live "
+                         f"stream run: endostream live --camera '{text}' --headless --out "
+                         "sections.json; for a recording, download it first")
+    path = Path(text)
+    if path.is_dir():
+        raise VideoError(f"'{path}' is a directory, not a video file; pass one video, or use "
+                         "--out-dir DIR to segment a folder")
+    if not path.exists():
+        raise VideoError(f"video not found: '{path}'; check the path")
+    return path
+
+
+def warn_sparse_sampling(sample_fps: float | None, min_section_s: float) -> None:
+    """Warn when fewer than :data:`MIN_FRAMES_PER_SECTION` analysed frames fit in the
+    shortest section: boundaries then fall on the sample grid."""
+    if sample_fps is not None and sample_fps * min_section_s < MIN_FRAMES_PER_SECTION:
+        log.warning("--sample-fps %g analyses one frame every %.3g s, too few for sections of "
+                    "--min-section %g s (fewer than %d frames each); boundaries fall on that "
+                    "grid: raise --sample-fps to at least %.3g", sample_fps, 1 / sample_fps,
+                    min_section_s, MIN_FRAMES_PER_SECTION, MIN_FRAMES_PER_SECTION / min_section_s)
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -90,9 +176,12 @@ def _fan_out(listeners: list[Callable[[Prediction], None]]
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", type=Path, help="the recorded video (mp4, mkv, avi, mpg, ...)")
-    p.add_argument("--out", type=Path, required=True, metavar="sections.json",
-                   help="where to write the sections (written atomically)")
+    p.add_argument("video", metavar="VIDEO", help="the recorded video (mp4, mkv, avi, mpg, ...)")
+    p.add_argument("--out", type=Path, default=None, metavar="sections.json",
+                   help="where to write the sections (atomically); '-' writes them to stdout "
+                        f"(default: VIDEO-stem{DEFAULT_OUT_SUFFIX} beside the video, never "
+                        "replacing an existing one unless --overwrite)")
+    add_overwrite_option(p, also="an existing default output, or ")
     add_model_arguments(p)
     p.add_argument("--sample-fps", type=parse_sample_fps, default=DEFAULT_SAMPLE_FPS,
                    metavar="N|all",
@@ -101,35 +190,48 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "grid: sections last tens of seconds)")
     p.add_argument("--batch", type=int, default=None, metavar="N",
                    help=batch_help())
-    p.add_argument("--min-section", type=float, default=SegmenterConfig().min_section_s,
+    p.add_argument("--min-section", type=positive_seconds,
+                   default=SegmenterConfig().min_section_s,
                    metavar="SECONDS",
                    help="shortest organ section kept; shorter ones merge into a neighbour "
                         "(default: %(default)s)")
     p.add_argument("--csv", type=Path, metavar="frames.csv",
-                   help="also write per-frame labels and probabilities")
+                   help="also write per-frame labels and probabilities (default: none)")
     p.add_argument("--chapters", type=Path, metavar="FILE",
                    help="also write the sections as chapters: .vtt, .ffmeta, or a chaptered "
-                        "copy of the video (.mkv/.mp4, stream copy); see 'endostream chapters'")
+                        "copy of the video (.mkv/.mp4, stream copy); see 'endostream chapters' "
+                        "(default: none)")
     p.add_argument("--report", type=Path, metavar="FILE",
                    help="also write the report (.html) or the timeline (.png/.svg), with the "
-                        "thumbnails kept during this run; see 'endostream report'")
-    p.add_argument("--quiet", action="store_true", help="no progress line and no table")
+                        "thumbnails kept during this run; see 'endostream report' "
+                        "(default: none)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress line and no table (default: both, on stderr)")
+
+
+def check_segment_outputs(args: argparse.Namespace) -> tuple[Path, Path]:
+    """Resolve VIDEO and --out and check every output against the inputs, before any model
+    is loaded or frame decoded; return ``(video, out)``."""
+    video = video_argument(args.video)
+    out = args.out
+    if out is None:
+        out = default_out(video)
+        if out.exists() and not args.overwrite:
+            raise UsageError(f"'{out}' already exists (the default --out beside the video); "
+                             "add --overwrite to replace it, or give --out PATH")
+    for option in ("csv", "chapters", "report"):
+        if is_stdout(getattr(args, option)):
+            raise UsageError(f"--{option} writes a file; only --out can be '-' (stdout)")
+    check_outputs({"--out": out, "--csv": args.csv, "--chapters": args.chapters,
+                   "--report": args.report},
+                  {"VIDEO": video, "--models": model_paths(args)}, overwrite=args.overwrite)
+    check_alongside(chapters=args.chapters, report=args.report, video=video)
+    return video, out
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.video.exists():
-        # Checked here as well as in the source so the message comes before model loading.
-        raise VideoError(f"video not found: '{args.video}'; check the path")
-    out_dir = args.out.parent if str(args.out.parent) else Path(".")
-    if not out_dir.is_dir():
-        raise OutputError(f"output directory does not exist: '{out_dir}'; create it first")
-    for option, path, name in (("--out", args.out, "sections.json"),
-                               ("--csv", args.csv, "frames.csv")):
-        # Checked now, not found out at the final rename after the whole video.
-        if path is not None and path.is_dir():
-            raise OutputError(f"{option} '{path}' is a directory; give a file path such as "
-                              f"'{path / name}'")
-    check_alongside(chapters=args.chapters, report=args.report, video=args.video)
+    video, out = check_segment_outputs(args)
+    warn_sparse_sampling(args.sample_fps, args.min_section)
     options = SegmentOptions(
         sample_fps=args.sample_fps,
         batch_size=args.batch,
@@ -144,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(None, enabled=not args.quiet)
     try:
         result = segment_video(
-            args.video, classifier, options,
+            video, classifier, options,
             on_prediction=_fan_out(listeners),
             on_progress=progress.update_frames,
             # Thumbnails are kept only for an HTML report (the pictures need none).
@@ -164,17 +266,25 @@ def run(args: argparse.Namespace) -> int:
             csv_writer.close()
         except OutputError as e:
             csv_error = e  # the optional CSV failing must not cost the sections
-    doc = write_sections(args.out, **result_document_fields(result, classifier, options))
-    review_error = write_alongside(doc, sections_path=args.out, video=args.video,
+    fields = result_document_fields(result, classifier, options)
+    to_stdout = is_stdout(out)
+    if to_stdout:
+        doc = build_document(**fields)
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    else:
+        doc = write_sections(out, **fields)
+    review_error = write_alongside(doc, sections_path=out, video=video,
                                    chapters=args.chapters, report=args.report,
                                    recorder=recorder)
     if not args.quiet:
-        print(format_sections_table(result.sections))
+        print(format_sections_table(result.sections), file=sys.stderr if to_stdout else None)
         print(f"{result.frames_analysed} frames analysed of {result.frames_decoded} decoded in "
               f"{result.wall_s:.1f} s: {result.analysed_fps:.1f} analysed frames/s, "
               f"{result.decoded_fps:.1f} decoded frames/s on {classifier.provider}",
               file=sys.stderr)
-    print(f"wrote {args.out}" + ("" if result.complete else " (complete: false)"), file=sys.stderr)
+    where = "the sections to stdout" if to_stdout else out
+    print(f"wrote {where}" + ("" if result.complete else " (complete: false)"), file=sys.stderr)
     if csv_error is not None:
         raise csv_error
     if review_error is not None:

@@ -3,11 +3,6 @@
 The scenes are procedurally generated textures that mimic only the colour and coarse
 layout of ear canal, nasal mucosa and vocal folds inside an endoscope's field of view:
 not real anatomy. They exist for tests, the demo and the bundled demo models.
-
-examples:
-  endostream synth procedure.mp4              # 39 s, 1280x720, 25 fps, + procedure.truth.json
-  endostream synth short.mp4 --procedure nose:8,blur:2,ear:8 --size 640x360
-  endostream synth --dataset data/ --per-class 200   # class folders + labels.csv
 """
 
 from __future__ import annotations
@@ -17,8 +12,27 @@ import sys
 from pathlib import Path
 
 from endostream.errors import UsageError
+from endostream.output.guard import (
+    add_overwrite_option,
+    check_outputs,
+    is_stdout,
+    prepare_output_folder,
+)
 from endostream.output.table import format_sections_table
 from endostream.synth import ProcedureSpec, default_spec, render_dataset, render_procedure
+
+EXAMPLES = """\
+examples:
+  endostream synth procedure.mp4              # 39 s, 1280x720, 25 fps, + procedure.truth.json
+  endostream synth short.mp4 --procedure nose:8,blur:2,ear:8 --size 640x360
+  endostream synth --dataset data/ --per-class 200   # class folders + labels.csv
+
+VIDEO and --truth are checked before rendering: their folders must take new files, they
+may not be the same file, and an existing one is replaced only with --overwrite (it may
+be a real recording).
+
+exit codes: 0 done, 2 bad arguments, 5 output not writable
+"""
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -34,7 +48,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", type=Path, nargs="?", help="the video to write (mp4)")
+    p.add_argument("video", type=Path, nargs="?", metavar="VIDEO",
+                   help="the video to write (mp4; default: none, give VIDEO or --dataset)")
     p.add_argument("--procedure", metavar="SPEC",
                    help="segments as NAME:SECONDS, comma-separated; NAME is an organ (ear, nose, "
                         "vocal_folds) or an unusable look (blur, dark, black, out_of_body); "
@@ -51,7 +66,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="where to write the ground truth (default: VIDEO with .truth.json)")
     p.add_argument("--dataset", type=Path, metavar="DIR",
                    help="write a training dataset of still frames (class folders + labels.csv) "
-                        "instead of a video")
+                        "instead of a video (default: none)")
+    add_overwrite_option(p, also="an existing VIDEO or --truth file, or ")
     p.add_argument("--per-class", type=int, default=120,
                    help="dataset: frames per organ (default: %(default)s)")
     p.add_argument("--recordings", type=int, default=4,
@@ -64,10 +80,23 @@ def truth_path_for(video: Path) -> Path:
     return video.with_suffix(".truth.json")
 
 
+def check_synth_outputs(video: Path, truth: Path, *, overwrite: bool) -> None:
+    """Before rendering: both files writable, not the same file, and an existing one
+    replaced only when asked (a file called procedure.mp4 may well be a recording)."""
+    for key, path in (("VIDEO", video), ("--truth", truth)):
+        if is_stdout(path):
+            raise UsageError(f"{key} is written to a file; give a path, not '-'")
+        if path.exists() and not path.is_dir() and not overwrite:
+            raise UsageError(f"{key} '{path}' already exists; add --overwrite to replace it, "
+                             "or choose another path")
+    check_outputs({"VIDEO": video, "--truth": truth}, overwrite=overwrite)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.dataset is not None:
         if args.video is not None:
             raise UsageError("give either VIDEO or --dataset DIR, not both")
+        prepare_output_folder("--dataset", args.dataset)
         csv_path = render_dataset(args.dataset, per_class=args.per_class,
                                   size=args.size or (320, 240), seed=args.seed,
                                   recordings=args.recordings)
@@ -77,11 +106,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give the video to write, e.g. 'endostream synth procedure.mp4'")
     spec = ProcedureSpec.parse(args.procedure) if args.procedure else default_spec(args.scale)
     width, height = args.size or (1280, 720)
+    truth_path = args.truth or truth_path_for(args.video)
+    check_synth_outputs(args.video, truth_path, overwrite=args.overwrite)
     print(f"rendering a synthetic {spec.duration_s:.0f} s procedure at {width}x{height}, "
           f"{args.fps:g} fps ...", file=sys.stderr)
     truth = render_procedure(args.video, spec, width=width, height=height, fps=args.fps,
                              seed=args.seed, fov=args.fov)
-    truth_path = args.truth or truth_path_for(args.video)
     truth.write(truth_path)
     print(format_sections_table(truth.sections))
     print(f"wrote {args.video} and {truth_path} (synthetic stand-in, not real anatomy)",

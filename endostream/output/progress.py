@@ -95,8 +95,9 @@ class Progress:
         self._drawn = True
 
     def close(self) -> None:
-        """Draw the final state and end the line."""
-        if not self.enabled:
+        """Draw the final state and end the line; a run that ended before its first frame
+        (a video that cannot be opened) draws nothing, so its error line stands alone."""
+        if not self.enabled or (not self._drawn and self._done == 0):
             return
         self._draw(time.monotonic())
         if self._tty:

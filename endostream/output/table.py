@@ -18,14 +18,17 @@ from endostream.segmentation.section import Section
 
 
 def format_clock(seconds: float) -> str:
-    """``83.44`` → ``'1:23.4'`` (minutes:seconds with tenths).
+    """``83.44`` → ``'1:23.4'``: minutes:seconds with tenths, and hours in front from an
+    hour on (a procedure or an archive file can be longer than one).
 
-    >>> format_clock(3725.0)
-    '62:05.0'
+    >>> format_clock(83.44), format_clock(3725.3), format_clock(3599.96)
+    ('1:23.4', '1:02:05.3', '1:00:00.0')
     """
     tenths = int(round(seconds * 10))
-    m, rem = divmod(tenths, 600)
-    return f"{m}:{rem // 10:02d}.{rem % 10}"
+    h, rem = divmod(tenths, 36000)
+    m, rem = divmod(rem, 600)
+    clock = f"{rem // 10:02d}.{rem % 10}"
+    return f"{h}:{m:02d}:{clock}" if h else f"{m}:{clock}"
 
 
 def format_sections_table(sections: Sequence[Section],

@@ -80,6 +80,9 @@ class SegmentResult:
     error: EndostreamError | None = None
     worker_stats: dict[str, Any] = field(default_factory=dict)
     segmenter: dict[str, Any] = field(default_factory=dict)  #: analysis.segmenter
+    #: The rate really used (analysis.sample_fps): None when every frame was analysed,
+    #: also when the requested rate was above the video's frame rate.
+    sample_fps: float | None = DEFAULT_SAMPLE_FPS
 
     @property
     def analysed_fps(self) -> float:
@@ -131,6 +134,12 @@ def segment_video(
     last: Prediction | None = None
 
     with FileSource(path, sample_fps=options.sample_fps, cropper=cropper) as source:
+        video_fps = source.info.fps
+        above = bool(options.sample_fps and video_fps and options.sample_fps > video_fps)
+        if above:
+            log.warning("--sample-fps %g is above the video's frame rate (%.3g fps): every "
+                        "frame is analysed, and sections.json records that (sample_fps: null)",
+                        options.sample_fps, video_fps)
         capture = CaptureThread(source, frames_q, stop)
         worker = InferenceWorker(classifier, frames_q, preds_q, stop,
                                  batch_size=batch_size)
@@ -195,6 +204,7 @@ def segment_video(
         error=error,
         worker_stats=stats,
         segmenter=segmenter.describe(),
+        sample_fps=None if above and analysed >= decoded else options.sample_fps,
     )
 
 
@@ -226,6 +236,6 @@ def result_document_fields(result: SegmentResult, classifier: Classifier,
         "source": result.source,
         "models": classifier.describe(),
         "frames_analysed": result.frames_analysed,
-        "sample_fps": options.sample_fps,
+        "sample_fps": result.sample_fps,
         "segmenter": result.segmenter,
     }

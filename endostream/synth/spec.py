@@ -143,8 +143,15 @@ class ProcedureSpec:
                 ) from None
             if name in UNUSABLE_LOOKS:
                 segments.append(Segment(UNUSABLE, duration, look=name))
-            else:
+            elif name in ORGANS:
                 segments.append(Segment(name, duration))
+            else:
+                # 'unusable' itself included: on the command line an unusable stretch is
+                # named by how it looks.
+                raise UsageError(
+                    f"procedure item {item!r}: NAME is an organ label ({', '.join(ORGANS)}) or how "
+                    f"an unusable stretch looks ({', '.join(UNUSABLE_LOOKS)}), e.g. 'blur:2'"
+                )
         return cls(tuple(segments))
 
     @classmethod
