@@ -53,7 +53,7 @@ def test_annotated_video_has_the_sources_frames_and_the_overlay(tmp_path, capsys
 def test_annotate_refuses_the_recording_as_output(tmp_path, capsys):
     t = make_procedure(tmp_path)
     before = t.video.read_bytes()
-    assert main(["annotate", str(t.sections), "--out", str(t.video)]) == 5
+    assert main(["annotate", str(t.sections), "--out", str(t.video)]) == 2
     assert main(["annotate", str(t.sections), "--out", str(tmp_path / "a.gif")]) == 2
     assert t.video.read_bytes() == before
     err = capsys.readouterr().err

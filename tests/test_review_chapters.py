@@ -99,7 +99,7 @@ def test_ffmetadata_and_escaping(procedure, tmp_path):
 
 def test_bad_inputs_are_one_line_errors(procedure, tmp_path, capsys):
     assert main(["chapters", str(tmp_path / "none.json"), "--out", "x.vtt"]) == 2
-    assert main(["chapters", str(procedure.sections), "--out", str(procedure.video)]) == 5
+    assert main(["chapters", str(procedure.sections), "--out", str(procedure.video)]) == 2
     assert main(["chapters", str(procedure.sections), "--out", str(tmp_path / "c.txt")]) == 2
     assert main(["chapters", str(procedure.sections), "--out", str(tmp_path / "c.mkv"),
                  "--video", str(tmp_path / "missing.mp4")]) == 3

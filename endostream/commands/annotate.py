@@ -17,29 +17,41 @@ import sys
 from pathlib import Path
 
 from endostream.commands.chapters import add_input_arguments
+from endostream.output.guard import add_overwrite_option
 from endostream.output.progress import Progress
 from endostream.review.annotate import annotate_video
 from endostream.review.outputs import check_output
 from endostream.review.procedure import load_procedure, read_frames_csv
 
+EXAMPLES = """\
+examples:
+  endostream annotate sections.json --out annotated.mp4
+  endostream annotate sections.json --csv frames.csv --out annotated.mp4
+  endostream annotate sections.json --video /archive/procedure.mp4 --out annotated.mkv
+
+exit codes: 0 done, 2 bad arguments (or an output that would replace an input),
+3 video unreadable, 5 output not writable, 130 interrupted
+"""
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
     p.add_argument("--out", type=Path, required=True, metavar="annotated.mp4",
                    help="the annotated video (.mp4, .mkv or .mov)")
+    add_overwrite_option(p)
     p.add_argument("--csv", type=Path, metavar="frames.csv",
                    help="the per-frame CSV of 'segment --csv': probability and quality badge "
-                        "per analysed frame")
+                        "per analysed frame (default: none; the label panel only)")
     p.add_argument("--keep-metadata", action="store_true",
                    help="copy the recording's container metadata (it may name the patient; "
-                        "dropped by default)")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
+                        "default: dropped)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress line (default: a progress line on stderr)")
 
 
 def run(args: argparse.Namespace) -> int:
     procedure = load_procedure(args.sections, args.video)
     video = procedure.require_video()
-    check_output(args.out, inputs=[args.sections, video, args.csv])
+    check_output(args.out, inputs=[args.sections, video, args.csv], overwrite=args.overwrite)
     frames = read_frames_csv(args.csv) if args.csv else None
     progress = Progress(procedure.source.get("frames"), enabled=not args.quiet,
                         label="frames")

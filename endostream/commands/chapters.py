@@ -17,10 +17,20 @@ import argparse
 import sys
 from pathlib import Path
 
+from endostream.output.guard import add_overwrite_option
 from endostream.review.chapters import MUX_KINDS, chapters_of, write_chapters
 from endostream.review.outputs import check_output
 from endostream.review.procedure import load_procedure
 
+EXAMPLES = """\
+examples:
+  endostream chapters sections.json --out chapters.vtt
+  endostream chapters sections.json --out procedure-chapters.mkv --skip-unusable
+  endostream chapters sections.json --video /archive/procedure.mp4 --out chapters.ffmeta
+
+exit codes: 0 done, 2 bad arguments (or an output that would replace an input),
+3 video unreadable, 5 output not writable
+"""
 
 def add_input_arguments(p: argparse.ArgumentParser) -> None:
     """SECTIONS and ``--video``, shared by the review commands."""
@@ -36,16 +46,17 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="FILE",
                    help="chapters.vtt, chapters.ffmeta, or a chaptered copy: copy.mkv / "
                         "copy.mp4")
+    add_overwrite_option(p)
     p.add_argument("--skip-unusable", action="store_true",
-                   help="leave unusable stretches out of the chapters")
+                   help="leave unusable stretches out of the chapters (default: kept)")
     p.add_argument("--keep-metadata", action="store_true",
                    help="copy the recording's container metadata into the chaptered copy "
-                        "(it may name the patient; dropped by default)")
+                        "(it may name the patient; default: dropped)")
 
 
 def run(args: argparse.Namespace) -> int:
     procedure = load_procedure(args.sections, args.video)
-    check_output(args.out, inputs=[args.sections, procedure.video])
+    check_output(args.out, inputs=[args.sections, procedure.video], overwrite=args.overwrite)
     needs_video = args.out.suffix.lower() in MUX_KINDS
     video = procedure.require_video() if needs_video else procedure.video
     chapters = chapters_of(procedure.sections, skip_unusable=args.skip_unusable)

@@ -24,24 +24,35 @@ from endostream.review.clips import CLIP_KINDS, plan_clips, write_clip
 from endostream.review.outputs import check_output_dir
 from endostream.review.procedure import load_procedure
 
+EXAMPLES = """\
+examples:
+  endostream clips sections.json --out-dir clips/
+  endostream clips sections.json --out-dir clips/ --label vocal_folds --exact
+  endostream clips sections.json --video /archive/procedure.mp4 --out-dir clips/ --format mp4
+
+exit codes: 0 done, 2 bad arguments, 3 video unreadable, 5 output not writable
+"""
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
     p.add_argument("--out-dir", type=Path, required=True, metavar="DIR",
                    help="where the clips go (created if needed)")
     p.add_argument("--label", action="append", metavar="LABEL", dest="labels",
-                   help="only sections with this label (repeat for more), e.g. vocal_folds")
+                   help="only sections with this label (repeat for more), e.g. vocal_folds "
+                        "(default: every section)")
     p.add_argument("--exact", action="store_true",
                    help="re-encode (H.264) to exactly the section's frames instead of copying "
-                        "from the keyframe before it")
+                        "from the keyframe before it (default: stream copy)")
     p.add_argument("--format", choices=[k[1:] for k in CLIP_KINDS], default=None,
                    help="container of the clips (default: the recording's when it is one of "
                         "these, else mkv)")
     p.add_argument("--keep-metadata", action="store_true",
                    help="copy the recording's container metadata into the clips (it may name "
-                        "the patient; dropped by default)")
-    p.add_argument("--force", action="store_true", help="replace clips that exist already")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
+                        "the patient; default: dropped)")
+    p.add_argument("--force", action="store_true",
+                   help="replace clips that exist already (default: keep them)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress line (default: a progress line on stderr)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,21 +19,33 @@ from pathlib import Path
 
 from endostream.commands.chapters import add_input_arguments
 from endostream.errors import UsageError
+from endostream.output.guard import add_overwrite_option
 from endostream.review.outputs import check_output
 from endostream.review.procedure import load_procedure, read_frames_csv
 from endostream.review.report import HTML_KINDS, PICTURE_KINDS, write_report
 
+EXAMPLES = """\
+examples:
+  endostream report sections.json --out report.html
+  endostream report sections.json --csv frames.csv --out timeline.png
+  endostream report sections.json --out report.html --no-player   # to share without the video
+
+exit codes: 0 done, 2 bad arguments (or an output that would replace an input),
+3 video unreadable, 5 output not writable
+"""
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
     p.add_argument("--out", type=Path, required=True, metavar="FILE",
                    help="report.html, or the timeline alone: timeline.png / timeline.svg")
+    add_overwrite_option(p)
     p.add_argument("--csv", type=Path, metavar="frames.csv",
                    help="the per-frame CSV of 'segment --csv': probability panels under "
-                        "the timeline, and the most confident good frame as each thumbnail")
+                        "the timeline, and the most confident good frame as each thumbnail "
+                        "(default: none; thumbnails then come from the sections' middle frames)")
     p.add_argument("--no-player", action="store_true",
                    help="no video player in the HTML report (e.g. when the report is shared "
-                        "without the recording)")
+                        "without the recording; default: a player when the video is reachable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown report kind '{args.out.suffix or args.out.name}'; end "
                          "--out with .html, .png or .svg")
     procedure = load_procedure(args.sections, args.video)
-    check_output(args.out, inputs=[args.sections, procedure.video, args.csv])
+    check_output(args.out, inputs=[args.sections, procedure.video, args.csv],
+                 overwrite=args.overwrite)
     frames = read_frames_csv(args.csv) if args.csv else None
     if suffix in HTML_KINDS and procedure.video is None:
         print(f"endostream: the video '{procedure.source.get('path')}' was not found: the "

@@ -26,7 +26,7 @@ import av
 
 from endostream.errors import OutputError, UsageError
 from endostream.output.atomic import AtomicFile
-from endostream.review.outputs import same_file
+from endostream.output.guard import same_file
 from endostream.review.video import frame_time_s, open_video, origin_s
 from endostream.segmentation.section import Section
 

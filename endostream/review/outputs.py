@@ -1,4 +1,8 @@
-"""Checks on output paths made before any work: the recording is never overwritten.
+"""Output checks of the review commands, made before any work: the recording, its
+sections and the per-frame CSV are never overwritten.
+
+The rules live in :mod:`endostream.output.guard` (the one module every command that writes
+uses); this module names the review commands' inputs for its messages.
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -6,7 +10,7 @@
 >>> check_output(d / "v.mp4", inputs=[d / "v.mp4"])
 Traceback (most recent call last):
 ...
-endostream.errors.OutputError: --out '...v.mp4' is an input ...; inputs are never overwritten, ...
+endostream.errors.UsageError: --out '...v.mp4' is the same file as an input '...'; ...
 """
 
 from __future__ import annotations
@@ -15,39 +19,19 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from endostream.errors import OutputError
-
-
-def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """Whether ``a`` and ``b`` name one file (links and relative paths resolved)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return Path(a).resolve() == Path(b).resolve()
+from endostream.output.guard import check_outputs, prepare_output_folder
 
 
 def check_output(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = (),
-                 option: str = "--out") -> Path:
-    """Refuse ``out`` when it is an input, a directory, or in a directory that is missing."""
-    out = Path(out)
-    for src in inputs:
-        if src is not None and same_file(out, src):
-            raise OutputError(f"{option} '{out}' is an input (the recording or its sections); "
-                              "inputs are never overwritten, choose another path")
-    if out.is_dir():
-        raise OutputError(f"{option} '{out}' is a directory; give a file path inside it")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output directory does not exist: '{parent}'; create it first")
-    return out
+                 option: str = "--out", overwrite: bool = True) -> Path:
+    """Refuse ``out`` when it is an input (exit 2), a directory, or in a folder that is
+    missing or not writable (exit 5). ``overwrite``: an earlier read-only result may be
+    replaced (the review outputs are derived files, made again at will)."""
+    check_outputs({option: out}, {"an input": [p for p in inputs if p is not None]},
+                  overwrite=overwrite)
+    return Path(out)
 
 
 def check_output_dir(directory: str | os.PathLike, *, option: str = "--out-dir") -> Path:
-    """Create ``directory`` (and parents) if needed; :class:`OutputError` if impossible."""
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create {option} '{directory}': {e.strerror or e}; "
-                          "choose another directory") from e
-    return directory
+    """Create ``directory`` (and parents) if needed and check it takes new files."""
+    return prepare_output_folder(option, directory)
