@@ -7,10 +7,10 @@ when a package folder does not ship in the wheel.
 
 Runtime stages, bottom to top: the shared core (``errors``, ``frames``, ``contract``,
 ``crop``, ``bundled``) → ``sources`` → ``inference`` → ``segmentation`` → ``output`` →
-``pipeline`` → ``evaluation`` / ``synth`` → ``commands`` → ``cli``. ``export`` (torch) and
-``gui`` (Qt) sit beside the top and use the runtime, never ``commands`` or ``cli``; the
-runtime never imports torch, Qt or ``export``, except that ``commands.live`` starts the
-window from inside a function.
+``pipeline`` → ``evaluation`` / ``synth`` / ``archive`` → ``commands`` → ``cli``. ``export``
+(torch) and ``gui`` (Qt) sit beside the top and use the runtime, never ``commands`` or
+``cli``; the runtime never imports torch, Qt or ``export``, except that ``commands.live``
+starts the window from inside a function; only ``archive`` imports Ray.
 """
 
 from __future__ import annotations
@@ -39,16 +39,17 @@ ALLOWED = {
     "pipeline": {"core", "sources", "inference", "segmentation", "output"},
     "evaluation": {"core", "sources", "inference", "segmentation", "output", "pipeline"},
     "synth": {"core", "segmentation", "output"},
+    "archive": {"core", "sources", "inference", "segmentation", "output", "pipeline"},
     "commands": {"core", "sources", "inference", "segmentation", "output", "pipeline",
-                 "evaluation", "synth"},
+                 "evaluation", "synth", "archive"},
     "cli": {"core", "commands"},
     "export": {"core", "sources", "inference", "segmentation", "output", "evaluation",
                "synth"},
     "gui": {"core", "sources", "inference", "segmentation", "output", "pipeline", "synth"},
 }
-#: Third-party packages only export (torch) and gui (Qt) may use.
+#: Third-party packages only export (torch), gui (Qt) and archive (Ray) may use.
 HEAVY = {"torch": {"export"}, "torchvision": {"export"}, "onnx": {"export"},
-         "PyQt5": {"gui"}}
+         "PyQt5": {"gui"}, "ray": {"archive"}}
 #: Imports that are allowed although they cross a rule, each with its reason; only inside
 #: a function (never at module level).
 LAZY_EXCEPTIONS = {("commands", "gui"): "endostream live opens the window it was asked for"}

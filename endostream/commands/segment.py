@@ -6,6 +6,7 @@ and writes sections.json atomically. Ctrl+C keeps what was analysed (complete: f
 
 exit codes: 0 done, 2 bad arguments, 3 video unreadable, 4 model problem,
 5 output not writable, 6 decode error part way (partial result written),
+8 archive run (--out-dir) finished but some videos failed (see archive.json),
 130 interrupted (partial result written)
 """
 
@@ -17,6 +18,13 @@ import sys
 from pathlib import Path
 
 from endostream.bundled import DEMO_NOTICE, require_demo_model
+from endostream.commands.segment_archive import (
+    CSV_BESIDE,
+    add_archive_arguments,
+    run_archive_command,
+    single_video,
+    wants_archive,
+)
 from endostream.errors import OutputError, UsageError, VideoError
 from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import DEFAULT_DEVICE, DEVICES, batch_help
@@ -69,8 +77,10 @@ def load_classifier(args: argparse.Namespace) -> Classifier:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", type=Path, help="the recorded video (mp4, mkv, avi, mpg, ...)")
-    p.add_argument("--out", type=Path, required=True, metavar="sections.json",
+    p.add_argument("paths", type=Path, nargs="+", metavar="VIDEO",
+                   help="the recorded video (mp4, mkv, avi, mpg, ...); several videos, "
+                        "folders or globs make an archive run (--out-dir)")
+    p.add_argument("--out", type=Path, metavar="sections.json",
                    help="where to write the sections (written atomically)")
     add_model_arguments(p)
     p.add_argument("--sample-fps", type=parse_sample_fps, default=DEFAULT_SAMPLE_FPS,
@@ -84,12 +94,17 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    metavar="SECONDS",
                    help="shortest organ section kept; shorter ones merge into a neighbour "
                         "(default: %(default)s)")
-    p.add_argument("--csv", type=Path, metavar="frames.csv",
-                   help="also write per-frame labels and probabilities")
+    p.add_argument("--csv", type=Path, metavar="frames.csv", nargs="?", const=CSV_BESIDE,
+                   help="also write per-frame labels and probabilities (with --out-dir: no "
+                        "file name, each video's CSV goes beside its sections file)")
     p.add_argument("--quiet", action="store_true", help="no progress line and no table")
+    add_archive_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    if wants_archive(args):
+        return run_archive_command(args)
+    args.video = single_video(args)
     if not args.video.exists():
         # Checked here as well as in the source so the message comes before model loading.
         raise VideoError(f"video not found: '{args.video}'; check the path")
