@@ -192,4 +192,5 @@ def test_every_package_folder_ships_in_the_wheel(tmp_path):
                 if p.name == "__init__.py"}
     assert expected - names == set()
     assert "endostream/schema/sections.schema.json" in names
+    assert "endostream/schema/archive.schema.json" in names
     assert "endostream/data/endostream-demo.onnx" in names

@@ -11,7 +11,7 @@ inputs. The same file reached twice (a folder and a glob, a symlink) is analysed
 >>> import tempfile
 >>> d = Path(tempfile.mkdtemp())
 >>> for name in ("a.mp4", "a.mkv", "sub/b.avi", "notes.txt"):
-...     (d / name).parent.mkdir(exist_ok=True); (d / name).write_bytes(b"")
+...     (d / name).parent.mkdir(exist_ok=True); _ = (d / name).write_bytes(b"")
 >>> jobs = discover([d], out_dir=d / "results")
 >>> [str(j.output.relative_to(d / "results")) for j in jobs]
 ['a.mkv.sections.json', 'a.mp4.sections.json', 'sub/b.avi.sections.json']

@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -42,6 +42,7 @@ from endostream.archive.summary import (
 from endostream.errors import (
     EXIT_ARCHIVE_FAILURES,
     EXIT_OK,
+    EXIT_VIDEO,
     Interrupted,
     ModelError,
     OutputError,
@@ -97,14 +98,16 @@ def run_archive(jobs: Sequence[ArchiveJob], config: ArchiveConfig, *,
     docstring), or raises :class:`~endostream.errors.Interrupted` after Ctrl+C."""
     stream = stream if stream is not None else sys.stderr
     started_at, started = datetime.now(timezone.utc), time.monotonic()
-    _prepare_out_dir(config.out_dir, config.force)
+    previous = _prepare_out_dir(config.out_dir, config.force)
     sha = _models_sha256(config.model.paths)
     settings = AnalysisSettings.of(sha, config.options.sample_fps, config.options.segmenter)
+    unreadable = {} if config.force else _unreadable_before(previous)
     records: dict[str, VideoRecord] = {}
     pending: list[ArchiveJob] = []
     for job in jobs:
-        record = _existing_record(job, config, settings)
-        records[job.name] = record or VideoRecord(job.name, _rel(job.output, config), "pending")
+        record = _existing_record(job, config, settings, unreadable.get(job.name))
+        records[job.name] = record or _stamp(
+            VideoRecord(job.name, _rel(job.output, config), "pending"), job)
         if record is None:
             pending.append(job)
     labels: list[str] = []
@@ -122,8 +125,9 @@ def run_archive(jobs: Sequence[ArchiveJob], config: ArchiveConfig, *,
     kept = sum(r.status == "skipped" for r in records.values())
     if not config.quiet:
         print(f"archive: {len(jobs)} videos, {kept} up to date, "
-              f"{sum(r.status == 'failed' for r in records.values())} refused, "
-              f"{len(pending)} to analyse on the {config.engine} engine", file=stream)
+              f"{sum(r.status == 'failed' for r in records.values())} failed before and "
+              f"unchanged (or not ours to replace), {len(pending)} to analyse on the "
+              f"{config.engine} engine", file=stream)
     interrupted = False
     if pending:
         progress = ArchiveProgress(len(pending), sum(j.size_bytes for j in pending),
@@ -172,9 +176,10 @@ def _finish(records: list[VideoRecord], config: ArchiveConfig, interrupted: bool
     return EXIT_OK
 
 
-def _prepare_out_dir(out_dir: Path, force: bool) -> None:
+def _prepare_out_dir(out_dir: Path, force: bool) -> dict | None:
     """Create ``out_dir`` if needed and refuse one that cannot take files or holds a
-    summary that is not ours — before any video is analysed."""
+    summary that is not ours — before any video is analysed. Returns the summary of the
+    last run there, if any."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -186,14 +191,29 @@ def _prepare_out_dir(out_dir: Path, force: bool) -> None:
         raise OutputError(f"--out-dir '{out_dir}' is not writable; choose another or fix its "
                           "permissions")
     summary = out_dir / SUMMARY_JSON
-    if summary.exists() and not force:
-        try:
-            doc = read_existing(summary)
-        except OutputError:
-            doc = None
-        if not (isinstance(doc, dict) and doc.get("schema") == SCHEMA_ID):
-            raise OutputError(f"'{summary}' exists and is not an endostream archive summary; "
-                              "choose another --out-dir or pass --force to replace it")
+    if not summary.exists():
+        return None
+    try:
+        doc = read_existing(summary)
+    except OutputError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("schema") == SCHEMA_ID:
+        return doc
+    if not force:
+        raise OutputError(f"'{summary}' exists and is not an endostream archive summary; "
+                          "choose another --out-dir or pass --force to replace it")
+    return None
+
+
+def _unreadable_before(previous: dict | None) -> dict[str, VideoRecord]:
+    """Videos the last run found unreadable (exit 3): they are not opened again while
+    their size and modification time stay the same (``--force`` tries them anyway)."""
+    out = {}
+    for d in (previous or {}).get("videos", []):
+        if isinstance(d, dict) and d.get("status") == "failed" and \
+                d.get("exit_code") == EXIT_VIDEO:
+            out[d.get("name")] = VideoRecord.from_json(d)
+    return out
 
 
 def _models_sha256(paths: Sequence[Path]) -> str:
@@ -211,39 +231,53 @@ def _models_sha256(paths: Sequence[Path]) -> str:
     return ",".join(out)
 
 
-def _existing_record(job: ArchiveJob, config: ArchiveConfig,
-                     settings: AnalysisSettings) -> VideoRecord | None:
-    """The record of a video whose result is kept (``skipped``) or must not be replaced
-    (``failed``); ``None`` when it is to be analysed."""
+def _existing_record(job: ArchiveJob, config: ArchiveConfig, settings: AnalysisSettings,
+                     unreadable: VideoRecord | None) -> VideoRecord | None:
+    """The record of a video whose result is kept (``skipped``), must not be replaced or
+    was unreadable and has not changed since (``failed``); ``None`` when it is to be
+    analysed."""
     rel = _rel(job.output, config)
     try:
         doc = read_existing(job.output)
     except OutputError as e:
-        return None if config.force else VideoRecord(job.name, rel, "failed", error=str(e))
+        return None if config.force else _stamp(VideoRecord(job.name, rel, "failed",
+                                                            error=str(e)), job)
+    if doc is None and unreadable is not None and \
+            (unreadable.size_bytes, unreadable.mtime_ns) == (job.size_bytes, job.mtime_ns):
+        return replace(unreadable, wall_s=None, worker=None)
     if doc is None or config.force:
         return None
     if not is_ours(doc):
-        return VideoRecord(job.name, rel, "failed",
-                           error=f"'{job.output}' exists and is not an endostream sections "
-                                 "file; move it away or pass --force to replace it")
+        return _stamp(VideoRecord(job.name, rel, "failed",
+                                  error=f"'{job.output}' exists and is not an endostream "
+                                        "sections file; move it away or pass --force to "
+                                        "replace it"), job)
     reason = settings.stale_reason(doc, InputFingerprint(job.size_bytes, job.mtime_ns))
     if reason is None and job.csv is not None and not job.csv.exists():
         reason = "its per-frame CSV is missing"
     if reason is not None:
         log.info("redoing %s: %s", job.name, reason)
         return None
-    return VideoRecord.from_document(job.name, rel, "skipped", doc)
+    return _stamp(VideoRecord.from_document(job.name, rel, "skipped", doc), job, 0)
 
 
 def _record(outcome: VideoOutcome, config: ArchiveConfig) -> VideoRecord:
     job = outcome.job
     rel = _rel(job.output, config)
     if outcome.document is None:
-        return VideoRecord(job.name, rel, outcome.status, error=outcome.error,
-                           wall_s=round(outcome.wall_s, 3), worker=outcome.worker)
-    return VideoRecord.from_document(job.name, rel, outcome.status, outcome.document,
-                                     error=outcome.error, wall_s=outcome.wall_s,
-                                     worker=outcome.worker)
+        record = VideoRecord(job.name, rel, outcome.status, error=outcome.error,
+                             wall_s=round(outcome.wall_s, 3), worker=outcome.worker)
+    else:
+        record = VideoRecord.from_document(job.name, rel, outcome.status, outcome.document,
+                                           error=outcome.error, wall_s=outcome.wall_s,
+                                           worker=outcome.worker)
+    return _stamp(record, job, outcome.exit_code)
+
+
+def _stamp(record: VideoRecord, job: ArchiveJob, exit_code: int | None = None) -> VideoRecord:
+    """``record`` with the video's fingerprint (and exit code) as of this run."""
+    return replace(record, size_bytes=job.size_bytes, mtime_ns=job.mtime_ns,
+                   exit_code=exit_code if exit_code is not None else record.exit_code)
 
 
 def _rel(path: Path, config: ArchiveConfig) -> str:

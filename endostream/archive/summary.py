@@ -65,6 +65,9 @@ class VideoRecord:
     unusable_share: float | None = None
     wall_s: float | None = None
     worker: str | None = None
+    exit_code: int | None = None  #: what a single-video ``segment`` would have exited with
+    size_bytes: int | None = None  #: the video's fingerprint when this record was made
+    mtime_ns: int | None = None
 
     @classmethod
     def from_document(cls, name: str, output: str, status: str, doc: dict[str, Any], *,
@@ -94,8 +97,14 @@ class VideoRecord:
             "frames_analysed": self.frames_analysed, "sections": self.sections,
             "seconds_per_label": dict(self.seconds_per_label),
             "unusable_share": self.unusable_share, "wall_s": self.wall_s,
-            "worker": self.worker,
+            "worker": self.worker, "exit_code": self.exit_code,
+            "size_bytes": self.size_bytes, "mtime_ns": self.mtime_ns,
         }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> VideoRecord:
+        """A record as :meth:`to_json` wrote it (unknown keys ignored)."""
+        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
 
 
 def totals(records: Sequence[VideoRecord], wall_s: float) -> dict[str, Any]:
