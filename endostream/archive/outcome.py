@@ -27,7 +27,6 @@ from endostream.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EndostreamError,
-    Interrupted,
 )
 from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
@@ -93,8 +92,6 @@ def analyse_video(job: ArchiveJob, classifier: Classifier, options: SegmentOptio
         return VideoOutcome(job, None, None, f"internal error: {type(e).__name__}: {e}",
                             EXIT_INTERNAL, time.monotonic() - started, worker)
     error = result.error
-    if error is None and stop is not None and stop.is_set():
-        error = Interrupted("stopped")
     document = build_document(
         **result_document_fields(result, classifier, options),
         extra_analysis={"input": {"size_bytes": job.size_bytes, "mtime_ns": job.mtime_ns}},

@@ -46,6 +46,7 @@ from endostream.errors import (
     Interrupted,
     ModelError,
     OutputError,
+    UsageError,
 )
 from endostream.inference.classifier import sha256_file
 from endostream.pipeline.offline import SegmentOptions
@@ -83,7 +84,11 @@ class ArchiveConfig:
 def make_engine(config: ArchiveConfig) -> Engine:
     """The engine ``config`` names; the Ray one is imported only when asked for."""
     if config.engine == "ray":
-        from endostream.archive.ray_engine import RayEngine
+        try:
+            from endostream.archive.ray_engine import RayEngine
+        except ImportError as e:
+            raise UsageError(f"--engine ray needs Ray ({e}); install the cluster extra: "
+                             "pip install 'endostream[cluster]'") from None
 
         return RayEngine(config.model, config.options, address=config.ray_address,
                          keep_predictions=config.csv)
