@@ -10,9 +10,10 @@ it is done (Ray Data would stream frames between operators and re-assemble them,
 batch outcomes at its own pace).
 
 Resources follow ``--device``: on GPU nodes (``--device cuda``/``tensorrt``, or ``auto``
-where the cluster has GPUs) one GPU per worker; otherwise ``--threads`` CPUs per worker
-(default :data:`DEFAULT_CPUS_PER_WORKER`), and the worker's onnxruntime and OpenCV use
-exactly that many threads, so workers never oversubscribe a node. Inputs and the model
+where the cluster has GPUs) one GPU per worker; every worker gets ``--threads`` CPUs
+(default :data:`DEFAULT_CPUS_PER_WORKER`) for decoding and, on the CPU, inference, and
+its onnxruntime and OpenCV use exactly that many threads, so workers never oversubscribe
+a node. Inputs and the model
 are opened by path on the worker's node: every node must see them at the same path (a
 shared filesystem). Workers never write files; only the driver does.
 
@@ -157,11 +158,12 @@ class RayEngine:
         if use_gpu and not gpus:
             raise UsageError(f"--device {self.model.device}: the Ray cluster has no GPU; use "
                              "--device cpu (or auto)")
+        # Decoding stays on the CPU on GPU nodes too: every worker gets its CPUs.
         per = min(self.cpus_per_worker, max(cpus, 1))
-        count = gpus if use_gpu else max(cpus // per, 1)
+        count = min(gpus, max(cpus // per, 1)) if use_gpu else max(cpus // per, 1)
         count = max(1, min(count, jobs, self.max_workers or count))
-        resources_each = {"num_cpus": 1 if use_gpu else per, "num_gpus": 1 if use_gpu else 0}
-        threads = None if use_gpu else per
+        resources_each = {"num_cpus": per, "num_gpus": 1 if use_gpu else 0}
+        threads = per
         self.actors = [SegmentWorker.options(**resources_each).remote(self.model, threads)
                        for _ in range(count)]
         for problem in ray.get([a.ready.remote() for a in self.actors]):
