@@ -27,6 +27,7 @@ from endostream.cli import main
 from endostream.errors import (
     EXIT_ARCHIVE_FAILURES,
     EXIT_INTERRUPTED,
+    EXIT_MODEL,
     EXIT_OUTPUT,
     EXIT_USAGE,
     EXIT_VIDEO,
@@ -215,8 +216,18 @@ def test_inputs_from_globs_lists_and_files(archive, tmp_path):
     assert len(discover([archive / "2024/q", archive / "2024/q/p05.mp4"], out_dir=out)) == 3
 
 
+def test_an_out_dir_inside_the_archive_is_not_searched(archive, tmp_path):
+    src = tmp_path / "a"
+    src.mkdir()
+    shutil.copy2(archive / "2024/q/p05.mp4", src / "p05.mp4")
+    (src / "results" / "old").mkdir(parents=True)
+    (src / "results" / "old" / "copy.mp4").write_bytes(b"")
+    assert [j.name for j in discover([src], out_dir=src / "results")] == ["p05.mp4"]
+
+
 @pytest.mark.parametrize("case", ["no_out_dir", "out_on_file", "out_replaces_input",
-                                  "missing", "foreign_summary", "ray_address_local"])
+                                  "missing", "foreign_summary", "ray_address_local",
+                                  "bad_model", "empty_glob"])
 def test_bad_archive_arguments(case, archive, model, tmp_path, capsys):
     out = tmp_path / "results"
     extra: list[str] = ["--out-dir", str(out)]
@@ -243,6 +254,12 @@ def test_bad_archive_arguments(case, archive, model, tmp_path, capsys):
         want = EXIT_OUTPUT
     elif case == "ray_address_local":
         extra += ["--ray-address", "auto"]
+    elif case == "bad_model":
+        model = tmp_path / "bad.onnx"
+        model.write_bytes(b"not onnx")
+        want = EXIT_MODEL
+    elif case == "empty_glob":
+        paths = [str(archive / "*.nothing")]
     rc = main(["segment", *paths, *extra, "--models", str(model), "--quiet"])
     assert rc == want
     err = capsys.readouterr().err.strip().splitlines()

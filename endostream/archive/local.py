@@ -55,16 +55,27 @@ class LocalEngine:
         for job in jobs:
             if self._classifier is None:
                 self._classifier = self.model.load()
-            progress = Progress(None, enabled=self.video_progress, label="frames")
-            try:
-                outcome = analyse_video(job, self._classifier, self.options,
-                                        keep_predictions=self.keep_predictions,
-                                        on_progress=progress.update_frames)
-            finally:
-                progress.close()
+            outcome = self._analyse(job)
             yield outcome
             if outcome.status == INTERRUPTED:
                 return
+
+    def _analyse(self, job: ArchiveJob) -> VideoOutcome:
+        # The frame line is made at the first analysed frame: a video that cannot be
+        # opened draws none.
+        progress: list[Progress] = []
+
+        def on_progress(decoded: int, analysed: int, total: int | None) -> None:
+            if not progress:
+                progress.append(Progress(None, enabled=self.video_progress))
+            progress[0].update_frames(decoded, analysed, total)
+
+        try:
+            return analyse_video(job, self._classifier, self.options,
+                                 keep_predictions=self.keep_predictions, on_progress=on_progress)
+        finally:
+            if progress:
+                progress[0].close()
 
     def close(self) -> None:
         if self._classifier is not None:
