@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,7 +28,7 @@ from endostream.archive.local import ModelSpec  # noqa: E402
 from endostream.archive.ray_engine import RayEngine  # noqa: E402
 from endostream.archive.run import ArchiveConfig, run_archive  # noqa: E402
 from endostream.cli import main  # noqa: E402
-from endostream.errors import EXIT_ARCHIVE_FAILURES  # noqa: E402
+from endostream.errors import EXIT_ARCHIVE_FAILURES, EXIT_INTERRUPTED  # noqa: E402
 from endostream.pipeline.offline import SegmentOptions  # noqa: E402
 from helpers.archive import BROKEN, GOOD, archive_model, make_archive  # noqa: E402
 
@@ -131,3 +133,42 @@ def test_a_worker_killed_mid_video_is_restarted_and_nothing_is_lost(model, tmp_p
     assert main(["segment", str(src), "--out-dir", str(local), "--models", str(model),
                  "--sample-fps", "all", "--quiet"]) == 0
     assert results(out) == results(local)
+
+
+def test_sigint_on_ray_keeps_finished_videos_and_the_one_in_flight(model, tmp_path):
+    """A real driver process with its own local cluster (two 1-CPU workers) gets SIGINT
+    once the first video is done; the rerun does only the rest."""
+    src = make_archive(tmp_path / "archive", fps=25.0, broken=False,
+                       good={f"v{i}.mp4": "nose:4,ear:4" for i in range(4)})
+    out = tmp_path / "results"
+    args = ["segment", str(src), "--out-dir", str(out), "--models", str(model),
+            "--sample-fps", "all", "--batch", "2", "--threads", "1", "--engine", "ray"]
+    proc = subprocess.Popen([sys.executable, "-m", "endostream", *args],
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        line = ""
+        while not line.startswith("[1/4]") and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "segment ended early"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "Traceback" not in err
+    before = {v["name"]: v["status"] for v in summary(out)["videos"]}
+    assert "done" in before.values() and set(before.values()) - {"done"}
+    assert set(before.values()) <= {"done", "interrupted", "pending"}
+    for name, status in before.items():
+        path = out / f"{name}.sections.json"
+        if status == "pending":
+            assert not path.exists()
+        else:
+            assert json.loads(path.read_text())["complete"] is (status == "done")
+    assert main([*args, "--quiet"]) == 0
+    after = {v["name"]: v["status"] for v in summary(out)["videos"]}
+    assert after == {k: "skipped" if v == "done" else "done" for k, v in before.items()}
