@@ -29,6 +29,7 @@ from endostream.errors import (
     EXIT_INTERRUPTED,
     EXIT_MODEL,
     EXIT_OUTPUT,
+    EXIT_PARTIAL,
     EXIT_USAGE,
     EXIT_VIDEO,
 )
@@ -36,6 +37,7 @@ from endostream.inference.classifier import Classifier
 from endostream.output.sections_file import schema as sections_schema
 from endostream.synth.scenes import SCENE_MEAN_RGB
 from helpers.archive import BROKEN, GOOD, archive_model, make_archive
+from helpers.clips import encode_format, index_frames, truncated_copy
 from helpers.onnx_models import build_color_model
 
 
@@ -200,6 +202,23 @@ def test_a_users_file_at_an_output_is_never_replaced(archive, model, tmp_path):
     got = {v["name"]: v for v in summary(out)["videos"]}
     assert got["p05.mp4"]["status"] == "failed" and "--force" in got["p05.mp4"]["error"]
     assert got["p02.mp4"]["status"] == "done"
+
+
+def test_a_video_cut_short_is_partial_and_redone_next_time(archive, model, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy2(archive / "2024/q/p05.mp4", src / "good.mp4")
+    whole = encode_format(tmp_path, "faststart", index_frames(50, 160, 120))
+    truncated_copy(whole, src / "cut.mp4", 0.5)  # index in front: decodes up to the cut
+    out = tmp_path / "results"
+    args = ["segment", str(src), "--out-dir", str(out), "--models", str(model), "--quiet"]
+    assert main(args) == EXIT_ARCHIVE_FAILURES
+    got = {v["name"]: v for v in summary(out)["videos"]}
+    assert got["cut.mp4"]["status"] == "partial" and got["cut.mp4"]["exit_code"] == EXIT_PARTIAL
+    assert json.loads((out / "cut.mp4.sections.json").read_text())["complete"] is False
+    assert summary(out)["totals"]["failures"] == 1
+    assert main(args) == EXIT_ARCHIVE_FAILURES
+    assert statuses(out) == {"cut.mp4": "partial", "good.mp4": "skipped"}
 
 
 def test_inputs_from_globs_lists_and_files(archive, tmp_path):
