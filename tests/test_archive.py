@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,9 +33,11 @@ from endostream.errors import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     EXIT_VIDEO,
+    Interrupted,
 )
 from endostream.inference.classifier import Classifier
 from endostream.output.sections_file import schema as sections_schema
+from endostream.pipeline.offline import SegmentOptions, segment_video
 from endostream.synth.scenes import SCENE_MEAN_RGB
 from helpers.archive import BROKEN, GOOD, archive_model, make_archive
 from helpers.clips import encode_format, index_frames, truncated_copy
@@ -219,6 +222,23 @@ def test_a_video_cut_short_is_partial_and_redone_next_time(archive, model, tmp_p
     assert summary(out)["totals"]["failures"] == 1
     assert main(args) == EXIT_ARCHIVE_FAILURES
     assert statuses(out) == {"cut.mp4": "partial", "good.mp4": "skipped"}
+
+
+def test_a_stop_event_ends_a_video_as_incomplete(archive, model):
+    """What the Ray workers use after Ctrl+C: segment_video's stop keeps what was analysed
+    and says the result is not complete."""
+    stop = threading.Event()
+
+    def progress(decoded: int, analysed: int, total: int | None) -> None:
+        if analysed == 5:
+            stop.set()
+
+    with Classifier.load(model, device="cpu") as clf:
+        result = segment_video(archive / "2024/p03.mkv", clf, SegmentOptions(), stop=stop,
+                               on_progress=progress)
+        whole = segment_video(archive / "2024/p03.mkv", clf, SegmentOptions())
+    assert result.complete is False and isinstance(result.error, Interrupted)
+    assert 5 <= result.frames_analysed < whole.frames_analysed and whole.complete
 
 
 def test_inputs_from_globs_lists_and_files(archive, tmp_path):
