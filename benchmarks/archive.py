@@ -104,8 +104,8 @@ def _timed_archive(jobs, config: ArchiveConfig, engine_factory=None) -> float:
 
 
 def run(args: argparse.Namespace) -> Doc:
-    if args.videos < 1 or args.seconds < 3:
-        raise UsageError("--videos must be at least 1 and --seconds at least 3")
+    if args.videos < 1 or args.seconds < 6:
+        raise UsageError("--videos must be at least 1 and --seconds at least 6")
     try:
         import ray
 
@@ -124,10 +124,14 @@ def run(args: argparse.Namespace) -> Doc:
         local_s = _timed_archive(jobs, local)
         local_doc = _summary(local.out_dir)
 
+        # A Ray session this process already has (a test's) is used, not timed or stopped.
+        own = not ray.is_initialized()
         cluster_started = time.perf_counter()
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        if own:
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        engine = None
         try:
-            cluster_s = time.perf_counter() - cluster_started
+            cluster_s = time.perf_counter() - cluster_started if own else 0.0
             on_ray = replace(local, out_dir=out / "ray", engine="ray")
             engine = RayEngine(spec, options, cpus_per_worker=args.cpus_per_worker)
             started = time.perf_counter()
@@ -139,9 +143,11 @@ def run(args: argparse.Namespace) -> Doc:
             ray_s = _timed_archive(ray_jobs, on_ray, lambda c: engine) + workers_s
             ray_doc = _summary(on_ray.out_dir)
             same = _sections(on_ray.out_dir) == _sections(local.out_dir)
-            engine.close()
         finally:
-            ray.shutdown()
+            if engine is not None:
+                engine.close()
+            if own:
+                ray.shutdown()
     video_s = local_doc["totals"]["hours_of_video"] * 3600
     local_proc = sum(v["wall_s"] for v in local_doc["videos"])
     per_video_s = statistics.median(t["overhead_s"] for t in trips)

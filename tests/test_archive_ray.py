@@ -172,3 +172,18 @@ def test_sigint_on_ray_keeps_finished_videos_and_the_one_in_flight(model, tmp_pa
     assert main([*args, "--quiet"]) == 0
     after = {v["name"]: v["status"] for v in summary(out)["videos"]}
     assert after == {k: "skipped" if v == "done" else "done" for k, v in before.items()}
+
+
+def test_archive_benchmark_reports_every_ratio(model, tmp_path, monkeypatch):
+    """``python -m benchmarks.archive`` end to end on two tiny videos (no timings checked)."""
+    from benchmarks import archive as bench
+    from benchmarks import inputs
+
+    monkeypatch.setattr(inputs, "CACHE_DIR", tmp_path / "cache")
+    out = tmp_path / "bench.json"
+    assert bench.main(["--videos", "2", "--seconds", "6", "--models", str(model),
+                       "--cpus-per-worker", "1", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == bench.SCHEMA and doc["same_results"] is True
+    assert doc["ray"]["workers"] == 2 and len(doc["ray"]["round_trips"]) == 2
+    assert all(isinstance(v, float) and v > 0 for v in doc["ratios"].values()), doc["ratios"]

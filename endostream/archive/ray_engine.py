@@ -11,7 +11,8 @@ batch outcomes at its own pace).
 
 Resources follow ``--device``: on GPU nodes (``--device cuda``/``tensorrt``, or ``auto``
 where the cluster has GPUs) one GPU per worker; every worker gets ``--threads`` CPUs
-(default :data:`DEFAULT_CPUS_PER_WORKER`) for decoding and, on the CPU, inference, and
+(default :data:`DEFAULT_CPUS_PER_WORKER`, on GPU nodes
+:data:`DEFAULT_CPUS_PER_GPU_WORKER`) for decoding and, on the CPU, inference, and
 its onnxruntime and OpenCV use exactly that many threads, so workers never oversubscribe
 a node. Inputs and the model
 are opened by path on the worker's node: every node must see them at the same path (a
@@ -49,10 +50,14 @@ from endostream.pipeline.offline import SegmentOptions
 
 log = logging.getLogger(__name__)
 
-#: CPUs (and inference threads) per worker when --threads is not given: two threads is
-#: where one EfficientNetB0 session still scales on these CPUs, and twice the workers
-#: per node would hold twice the model memory.
-DEFAULT_CPUS_PER_WORKER = 2
+#: CPUs (and inference threads) per CPU worker when --threads is not given. One: on a
+#: 2-vCPU VM, two 1-CPU workers (two videos at once) finished an archive in 0.53 of the
+#: local engine's time, one 2-CPU worker in 0.995 (benchmarks.archive): whole videos in
+#: parallel need no thread synchronisation. Each worker holds its own model (about
+#: 0.6 GB on the CPU at batch 8); pass --threads N for fewer, wider workers.
+DEFAULT_CPUS_PER_WORKER = 1
+#: CPUs per GPU worker: decoding every frame stays on the CPU.
+DEFAULT_CPUS_PER_GPU_WORKER = 2
 #: How often a dead worker is restarted and its video retried before the video is failed.
 MAX_RETRIES = 2
 #: Seconds between looks at Ctrl+C while waiting for results.
@@ -135,7 +140,7 @@ class RayEngine:
         self.address = address
         self.keep_predictions = keep_predictions
         self.max_workers = workers
-        self.cpus_per_worker = cpus_per_worker or model.threads or DEFAULT_CPUS_PER_WORKER
+        self.cpus_per_worker = cpus_per_worker or model.threads  # None: the defaults
         self.actors: list[Any] = []
         self._owns_ray = False
 
@@ -159,7 +164,10 @@ class RayEngine:
             raise UsageError(f"--device {self.model.device}: the Ray cluster has no GPU; use "
                              "--device cpu (or auto)")
         # Decoding stays on the CPU on GPU nodes too: every worker gets its CPUs.
-        per = min(self.cpus_per_worker, max(cpus, 1))
+        wanted = self.cpus_per_worker or (DEFAULT_CPUS_PER_GPU_WORKER if use_gpu
+                                          else DEFAULT_CPUS_PER_WORKER)
+        per = min(wanted, max(cpus, 1))
+        self.cpus_per_worker = per
         count = min(gpus, max(cpus // per, 1)) if use_gpu else max(cpus // per, 1)
         count = max(1, min(count, jobs, self.max_workers or count))
         resources_each = {"num_cpus": per, "num_gpus": 1 if use_gpu else 0}
