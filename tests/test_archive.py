@@ -241,7 +241,7 @@ def test_a_stop_event_ends_a_video_as_incomplete(archive, model):
     assert 5 <= result.frames_analysed < whole.frames_analysed and whole.complete
 
 
-def test_inputs_from_globs_lists_and_files(archive, tmp_path):
+def test_inputs_from_globs_lists_and_files(archive, model, tmp_path):
     out = tmp_path / "results"
     listing = tmp_path / "list.txt"
     listing.write_text(f"# two videos\n{archive / '2024/p03.mkv'}\n\n"
@@ -251,6 +251,10 @@ def test_inputs_from_globs_lists_and_files(archive, tmp_path):
     assert [j.name for j in jobs] == ["2023/ent/a.mkv", "2023/ent/a.mp4", "2024/p03.mkv",
                                       "2024/q/p05.mp4"]
     assert len({j.output for j in jobs}) == 4
+    # --from-list alone is enough on the command line.
+    assert main(["segment", "--from-list", str(listing), "--out-dir", str(out), "--models",
+                 str(model), "--quiet"]) == 0
+    assert statuses(out) == {"2023/ent/a.mp4": "done", "2024/p03.mkv": "done"}
     # The same file twice (a folder and a file inside it) is one job.
     assert len(discover([archive / "2024/q", archive / "2024/q/p05.mp4"], out_dir=out)) == 3
 
@@ -305,6 +309,16 @@ def test_bad_archive_arguments(case, archive, model, tmp_path, capsys):
     assert err[-1].startswith("endostream: error: ") and "Traceback" not in "\n".join(err)
 
 
+def test_ray_engine_without_ray_says_how_to_install_it(archive, model, tmp_path, monkeypatch,
+                                                       capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the extra sees
+    monkeypatch.delitem(sys.modules, "endostream.archive.ray_engine", raising=False)
+    rc = main(["segment", str(archive / "2024/q"), "--out-dir", str(tmp_path / "r"),
+               "--models", str(model), "--engine", "ray", "--quiet"])
+    assert rc == EXIT_USAGE
+    assert "pip install 'endostream[cluster]'" in capsys.readouterr().err
+
+
 def test_one_video_with_out_is_unchanged(archive, model, tmp_path, capsys):
     """`segment VIDEO --out F` stays the single-video command; archive options are refused."""
     out = tmp_path / "s.json"
@@ -315,6 +329,7 @@ def test_one_video_with_out_is_unchanged(archive, model, tmp_path, capsys):
     assert main(["segment", str(archive), "--out", str(out)]) == EXIT_VIDEO  # a folder
     assert main(["segment", str(archive / "2024/q/p05.mp4"), "--out", str(out),
                  "--force"]) == EXIT_USAGE
+    assert main(["segment", "--out", str(out)]) == EXIT_USAGE  # no video at all
 
 
 @pytest.mark.slow

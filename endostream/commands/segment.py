@@ -77,7 +77,7 @@ def load_classifier(args: argparse.Namespace) -> Classifier:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", type=Path, nargs="+", metavar="VIDEO",
+    p.add_argument("paths", type=Path, nargs="*", metavar="VIDEO",
                    help="the recorded video (mp4, mkv, avi, mpg, ...); several videos, "
                         "folders or globs make an archive run (--out-dir)")
     p.add_argument("--out", type=Path, metavar="sections.json",

@@ -38,7 +38,8 @@ def add_archive_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--from-list", type=Path, metavar="FILE",
                    help="also take the paths in FILE, one per line (relative to FILE's folder)")
     g.add_argument("--engine", choices=ENGINES, default="local",
-                   help="local: this process, one video after another; ray: a Ray cluster "
+                   help="local: this process, one video after another on every core; ray: "
+                        "a Ray cluster, one worker per --threads CPUs (default 1) or per GPU "
                         "(pip install 'endostream[cluster]') (default: %(default)s)")
     g.add_argument("--ray-address", metavar="ADDR",
                    help="the Ray cluster to join (e.g. ray://head:10001 or auto); default: "
@@ -55,6 +56,9 @@ def wants_archive(args: argparse.Namespace) -> bool:
     paths = args.paths
     if args.out_dir or args.from_list or len(paths) > 1:
         return True
+    if not paths:
+        raise UsageError("give the video to segment: segment VIDEO --out sections.json "
+                         "(or folders, globs or --from-list with --out-dir DIR)")
     return args.out is None and (paths[0].is_dir()
                                  or (not paths[0].exists() and has_glob(str(paths[0]))))
 
