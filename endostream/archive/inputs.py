@@ -178,10 +178,11 @@ def _job(video: Path, root: Path, out_dir: Path, csv: bool) -> ArchiveJob:
 def _refuse_outputs_on_inputs(jobs: Sequence[ArchiveJob], out_dir: Path) -> None:
     """An output may never replace an input (say a video named ``x.sections.json``)."""
     inputs = {os.path.realpath(j.video): j for j in jobs}
-    fixed = [out_dir / SUMMARY_JSON, out_dir / SUMMARY_CSV]
+    outputs = [out_dir / SUMMARY_JSON, out_dir / SUMMARY_CSV]
     for j in jobs:
-        for out in [j.output, *([j.csv] if j.csv else []), *fixed]:
-            hit = inputs.get(os.path.realpath(out))
-            if hit is not None:
-                raise UsageError(f"the output '{out}' would replace the input '{hit.video}'; "
-                                 "choose another --out-dir")
+        outputs += [j.output, *([j.csv] if j.csv else [])]
+    for out in outputs:
+        hit = inputs.get(os.path.realpath(out))
+        if hit is not None:
+            raise UsageError(f"the output '{out}' would replace the input '{hit.video}'; "
+                             "choose another --out-dir")

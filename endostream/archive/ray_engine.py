@@ -39,7 +39,7 @@ from typing import Any
 
 import cv2
 import ray
-from ray.exceptions import RayActorError, RayError
+from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from endostream.archive.inputs import ArchiveJob
 from endostream.archive.local import ModelSpec
@@ -62,6 +62,9 @@ DEFAULT_CPUS_PER_GPU_WORKER = 2
 MAX_RETRIES = 2
 #: Seconds between looks at Ctrl+C while waiting for results.
 POLL_S = 0.5
+#: Seconds the workers may take to start and load the model (a busy cluster may not have
+#: the CPUs or GPUs free; better a clear error than a run that waits forever).
+START_TIMEOUT_S = 600.0
 #: Seconds the workers get to hand back their partial results after Ctrl+C.
 STOP_TIMEOUT_S = 30.0
 _GPU_DEVICES = ("cuda", "tensorrt")
@@ -174,7 +177,13 @@ class RayEngine:
         threads = per
         self.actors = [SegmentWorker.options(**resources_each).remote(self.model, threads)
                        for _ in range(count)]
-        for problem in ray.get([a.ready.remote() for a in self.actors]):
+        try:
+            problems = ray.get([a.ready.remote() for a in self.actors], timeout=START_TIMEOUT_S)
+        except GetTimeoutError:
+            raise UsageError(f"Ray could not start {count} workers with {resources_each} each "
+                             f"within {START_TIMEOUT_S:g} s; the cluster is busy or too small: "
+                             "free it, or pass fewer --threads") from None
+        for problem in problems:
             if problem is not None:
                 code, message = problem
                 raise (UsageError if code == EXIT_USAGE else ModelError)(message)
