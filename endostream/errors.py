@@ -23,6 +23,8 @@ EXIT_MODEL = 4  #: the model file is missing or breaks the model contract
 EXIT_OUTPUT = 5  #: an output file could not be written
 EXIT_PARTIAL = 6  #: decoding failed part way; a partial result (complete: false) was written
 EXIT_SOURCE = 7  #: a live source (camera) could not be opened or was lost for good
+#: an archive run finished, but some videos failed or are partial (see archive.json)
+EXIT_ARCHIVE_FAILURES = 8
 EXIT_INTERRUPTED = 130  #: Ctrl+C / SIGTERM; a partial result was written where possible
 
 

@@ -15,7 +15,8 @@ import pkgutil
 import pytest
 
 #: Packages whose modules need an extra that may not be installed.
-NEEDS = {"endostream.export": "torch", "endostream.gui": "PyQt5"}
+NEEDS = {"endostream.export": "torch", "endostream.gui": "PyQt5",
+         "endostream.archive.ray_engine": "ray"}
 
 
 def module_names() -> list[str]:

@@ -7,10 +7,10 @@ when a package folder does not ship in the wheel.
 
 Runtime stages, bottom to top: the shared core (``errors``, ``frames``, ``contract``,
 ``crop``, ``bundled``) → ``sources`` → ``inference`` → ``segmentation`` → ``output`` →
-``pipeline`` → ``evaluation`` / ``synth`` → ``review`` → ``commands`` → ``cli``. ``export``
-(torch) and ``gui`` (Qt) sit beside the top and use the runtime, never ``commands`` or ``cli``; the
-runtime never imports torch, Qt or ``export``, except that ``commands.live`` starts the
-window from inside a function.
+``pipeline`` → ``evaluation`` / ``synth`` / ``archive`` → ``review`` → ``commands`` →
+``cli``. ``export`` (torch) and ``gui`` (Qt) sit beside the top and use the runtime, never
+``commands`` or ``cli``; the runtime never imports torch, Qt or ``export``, except that
+``commands.live`` starts the window from inside a function; only ``archive`` imports Ray.
 """
 
 from __future__ import annotations
@@ -39,17 +39,18 @@ ALLOWED = {
     "pipeline": {"core", "sources", "inference", "segmentation", "output"},
     "evaluation": {"core", "sources", "inference", "segmentation", "output", "pipeline"},
     "synth": {"core", "segmentation", "output"},
+    "archive": {"core", "sources", "inference", "segmentation", "output", "pipeline"},
     "review": {"core", "sources", "segmentation", "output", "evaluation"},
     "commands": {"core", "sources", "inference", "segmentation", "output", "pipeline",
-                 "evaluation", "synth", "review"},
+                 "evaluation", "synth", "archive", "review"},
     "cli": {"core", "commands"},
     "export": {"core", "sources", "inference", "segmentation", "output", "evaluation",
                "synth"},
     "gui": {"core", "sources", "inference", "segmentation", "output", "pipeline", "synth"},
 }
-#: Third-party packages only export (torch) and gui (Qt) may use.
+#: Third-party packages only export (torch), gui (Qt) and archive (Ray) may use.
 HEAVY = {"torch": {"export"}, "torchvision": {"export"}, "onnx": {"export"},
-         "PyQt5": {"gui"},
+         "PyQt5": {"gui"}, "ray": {"archive"},
          # Plotting and templates, behind the review extra: only where pictures are made.
          "matplotlib": {"review", "evaluation"}, "jinja2": {"review"}}
 #: Imports that are allowed although they cross a rule, each with its reason; only inside
@@ -194,5 +195,6 @@ def test_every_package_folder_ships_in_the_wheel(tmp_path):
                 if p.name == "__init__.py"}
     assert expected - names == set()
     assert "endostream/schema/sections.schema.json" in names
+    assert "endostream/schema/archive.schema.json" in names
     assert "endostream/data/endostream-demo.onnx" in names
     assert "endostream/review/templates/report.html.j2" in names

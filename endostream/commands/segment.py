@@ -12,6 +12,9 @@ take new files.
 
 --chapters and --report write chapters and the report in the same run (the thumbnails are
 kept during analysis, the video is not decoded twice).
+
+Several videos, a folder, a glob or --from-list with --out-dir DIR make an archive run
+(endostream.archive): one sections file per video, resumable, with archive.json/csv.
 """
 
 from __future__ import annotations
@@ -25,6 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from endostream.bundled import DEMO_NOTICE, demo_model_path, require_demo_model
+from endostream.commands.segment_archive import (
+    CSV_BESIDE,
+    add_archive_arguments,
+    run_archive_command,
+    single_video,
+    wants_archive,
+)
 from endostream.errors import OutputError, UsageError, VideoError
 from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
@@ -176,12 +186,15 @@ def _fan_out(listeners: list[Callable[[Prediction], None]]
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", metavar="VIDEO", help="the recorded video (mp4, mkv, avi, mpg, ...)")
+    p.add_argument("paths", nargs="*", metavar="VIDEO",
+                   help="the recorded video (mp4, mkv, avi, mpg, ...); several videos, "
+                        "folders or globs make an archive run (--out-dir)")
     p.add_argument("--out", type=Path, default=None, metavar="sections.json",
                    help="where to write the sections (atomically); '-' writes them to stdout "
                         f"(default: VIDEO-stem{DEFAULT_OUT_SUFFIX} beside the video, never "
                         "replacing an existing one unless --overwrite)")
-    add_overwrite_option(p, also="an existing default output, or ")
+    add_overwrite_option(p, also="an existing default output, or, in an archive run, redo "
+                                 "every video even where an up-to-date result exists; also ")
     add_model_arguments(p)
     p.add_argument("--sample-fps", type=parse_sample_fps, default=DEFAULT_SAMPLE_FPS,
                    metavar="N|all",
@@ -195,8 +208,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    metavar="SECONDS",
                    help="shortest organ section kept; shorter ones merge into a neighbour "
                         "(default: %(default)s)")
-    p.add_argument("--csv", type=Path, metavar="frames.csv",
-                   help="also write per-frame labels and probabilities (default: none)")
+    p.add_argument("--csv", type=Path, metavar="frames.csv", nargs="?", const=CSV_BESIDE,
+                   help="also write per-frame labels and probabilities (with --out-dir: no "
+                        "file name, each video's CSV goes beside its sections file) "
+                        "(default: none)")
     p.add_argument("--chapters", type=Path, metavar="FILE",
                    help="also write the sections as chapters: .vtt, .ffmeta, or a chaptered "
                         "copy of the video (.mkv/.mp4, stream copy); see 'endostream chapters' "
@@ -207,6 +222,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "(default: none)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress line and no table (default: both, on stderr)")
+    add_archive_arguments(p)
 
 
 def check_segment_outputs(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -230,6 +246,9 @@ def check_segment_outputs(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if wants_archive(args):
+        return run_archive_command(args)
+    args.video = single_video(args)
     video, out = check_segment_outputs(args)
     warn_sparse_sampling(args.sample_fps, args.min_section)
     options = SegmentOptions(

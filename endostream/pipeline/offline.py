@@ -132,6 +132,7 @@ def segment_video(
     error: EndostreamError | None = None
     analysed = 0
     last: Prediction | None = None
+    stopped_by_caller = False
 
     with FileSource(path, sample_fps=options.sample_fps, cropper=cropper) as source:
         video_fps = source.info.fps
@@ -166,6 +167,9 @@ def segment_video(
                     on_prediction(item)
                 if on_progress is not None:
                     on_progress(source.decoded_frames, analysed, source.info.frames)
+            # Looked at before the threads are stopped below (which sets the Event too):
+            # set now, it was the caller's stop, and the video did not end.
+            stopped_by_caller = stop.is_set()
         except KeyboardInterrupt:
             error = Interrupted(f"interrupted after {analysed} analysed frames; "
                                 "the sections found so far were kept")
@@ -182,6 +186,9 @@ def segment_video(
             error = error or capture.error  # keep what was analysed before the bad data
         elif capture.error is not None:
             raise capture.error
+        if error is None and stopped_by_caller:
+            error = Interrupted(f"stopped after {analysed} analysed frames; the sections found "
+                                "so far were kept")
         decoded = source.decoded_frames
         info = _final_info(source.info, decoded, getattr(source, "last_pts_s", None),
                            complete=error is None)

@@ -1,0 +1,12 @@
+"""Segment a whole archive of recorded videos in one run, resumably.
+
+``endostream segment archive/ --out-dir results/`` finds every video under the inputs
+(:mod:`.inputs`), skips the ones whose result is already there and up to date
+(:mod:`.resume`), analyses the rest on an engine — in-process (:mod:`.local`) or on a Ray
+cluster (:mod:`.ray_engine`) — and the driver (:mod:`.run`) writes each video's
+``sections.json`` and the archive summary (:mod:`.summary`) as results arrive, with a
+progress line over the whole archive (:mod:`.progress`). Both engines analyse a video with
+the same function (:func:`.outcome.analyse_video`), so they write the same sections.
+
+This layer sits above :mod:`endostream.pipeline`; only :mod:`endostream.commands` imports it.
+"""

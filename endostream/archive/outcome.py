@@ -1,0 +1,127 @@
+"""One video's analysis as every engine does it, and what it hands back to the driver.
+
+:func:`analyse_video` runs :func:`~endostream.pipeline.offline.segment_video` on a job
+with a loaded classifier and returns a :class:`VideoOutcome`: the finished
+``sections.json`` document (built here, by the one builder), the predictions when a CSV
+was asked for, or the one-line error of a video that failed. It writes nothing: engines
+may run it on other machines, and only the driver writes files (:func:`store`), so
+outputs and summary never race. Both engines call this same function, which is why they
+write the same sections.
+
+>>> from endostream.inference.classifier import Classifier  # doctest: +SKIP
+>>> out = analyse_video(job, Classifier.load("m.onnx"), SegmentOptions())  # doctest: +SKIP
+>>> out.status, len(out.document["sections"])  # doctest: +SKIP
+('done', 3)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from endostream.archive.inputs import ArchiveJob
+from endostream.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EndostreamError,
+)
+from endostream.frames import Prediction
+from endostream.inference.classifier import Classifier
+from endostream.output.atomic import write_json_atomic
+from endostream.output.frames_csv import FrameCsvWriter
+from endostream.output.sections_file import build_document
+from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
+
+#: Status of a video whose result is complete (written this run).
+DONE = "done"
+#: Written with complete: false (decoding failed part way, or the run was interrupted).
+PARTIAL = "partial"
+INTERRUPTED = "interrupted"
+#: Nothing written: the video could not be analysed at all.
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class VideoOutcome:
+    """What an engine hands back for one job. ``document`` is ``None`` only for a failure.
+
+    ``exit_code`` is the code a single-video ``segment`` would have exited with (0 when
+    complete); ``worker`` says where it ran (``local``, or a Ray node and process).
+    """
+
+    job: ArchiveJob
+    document: dict[str, Any] | None
+    predictions: tuple[Prediction, ...] | None
+    error: str | None
+    exit_code: int
+    wall_s: float
+    worker: str = "local"
+
+    @property
+    def status(self) -> str:
+        if self.document is None:
+            return FAILED
+        if self.document["complete"]:
+            return DONE
+        return INTERRUPTED if self.exit_code == EXIT_INTERRUPTED else PARTIAL
+
+
+def analyse_video(job: ArchiveJob, classifier: Classifier, options: SegmentOptions, *,
+                  keep_predictions: bool = False, stop: threading.Event | None = None,
+                  on_progress: Callable[[int, int, int | None], None] | None = None,
+                  worker: str = "local") -> VideoOutcome:
+    """Analyse one video; every error of the video (not of the run) ends up in the outcome.
+
+    Ctrl+C inside the video (or ``stop``) gives a partial document with the
+    ``interrupted`` status; the caller then ends the run.
+    """
+    started = time.monotonic()
+    predictions: list[Prediction] | None = [] if keep_predictions else None
+    try:
+        result = segment_video(job.video, classifier, options,
+                               on_prediction=predictions.append if predictions is not None
+                               else None,
+                               on_progress=on_progress, stop=stop)
+    except EndostreamError as e:
+        return VideoOutcome(job, None, None, str(e), e.exit_code, time.monotonic() - started,
+                            worker)
+    except Exception as e:  # noqa: BLE001 - one video's bug must not end an archive run
+        return VideoOutcome(job, None, None, f"internal error: {type(e).__name__}: {e}",
+                            EXIT_INTERNAL, time.monotonic() - started, worker)
+    error = result.error
+    document = build_document(
+        **result_document_fields(result, classifier, options),
+        extra_analysis={"input": {"size_bytes": job.size_bytes, "mtime_ns": job.mtime_ns}},
+    )
+    return VideoOutcome(job, document,
+                        tuple(predictions) if predictions is not None else None,
+                        str(error) if error is not None else None,
+                        error.exit_code if error is not None else 0,
+                        result.wall_s, worker)
+
+
+def store(outcome: VideoOutcome) -> None:
+    """Write an outcome's sections file (and CSV) atomically; the driver alone calls this.
+
+    The CSV is written first, so a sections file that says ``complete: true`` (which
+    the resume check trusts) never sits beside a missing CSV. A failure writes nothing.
+    """
+    doc = outcome.document
+    if doc is None:
+        return
+    job = outcome.job
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    if job.csv is not None and outcome.predictions is not None:
+        writer = FrameCsvWriter(job.csv, doc["models"]["heads"])
+        try:
+            for p in outcome.predictions:
+                writer.write(p)
+        except BaseException:
+            writer.discard()
+            raise
+        writer.close()
+    write_json_atomic(job.output, doc, hint="choose another --out-dir")
+
