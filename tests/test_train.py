@@ -375,11 +375,15 @@ def test_model_input_matches_the_exported_graph():
 def test_cli_help_defaults_match_the_recipe():
     pytest.importorskip("torch")
     from endostream.export import train as T
-    from endostream.export.train_command import HELP_DEFAULTS
+    from endostream.export.augment import PARTS
+    from endostream.export.selection import DEFAULT_PATIENCE
+    from endostream.export.train_command import AUGMENT_PARTS, HELP_DEFAULTS
 
     assert HELP_DEFAULTS == {"lr": T.DEFAULT_LR, "batch": T.DEFAULT_BATCH,
                              "epochs": T.DEFAULT_EPOCHS, "val_fraction": D.DEFAULT_VAL_FRACTION,
-                             "synth_bad": S.DEFAULT_SYNTH_BAD, "video_fps": D.DEFAULT_VIDEO_FPS}
+                             "synth_bad": S.DEFAULT_SYNTH_BAD, "video_fps": D.DEFAULT_VIDEO_FPS,
+                             "patience": DEFAULT_PATIENCE}
+    assert AUGMENT_PARTS == PARTS
 
 
 @pytest.mark.torch

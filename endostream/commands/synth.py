@@ -19,6 +19,7 @@ from pathlib import Path
 from endostream.errors import UsageError
 from endostream.output.table import format_sections_table
 from endostream.synth import ProcedureSpec, default_spec, render_dataset, render_procedure
+from endostream.synth.dataset import parse_scopes
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -31,6 +32,13 @@ def parse_size(text: str) -> tuple[int, int]:
     if w < 16 or h < 16:
         raise argparse.ArgumentTypeError("width and height must be at least 16")
     return w, h
+
+
+def _scopes(text: str) -> dict[str, tuple[str, str]]:
+    try:
+        return parse_scopes(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -57,6 +65,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recordings", type=int, default=4,
                    help="dataset: independent recordings to spread frames over "
                         "(default: %(default)s)")
+    p.add_argument("--scopes", type=_scopes, metavar="ORGAN=SHAPE[:PALETTE],...",
+                   help="dataset: give organs their own scope, e.g. ear=circle:warm,nose=full:grey "
+                        "(shapes circle, rounded, full; palettes none, warm, cool, grey): train on "
+                        "one assignment, test on a swapped one (domain shift)")
 
 
 def truth_path_for(video: Path) -> Path:
@@ -70,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("give either VIDEO or --dataset DIR, not both")
         csv_path = render_dataset(args.dataset, per_class=args.per_class,
                                   size=args.size or (320, 240), seed=args.seed,
-                                  recordings=args.recordings)
+                                  recordings=args.recordings, scopes=args.scopes)
         print(f"wrote synthetic dataset {args.dataset} (labels: {csv_path})", file=sys.stderr)
         return 0
     if args.video is None:
