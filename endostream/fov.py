@@ -51,8 +51,12 @@ FILL_NOISE_MAX = 3.0
 
 #: Radius of a random disc, fraction of the side: 0.5 touches the edges, more is cut by them.
 CIRCLE_R_RANGE = (0.40, 0.60)
-#: Half-axes of a random ellipse; one axis is drawn in this range, the other at 0.6-0.95 of it.
-ELLIPSE_R_RANGE = (0.42, 0.60)
+#: Half-axes of a random ellipse; one axis is drawn in this range, the other at
+#: :data:`ELLIPSE_RATIO_RANGE` of it. The runtime stretches a field's bounding box to the
+#: square input, so an elliptical scope arrives nearly round; what varies is how well the
+#: box was found and where the frame edge cuts the field.
+ELLIPSE_R_RANGE = (0.44, 0.60)
+ELLIPSE_RATIO_RANGE = (0.75, 0.95)
 #: Half-sizes of a random rounded rectangle and its corner radius (fraction of the half-size).
 RECT_R_RANGE = (0.38, 0.50)
 CORNER_RANGE = (0.15, 0.6)
@@ -88,7 +92,7 @@ class FovMask:
         if name == "round":
             return cls("circle", rx=0.5, ry=0.5)
         if name == "elliptical":
-            return cls("ellipse", rx=0.5, ry=0.36)
+            return cls("ellipse", rx=0.5, ry=0.38)
         if name == "full":
             return cls("full")
         raise ValueError(f"mask {name!r}: use one of {CHECK_MASKS}")
@@ -107,7 +111,7 @@ class FovMask:
             return cls(shape, float(cx), float(cy), r, r)
         if shape == "ellipse":
             a = float(rng.uniform(*ELLIPSE_R_RANGE))
-            b = a * float(rng.uniform(0.6, 0.95))
+            b = a * float(rng.uniform(*ELLIPSE_RATIO_RANGE))
             rx, ry = (a, b) if rng.random() < 0.5 else (b, a)
             return cls(shape, float(cx), float(cy), rx, ry, angle=float(rng.uniform(-20, 20)))
         if shape == "rounded":

@@ -65,10 +65,12 @@ from endostream.contract import (
     META_PRECISION,
     META_SCHEMA,
     META_SOURCE_SHA256,
+    META_TEMPERATURE,
     META_VERSIONS,
     SCHEMA_VERSION,
 )
 from endostream.errors import ModelError, OutputError, UsageError
+from endostream.evaluation.shortcut import ShortcutReport, check_model_file
 from endostream.export.graph import FrameClassifier
 from endostream.export.model import classifier_from_checkpoint
 from endostream.export.parity import ParityReport, check_parity
@@ -111,6 +113,7 @@ class HeadSpec:
     name: str
     checkpoint: Path
     labels: tuple[str, ...]
+    temperature: float = 1.0  #: fitted on validation by ``endostream train``; folded in
 
 
 @dataclass(frozen=True)
@@ -124,9 +127,11 @@ class ExportResult:
     size_bytes: int
     export_s: float
     parity: ParityReport
+    shortcut: ShortcutReport | None = None  #: the organ head's field-of-view shortcut check
 
 
-def head_spec(name: str, checkpoint: str | Path, labels: Sequence[str] | None = None) -> HeadSpec:
+def head_spec(name: str, checkpoint: str | Path, labels: Sequence[str] | None = None,
+              temperature: float = 1.0) -> HeadSpec:
     """A :class:`HeadSpec` with the default labels for ``name`` when ``labels`` is None.
 
     >>> head_spec("quality", "q.pth").labels
@@ -135,7 +140,9 @@ def head_spec(name: str, checkpoint: str | Path, labels: Sequence[str] | None = 
     if name not in HEADS:
         raise UsageError(f"unknown head {name!r}; the model contract has: {', '.join(HEADS)}")
     chosen = tuple(DEFAULT_LABELS[name] if labels is None else labels)
-    return HeadSpec(name, Path(checkpoint), chosen)
+    if not 0 < temperature < float("inf"):
+        raise UsageError(f"{name} temperature must be a positive number, got {temperature}")
+    return HeadSpec(name, Path(checkpoint), chosen, float(temperature))
 
 
 def export_onnx(
@@ -177,12 +184,14 @@ def export_onnx(
                 f"{ckpt.num_classes} labels in training order (--{spec.name}-labels)"
             )
         nets[spec.name], shas[spec.name] = net, ckpt.sha256
-    reference = FrameClassifier(nets)
-    target = FrameClassifier(copy.deepcopy(nets), half=True) if fp16 else reference
+    temperatures = {spec.name: spec.temperature for spec in specs}
+    reference = FrameClassifier(nets, temperatures=temperatures)
+    target = (FrameClassifier(copy.deepcopy(nets), half=True, temperatures=temperatures)
+              if fp16 else reference)
 
     model = _to_onnx(target, opset, exporter)
     labels = {spec.name: list(spec.labels) for spec in specs}
-    _write_metadata(model, labels, shas, precision, exporter)
+    _write_metadata(model, labels, shas, precision, exporter, temperatures)
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as e:
@@ -195,6 +204,7 @@ def export_onnx(
         onnx.save_model(model, str(pending.temp_path))
         kwargs = {} if parity_frames is None else {"frames": make_frames(parity_frames)}
         report = check_parity(reference, pending.temp_path, precision, **kwargs)
+        shortcut = warn_shortcut(pending.temp_path, kwargs.get("frames"))
         pending.commit()
     finally:
         pending.discard()
@@ -206,10 +216,19 @@ def export_onnx(
         size_bytes=out.stat().st_size,
         export_s=time.perf_counter() - started,
         parity=report,
+        shortcut=shortcut,
     )
     log.info("wrote %s (%.1f MB, %s, %.1f s)", out, result.size_bytes / 1e6, precision,
              result.export_s)
     return result
+
+
+def warn_shortcut(path: Path, frames=None) -> ShortcutReport | None:
+    """The shortcut check on the parity frames (organ head only), logged; a warning if flagged."""
+    report = check_model_file(path, make_frames() if frames is None else frames)
+    if report is not None:
+        (log.warning if report.flagged else log.info)("%s", report.summary())
+    return report
 
 
 def _validate_specs(heads: Sequence[HeadSpec]) -> list[HeadSpec]:
@@ -281,6 +300,7 @@ def _write_metadata(
     shas: dict[str, str],
     precision: str,
     exporter: str,
+    temperatures: dict[str, float] | None = None,
 ) -> None:
     versions = {
         "torch": torch.__version__,
@@ -298,6 +318,8 @@ def _write_metadata(
         META_EXPORTER: f"endostream {endostream.__version__}",
         META_VERSIONS: json.dumps(versions),
     }
+    if temperatures and any(t != 1.0 for t in temperatures.values()):
+        props[META_TEMPERATURE] = json.dumps({h: round(t, 6) for h, t in temperatures.items()})
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, props)
     model.graph.name = "endostream"
