@@ -20,6 +20,7 @@ from endostream.errors import UsageError
 from endostream.output.table import format_sections_table
 from endostream.synth import ProcedureSpec, default_spec, render_dataset, render_procedure
 from endostream.synth.dataset import parse_scopes
+from endostream.synth.scenes import FOV_SHAPES
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -52,7 +53,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=parse_size, default=None, metavar="WxH",
                    help="frame size (default: 1280x720 video, 320x240 dataset)")
     p.add_argument("--fps", type=float, default=25.0, help="frame rate (default: %(default)s)")
-    p.add_argument("--fov", choices=("circle", "rounded"), default="circle",
+    p.add_argument("--fov", choices=FOV_SHAPES, default="circle",
                    help="field of view inside the black border (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--truth", type=Path, metavar="PATH",
