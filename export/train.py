@@ -5,14 +5,21 @@ The recipe (defaults of :class:`TrainConfig`): Adam, learning rate :data:`DEFAUL
 through the runtime's content-area crop, class-balanced epochs, and for the quality task
 bad frames synthesised from good ones (see :mod:`.dataset`). From random initialisation
 (no ``init``) such a small learning rate learns next to nothing in a few epochs; use a
-higher one there, e.g. ``lr=1e-3``. Nothing is ever downloaded: ImageNet weights come from
-a local file (``init``) or not at all.
+higher one there, e.g. ``lr=1e-3``. ImageNet weights come from a local file or, with
+``init="imagenet"``, from torchvision's cache (fetched once, :mod:`.init_weights`).
+
+Training images go through :mod:`.augment` (random fields of view and endoscopy
+augmentation, ``augment``); validation images never do. ``out`` keeps the epoch with the
+lowest validation loss (:mod:`.selection`; ``keep="last"`` for the last) and training stops
+after ``patience`` epochs without improvement. At the end a temperature is fitted on
+validation (:mod:`.calibration`) and stored in the labels sidecar.
 
 Files written after every epoch (and on Ctrl+C / ``max_steps``), each atomically:
 
 - ``OUT`` (e.g. ``model.pth``): ``torch.save(model.state_dict())`` of the torchvision
-  network, the thesis format that ``endostream export`` takes;
-- ``<OUT stem>.labels.json``: task and ordered labels, for export's head metadata;
+  network, the thesis format that ``endostream export`` takes (the best epoch so far);
+- ``<OUT stem>.labels.json``: task and ordered labels, for export's head metadata, the
+  epoch kept, and the fitted temperature;
 - ``<OUT stem>.resume.pt``: model, optimiser, epoch/step counters, the split, RNG state
   and history, for ``resume=True`` (read back with ``torch.load(weights_only=True)``).
 

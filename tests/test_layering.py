@@ -6,7 +6,7 @@ rule when an import crosses a boundary, when the module-level imports form a cyc
 when a package folder does not ship in the wheel.
 
 Runtime stages, bottom to top: the shared core (``errors``, ``frames``, ``contract``,
-``crop``, ``bundled``) → ``sources`` → ``inference`` → ``segmentation`` → ``output`` →
+``crop``, ``fov``, ``bundled``) → ``sources`` → ``inference`` → ``segmentation`` → ``output`` →
 ``pipeline`` → ``evaluation`` / ``synth`` → ``commands`` → ``cli``. ``export`` (torch) and
 ``gui`` (Qt) sit beside the top and use the runtime, never ``commands`` or ``cli``; the
 runtime never imports torch, Qt or ``export``, except that ``commands.live`` starts the
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"endostream": "endostream", "export": "endostream.export", "gui": "endostream.gui"}
 
 CORE = {"endostream", "endostream.errors", "endostream.frames", "endostream.contract",
-        "endostream.crop", "endostream.bundled"}
+        "endostream.crop", "endostream.fov", "endostream.bundled"}
 #: Layer → the endostream layers it may import (its own always allowed).
 ALLOWED = {
     "core": {"core"},
