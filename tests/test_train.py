@@ -293,6 +293,10 @@ def test_resume_continues_bit_exactly(quality_run, tiny_dataset, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     saved = torch.load(sidecar_paths(resumed)[1], weights_only=True)
     assert saved["global_step"] == STEPS + 1
+    # Bit-exact with the default augmentation on: every part draws from the item's seed.
+    from endostream.export.augment import PARTS
+
+    assert saved["config"]["augment"] == list(PARTS)
     # Nothing left to do: a resume past --max-steps says so and keeps the files.
     assert _train(tiny_dataset, resumed, "--resume", "--max-steps", str(STEPS + 1)) == 0
 

@@ -114,12 +114,3 @@ def shortcut_check(images: np.ndarray, predict: Callable[[np.ndarray], np.ndarra
               for name, row in zip(CHECK_MASKS, table, strict=True)}
     return ShortcutReport(len(images), changed, threshold, counts)
 
-
-def check_model_file(path, images: np.ndarray, head: str = "organ") -> ShortcutReport | None:
-    """The check on an ONNX file's ``head`` (CPU), or None when the file has no such head."""
-    from endostream.inference.classifier import Classifier
-
-    with Classifier.load(path, device="cpu") as clf:
-        if head not in clf.heads:
-            return None
-        return shortcut_check(images, lambda x: clf.run(x)[head], tuple(clf.heads[head]))
