@@ -173,16 +173,21 @@ def test_evaluate_passes_a_model_that_reads_the_tissue(organ_set, tmp_path, caps
 
 
 def test_shortcut_check_counts_per_image_not_per_mask():
-    images = np.stack([color_image(RED, seed=k) for k in range(4)])
+    images = np.stack([color_image(RED, seed=k) for k in range(8)])
 
-    def half(x):  # answers follow the mask for the first two images only
-        p = np.tile([[1.0, 0.0]], (len(x), 1))
-        dark = x[:, 0, 0].sum(axis=1) < 30
-        p[: min(2, len(x))][dark[:2]] = [0.0, 1.0]
-        return p
+    def first(n):  # answers follow the mask for the first n images only (one batch)
+        def predict(x):
+            p = np.tile([[1.0, 0.0]], (len(x), 1))
+            dark = x[:n, 0, 0].sum(axis=1) < 30
+            p[:n][dark] = [0.0, 1.0]
+            return p
+        return predict
 
-    report = shortcut_check(images, half, ("ear", "nose"), threshold=0.4)
-    assert (report.changed, report.frames, report.flagged) == (2, 4, True)
+    report = shortcut_check(images, first(4), ("ear", "nose"), threshold=0.4)
+    assert (report.changed, report.frames, report.flagged) == (4, 8, True)
+    # Two changed answers are too few to flag, whatever the share.
+    report = shortcut_check(images[:4], first(2), ("ear", "nose"), threshold=0.4)
+    assert (report.changed, report.flagged) == (2, False)
 
 
 # --- calibration --------------------------------------------------------------------------
