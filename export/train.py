@@ -219,7 +219,6 @@ class _Run:
         self.images_seen = 0
         self.train_s = 0.0
         self.tracker = BestTracker(patience=cfg.patience)
-        self.stopped_early = False
         self.calibration: dict[str, Any] | None = None
         self.optimistic = False  # validation shares recordings it cannot see
 
@@ -371,7 +370,6 @@ class _Run:
                 self.epoch, self.step_in_epoch = self.epoch + 1, 0
             self.save(improved=record["best"])
             if self.tracker.should_stop:
-                self.stopped_early = True
                 log.warning("stopping early: no lower validation loss for %d epochs; %s "
                             "holds epoch %d (--patience 0 trains on)", self.tracker.patience,
                             cfg.out, self.tracker.best_epoch)
@@ -462,7 +460,6 @@ class _Run:
             "best": self.tracker.state(),
         }, self.resume_path)
         log.info("checkpoint: %s (epoch %d, step %d)", cfg.out, self.epoch, self.global_step)
-
 
     def write_sidecar(self) -> None:
         """The labels sidecar of ``out``: labels, which epoch it holds, and its calibration."""
