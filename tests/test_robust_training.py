@@ -315,3 +315,23 @@ def test_init_file_works_offline(organ_dataset, tmp_path):
     torch.save(build_classifier(1000).state_dict(), init)
     assert _train(organ_dataset, tmp_path / "o.pth", "--init", str(init), "--max-steps", "1",
                   "--no-calibrate") == 0
+
+
+@pytest.mark.torch
+def test_unknown_recordings_make_validation_optimistic_unless_grouped(tmp_path, caplog):
+    pytest.importorskip("torch")
+    from endostream.export.train import TrainConfig, _Run
+
+    for label, rgb in (("ear", RED), ("nose", BLUE)):
+        for k in range(6):
+            write_png(tmp_path / "set" / label / f"pat{k % 3}-{k}.png",
+                      color_image(rgb, seed=k, size=64))
+    base = dict(dataset=tmp_path / "set", task="organ", out=tmp_path / "o.pth", val_fraction=0.34)
+    run = _Run(TrainConfig(**base), stream=None)
+    run.prepare()
+    assert run.optimistic and "validation is optimistic" in caplog.text
+    caplog.clear()
+    run = _Run(TrainConfig(**base, group_by="prefix:-"), stream=None)
+    run.prepare()
+    assert not run.optimistic and "optimistic" not in caplog.text
+    assert set(run.val_set.recordings()).isdisjoint(run.train_set.recordings())
