@@ -6,7 +6,11 @@ dict holding ``state_dict`` or ``model_state_dict`` works too. Give one head or 
 both go into one file that runs them in one call. Every export is checked against
 PyTorch in onnxruntime before the file is written. Class names come from
 ``--quality-labels``/``--organ-labels``, else from the ``<checkpoint stem>.labels.json``
-that ``endostream train`` writes beside its checkpoint, else the defaults.
+that ``endostream train`` writes beside its checkpoint, else the defaults. A temperature
+in that sidecar (fitted on validation by train) is folded into the graph: softmax(logits
+/ T), recorded in the metadata. The organ head also gets the shortcut check on the parity
+frames (answers that change when only the field-of-view mask changes), with a warning when
+it is flagged.
 
 This module imports no torch: the CLI builds ``--help`` from it on any machine.
 """
@@ -91,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     from endostream.export.onnx_export import export_onnx, head_spec  # imports torch: only here
 
     heads = [
-        head_spec(name, path, _head_labels(getattr(args, f"{name}_labels"), name, path))
+        head_spec(name, path, _head_labels(getattr(args, f"{name}_labels"), name, path),
+                  temperature=_head_temperature(path))
         for name, path in (("quality", args.quality), ("organ", args.organ))
         if path is not None
     ]
@@ -101,6 +106,12 @@ def run(args: argparse.Namespace) -> int:
     )
     heads_text = ", ".join(f"{h} [{','.join(labels)}]" for h, labels in result.heads.items())
     print(result.parity.summary())
+    if result.shortcut is not None:
+        print(result.shortcut.summary())
+    for head in heads:
+        if head.temperature != 1.0:
+            print(f"{head.name}: temperature {head.temperature:.3f} from training folded into "
+                  "the softmax")
     print(
         f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {result.precision}, "
         f"heads {heads_text}) in {result.export_s:.1f} s"
@@ -122,6 +133,18 @@ def _head_labels(given: str | None, head: str, checkpoint: str) -> list[str]:
         raise UsageError(f"'{checkpoint}' was trained as the {task} classifier (its "
                          f".labels.json says so); pass it as --{task}")
     return [str(label) for label in side["labels"]]
+
+
+def _head_temperature(checkpoint: str) -> float:
+    """The temperature ``endostream train`` fitted and stored in the sidecar, else 1."""
+    from endostream.export.train import read_labels_sidecar
+
+    side = read_labels_sidecar(Path(checkpoint)) or {}
+    try:
+        return float(side.get("temperature") or 1.0)
+    except (TypeError, ValueError):
+        raise UsageError(f"'{checkpoint}': the temperature in its .labels.json is not a "
+                         "number; train again or delete the sidecar") from None
 
 
 def _labels(text: str, head: str) -> list[str]:

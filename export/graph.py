@@ -14,7 +14,9 @@ Order of operations, chosen for the exported graph:
    values as ``(x / 255 - mean) / std`` up to float32 rounding (~1e-7), one op fewer;
 3. each backbone (float32, or float16 for the GPU variant: the cast happens *after*
    normalisation, so the 0..255 range never meets float16's 11-bit mantissa);
-4. logits cast back to float32 before ``Softmax``, so outputs are float32 in both variants.
+4. logits cast back to float32 before ``Softmax``, so outputs are float32 in both variants;
+5. a head with a fitted temperature ``T`` (:mod:`.calibration`) gets ``logits * (1 / T)``
+   before its ``Softmax``: one ``Mul`` by a constant, none when ``T`` is 1.
 
 >>> import torch
 >>> from torch import nn
@@ -51,13 +53,17 @@ class FrameClassifier(nn.Module):
     depth must be off.
     """
 
-    def __init__(self, heads: Mapping[str, nn.Module], half: bool = False):
+    def __init__(self, heads: Mapping[str, nn.Module], half: bool = False,
+                 temperatures: Mapping[str, float] | None = None):
         super().__init__()
         if not heads:
             raise ValueError("FrameClassifier needs at least one head")
         self.head_names = tuple(heads)
         self.nets = nn.ModuleDict(heads)
         self.compute_dtype = torch.float16 if half else torch.float32
+        # Calibration: softmax(logits / T) per head; heads at T == 1 get no extra op.
+        self.inverse_t = {h: 1.0 / float(t) for h, t in (temperatures or {}).items()
+                          if float(t) != 1.0}
         if half:
             self.nets.half()
         mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
@@ -72,8 +78,12 @@ class FrameClassifier(nn.Module):
         x = frames.permute(0, 3, 1, 2).to(torch.float32)
         x = (x * self.scale + self.shift).to(self.compute_dtype)
         return tuple(
-            torch.softmax(self.nets[name](x).to(torch.float32), dim=1) for name in self.head_names
+            torch.softmax(self._logits(name, x), dim=1) for name in self.head_names
         )
+
+    def _logits(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        logits = self.nets[name](x).to(torch.float32)
+        return logits * self.inverse_t[name] if name in self.inverse_t else logits
 
     def predict(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """Eager inference without autograd: ``{head: probs}``, the parity reference."""

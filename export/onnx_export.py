@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
@@ -64,10 +65,12 @@ from endostream.contract import (
     META_PRECISION,
     META_SCHEMA,
     META_SOURCE_SHA256,
+    META_TEMPERATURE,
     META_VERSIONS,
     SCHEMA_VERSION,
 )
 from endostream.errors import ModelError, UsageError
+from endostream.evaluation.shortcut import ShortcutReport, shortcut_check
 from endostream.export.graph import FrameClassifier
 from endostream.export.model import classifier_from_checkpoint
 from endostream.export.parity import ParityReport, check_parity
@@ -111,6 +114,7 @@ class HeadSpec:
     name: str
     checkpoint: Path
     labels: tuple[str, ...]
+    temperature: float = 1.0  #: fitted on validation by ``endostream train``; folded in
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,11 @@ class ExportResult:
     size_bytes: int
     export_s: float
     parity: ParityReport
+    shortcut: ShortcutReport | None = None  #: the organ head's field-of-view shortcut check
 
 
-def head_spec(name: str, checkpoint: str | Path, labels: Sequence[str] | None = None) -> HeadSpec:
+def head_spec(name: str, checkpoint: str | Path, labels: Sequence[str] | None = None,
+              temperature: float = 1.0) -> HeadSpec:
     """A :class:`HeadSpec` with the default labels for ``name`` when ``labels`` is None.
 
     >>> head_spec("quality", "q.pth").labels
@@ -135,7 +141,9 @@ def head_spec(name: str, checkpoint: str | Path, labels: Sequence[str] | None = 
     if name not in HEADS:
         raise UsageError(f"unknown head {name!r}; the model contract has: {', '.join(HEADS)}")
     chosen = tuple(DEFAULT_LABELS[name] if labels is None else labels)
-    return HeadSpec(name, Path(checkpoint), chosen)
+    if not 0 < temperature < float("inf"):
+        raise UsageError(f"{name} temperature must be a positive number, got {temperature}")
+    return HeadSpec(name, Path(checkpoint), chosen, float(temperature))
 
 
 def export_onnx(
@@ -179,12 +187,14 @@ def export_onnx(
                 f"{ckpt.num_classes} labels in training order (--{spec.name}-labels)"
             )
         nets[spec.name], shas[spec.name] = net, ckpt.sha256
-    reference = FrameClassifier(nets)
-    target = FrameClassifier(copy.deepcopy(nets), half=True) if fp16 else reference
+    temperatures = {spec.name: spec.temperature for spec in specs}
+    reference = FrameClassifier(nets, temperatures=temperatures)
+    target = (FrameClassifier(copy.deepcopy(nets), half=True, temperatures=temperatures)
+              if fp16 else reference)
 
     model = _to_onnx(target, opset, exporter)
     labels = {spec.name: list(spec.labels) for spec in specs}
-    _write_metadata(model, labels, shas, precision, exporter)
+    _write_metadata(model, labels, shas, precision, exporter, temperatures)
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as e:
@@ -197,6 +207,7 @@ def export_onnx(
         onnx.save_model(model, str(pending.temp_path))
         kwargs = {} if parity_frames is None else {"frames": make_frames(parity_frames)}
         report = check_parity(reference, pending.temp_path, precision, **kwargs)
+        shortcut = warn_shortcut(reference, labels, kwargs.get("frames"))
         pending.commit()
     finally:
         pending.discard()
@@ -208,10 +219,28 @@ def export_onnx(
         size_bytes=out.stat().st_size,
         export_s=time.perf_counter() - started,
         parity=report,
+        shortcut=shortcut,
     )
     log.info("wrote %s (%.1f MB, %s, %.1f s)", out, result.size_bytes / 1e6, precision,
              result.export_s)
     return result
+
+
+def warn_shortcut(reference: FrameClassifier, labels: dict[str, list[str]],
+                  frames: np.ndarray | None = None) -> ShortcutReport | None:
+    """The shortcut check of the organ head on the parity frames, logged (a warning when
+    flagged); None without an organ head. Runs the float32 reference, so an fp16 file that
+    the CPU cannot run is checked too (parity already tied the file to the reference)."""
+    if "organ" not in labels:
+        return None
+    frames = make_frames() if frames is None else frames
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return reference.predict(torch.from_numpy(np.ascontiguousarray(x)))["organ"].numpy()
+
+    report = shortcut_check(frames, predict, labels["organ"])
+    (log.warning if report.flagged else log.info)("%s", report.summary())
+    return report
 
 
 def _validate_specs(heads: Sequence[HeadSpec]) -> list[HeadSpec]:
@@ -280,6 +309,7 @@ def _write_metadata(
     shas: dict[str, str],
     precision: str,
     exporter: str,
+    temperatures: dict[str, float] | None = None,
 ) -> None:
     versions = {
         "torch": torch.__version__,
@@ -297,6 +327,8 @@ def _write_metadata(
         META_EXPORTER: f"endostream {endostream.__version__}",
         META_VERSIONS: json.dumps(versions),
     }
+    if temperatures and any(t != 1.0 for t in temperatures.values()):
+        props[META_TEMPERATURE] = json.dumps({h: round(t, 6) for h, t in temperatures.items()})
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, props)
     model.graph.name = "endostream"

@@ -4,6 +4,9 @@ The frames are real-looking: synthetic endoscope views (:mod:`endostream.synth.s
 three organ scenes, clear / blurred / dark looks, disc and rounded-rectangle masks in
 black borders) taken through the runtime's own :func:`endostream.crop.find_content_area`
 and :func:`endostream.crop.preprocess`, so the check sees the pixels the runtime sends.
+Every :data:`TRAINING_MASK_EVERY`-th frame then goes through a field-of-view mask as
+training draws them (:meth:`endostream.fov.FovMask.random`, outside painted near-black), so
+the outside-the-field treatment that training and the runtime share is checked too.
 
 Both sides get the same uint8 frames. The reference is always the float32 PyTorch module
 (the checkpoints as trained); the candidate is the exported file in onnxruntime, run once
@@ -49,6 +52,7 @@ import torch
 from endostream.crop import find_content_area, preprocess
 from endostream.errors import ModelError
 from endostream.export.graph import FrameClassifier
+from endostream.fov import FovMask
 from endostream.inference.providers import probe_gpu, quiet_ort_logging
 from endostream.synth.scenes import ORGANS, FieldOfView, SceneRenderer
 
@@ -70,6 +74,9 @@ PARITY_SEED = 20240
 #: Size of the rendered full frames before crop and resize: big enough that the crop
 #: downscales (as with real video), small enough to render the scenes in about a second.
 RENDER_SIZE = (400, 300)
+
+#: Every how many parity frames one goes through a training-style field-of-view mask.
+TRAINING_MASK_EVERY = 4
 
 #: Looks of the parity frames: usable, blurred and dark views all reach the model.
 LOOKS = ("clear", "blur", "dark")
@@ -124,6 +131,9 @@ def _cached_frames(count: int, seed: int) -> np.ndarray:
         look = LOOKS[(i // len(ORGANS)) % len(LOOKS)]
         image = renderer.render(0.37 * i, scene, look, noise_index=i)
         frames[i] = preprocess(image, find_content_area(image))
+        if i % TRAINING_MASK_EVERY == TRAINING_MASK_EVERY - 1:
+            rng = np.random.default_rng([seed, i])
+            frames[i] = FovMask.random(rng).apply(frames[i], rng)
     frames.flags.writeable = False
     return frames
 

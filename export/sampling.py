@@ -20,7 +20,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -135,13 +135,16 @@ class ItemLoader:
     """Map-style view for a torch ``DataLoader``: ``loader[item] -> (image, target)``.
 
     ``item`` is an :data:`Item` from :func:`epoch_plan` / :func:`validation_items`; a
-    synthetic item is the sample degraded with its own seed and labelled ``bad``. Plain
-    numpy out; the training code converts batches to tensors.
+    synthetic item is the sample degraded with its own seed and labelled ``bad``. With
+    ``augment`` (training only), every image then goes through it with the item's seed.
+    Plain numpy out; the training code converts batches to tensors.
     """
 
-    def __init__(self, ds: LabelledSet):
+    def __init__(self, ds: LabelledSet, augment: Callable[[np.ndarray, int], np.ndarray]
+                 | None = None):
         self.ds = ds
         self.bad = ds.labels.index(BAD) if BAD in ds.labels else -1
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -149,6 +152,9 @@ class ItemLoader:
     def __getitem__(self, item: Item) -> tuple[np.ndarray, int]:
         index, synthetic, seed = item
         image = self.ds.load(index)
-        if not synthetic:
-            return image, self.ds.samples[index].label
-        return degrade(image, np.random.default_rng(seed)), self.bad
+        label = self.ds.samples[index].label
+        if synthetic:
+            image, label = degrade(image, np.random.default_rng(seed)), self.bad
+        if self.augment is not None:
+            image = self.augment(image, seed)
+        return image, label

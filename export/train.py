@@ -5,14 +5,21 @@ The recipe (defaults of :class:`TrainConfig`): Adam, learning rate :data:`DEFAUL
 through the runtime's content-area crop, class-balanced epochs, and for the quality task
 bad frames synthesised from good ones (see :mod:`.dataset`). From random initialisation
 (no ``init``) such a small learning rate learns next to nothing in a few epochs; use a
-higher one there, e.g. ``lr=1e-3``. Nothing is ever downloaded: ImageNet weights come from
-a local file (``init``) or not at all.
+higher one there, e.g. ``lr=1e-3``. ImageNet weights come from a local file or, with
+``init="imagenet"``, from torchvision's cache (fetched once, :mod:`.init_weights`).
+
+Training images go through :mod:`.augment` (random fields of view and endoscopy
+augmentation, ``augment``); validation images never do. ``out`` keeps the epoch with the
+lowest validation loss (:mod:`.selection`; ``keep="last"`` for the last) and training stops
+after ``patience`` epochs without improvement. At the end a temperature is fitted on
+validation (:mod:`.calibration`) and stored in the labels sidecar.
 
 Files written after every epoch (and on Ctrl+C / ``max_steps``), each atomically:
 
 - ``OUT`` (e.g. ``model.pth``): ``torch.save(model.state_dict())`` of the torchvision
-  network, the thesis format that ``endostream export`` takes;
-- ``<OUT stem>.labels.json``: task and ordered labels, for export's head metadata;
+  network, the thesis format that ``endostream export`` takes (the best epoch so far);
+- ``<OUT stem>.labels.json``: task and ordered labels, for export's head metadata, the
+  epoch kept, and the fitted temperature;
 - ``<OUT stem>.resume.pt``: model, optimiser, epoch/step counters, the split, RNG state
   and history, for ``resume=True`` (read back with ``torch.load(weights_only=True)``).
 
@@ -49,8 +56,13 @@ from endostream.errors import Interrupted, ModelError, UsageError
 from endostream.evaluation import datasets as D
 from endostream.evaluation.metrics import classification_report
 from endostream.export import sampling as S
+from endostream.export.augment import AugmentConfig, Augmenter
+from endostream.export.calibration import calibrate
 from endostream.export.graph import IMAGENET_MEAN, IMAGENET_STD, PIXEL_MAX
+from endostream.export.grouping import check_rule, regroup
+from endostream.export.init_weights import resolve_init
 from endostream.export.model import DEFAULT_DROPOUT, build_classifier
+from endostream.export.selection import DEFAULT_KEEP, DEFAULT_PATIENCE, KEEP_CHOICES, BestTracker
 from endostream.output.atomic import AtomicFile, write_json_atomic
 from endostream.output.guard import check_outputs
 
@@ -78,7 +90,7 @@ class TrainConfig:
     dataset: Path
     task: str
     out: Path
-    init: Path | None = None  #: local ImageNet state dict for the backbone
+    init: Path | str | None = None  #: local ImageNet state dict, or "imagenet" (torchvision's)
     epochs: int = DEFAULT_EPOCHS
     lr: float = DEFAULT_LR
     batch_size: int = DEFAULT_BATCH
@@ -95,6 +107,11 @@ class TrainConfig:
     video_fps: float = D.DEFAULT_VIDEO_FPS
     dropout: float = DEFAULT_DROPOUT
     overwrite: bool = False  #: replace a read-only --out (or sidecar)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  #: training images only
+    patience: int = DEFAULT_PATIENCE  #: epochs without a lower val loss before stopping; 0: off
+    keep: str = DEFAULT_KEEP  #: "best" (lowest val loss) or "last" checkpoint in ``out``
+    group_by: str | None = None  #: recording ids from paths: "folder" or "prefix:SEP"
+    calibrate: bool = True  #: fit a temperature on validation at the end
 
     def __post_init__(self) -> None:
         for name, ok in (("epochs", self.epochs >= 1), ("batch", self.batch_size >= 1),
@@ -107,6 +124,12 @@ class TrainConfig:
                          "synth-bad": self.synth_bad, "video-fps": self.video_fps}.get(
                     name, getattr(self, name.replace("-", "_"), None))
                 raise UsageError(f"--{name} out of range: {value}")
+        if self.patience < 0:
+            raise UsageError(f"--patience out of range: {self.patience}; 0 switches it off")
+        if self.keep not in KEEP_CHOICES:
+            raise UsageError(f"--keep {self.keep!r}: use best or last")
+        if self.group_by is not None:
+            check_rule(self.group_by)
         if self.val_recordings and self.val_split:
             raise UsageError("give --val-recordings or --val-split, not both")
 
@@ -119,6 +142,8 @@ class TrainResult:
     steps: int
     history: list[dict[str, Any]] = field(default_factory=list)
     images_per_s: float = 0.0
+    best_epoch: int = 0  #: epoch whose weights ``checkpoint`` holds (0: unknown / last)
+    calibration: dict[str, Any] | None = None  #: temperature and ECE before / after
 
 
 def sidecar_paths(out: Path) -> tuple[Path, Path]:
@@ -206,6 +231,9 @@ class _Run:
         self.global_step = 0
         self.images_seen = 0
         self.train_s = 0.0
+        self.tracker = BestTracker(patience=cfg.patience)
+        self.calibration: dict[str, Any] | None = None
+        self.optimistic = False  # validation shares recordings it cannot see
 
     # -- setup ------------------------------------------------------------------------
 
@@ -217,6 +245,8 @@ class _Run:
             self._restore_settings(saved)
             cfg = self.cfg
         full = D.read_dataset(cfg.dataset, cfg.task, video_fps=cfg.video_fps)
+        if cfg.group_by is not None:
+            full = regroup(full, cfg.group_by)
         if cfg.task == "quality" and cfg.synth_bad > 0 and D.BAD not in full.labels:
             full = full.with_labels(tuple(sorted(full.labels + (D.BAD,))))
         if saved is not None and tuple(saved["labels"]) != full.labels:
@@ -235,6 +265,12 @@ class _Run:
             else:
                 tr, va = D.split_by_recording(full, cfg.val_fraction, cfg.seed)
             self.train_set, self.val_set = full.subset(tr), full.subset(va)
+            self.optimistic = bool(va) and not full.recordings_known
+            if self.optimistic:
+                log.warning("validation is optimistic: the data set does not name its "
+                            "recordings, so frames of one recording can sit on both sides; "
+                            "name them (a 'recording' column, REC__name files) or pass "
+                            "--group-by folder|prefix:SEP")
         D.check_no_leak(self.train_set, self.val_set)
         if not self.train_set.samples:
             raise UsageError("the training set is empty after the split; "
@@ -249,7 +285,7 @@ class _Run:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.model = build_classifier(len(self.labels), dropout=cfg.dropout,
-                                      init_weights=None if saved else cfg.init)
+                                      init_weights=None if saved else resolve_init(cfg.init))
         if cfg.init is None and saved is None:
             log.warning("no --init weights: training from random initialisation "
                         "(expect to need many epochs and a higher --lr, e.g. 1e-3)")
@@ -274,6 +310,8 @@ class _Run:
         if overrides["task"] != self.cfg.task:
             raise UsageError(f"--resume: the checkpoint was trained for --task {overrides['task']}")
         overrides["val_split"] = Path(overrides["val_split"]) if overrides["val_split"] else None
+        overrides["augment"] = AugmentConfig.without(
+            p for p in AugmentConfig().enabled() if p not in overrides.get("augment", ()))
         changed = {k: v for k, v in overrides.items() if getattr(self.cfg, k) != v}
         if changed:
             log.warning("--resume keeps the run's %s", ", ".join(
@@ -287,6 +325,7 @@ class _Run:
         self.epoch, self.step_in_epoch = int(saved["epoch"]), int(saved["step_in_epoch"])
         self.global_step = int(saved["global_step"])
         self.history = list(saved["history"])
+        self.tracker = BestTracker.from_state(saved.get("best"), self.cfg.patience)
         torch.set_rng_state(saved["torch_rng"])
         if self.step_in_epoch >= self.steps_per_epoch:
             self.epoch, self.step_in_epoch = self.epoch + 1, 0
@@ -297,8 +336,9 @@ class _Run:
 
     def loop(self) -> None:
         cfg = self.cfg
-        loader = S.ItemLoader(self.train_set)
-        while self.epoch < cfg.epochs and not self._steps_done():
+        loader = S.ItemLoader(self.train_set, augment=Augmenter(cfg.augment))
+        while (self.epoch < cfg.epochs and not self._steps_done()
+               and not self.tracker.should_stop):
             plan = S.epoch_plan(self.train_set.targets, self.labels, epoch=self.epoch,
                                 seed=cfg.seed, synth_bad=self.synth)
             batches = [plan[i:i + cfg.batch_size] for i in range(0, len(plan), cfg.batch_size)]
@@ -334,11 +374,16 @@ class _Run:
                       "complete_epoch": epoch_done,
                       "train_loss": float(np.mean(losses)) if losses else None}
             record.update(self.validate())
+            record["best"] = self.tracker.update(record["val_loss"], self.epoch + 1)
             self.history.append(record)
             self._print_epoch(record)
             if epoch_done:
                 self.epoch, self.step_in_epoch = self.epoch + 1, 0
-            self.save()
+            self.save(improved=record["best"])
+            if self.tracker.should_stop:
+                log.warning("stopping early: no lower validation loss for %d epochs; %s "
+                            "holds epoch %d (--patience 0 trains on)", self.tracker.patience,
+                            cfg.out, self.tracker.best_epoch)
 
     def _loader(self, items: S.ItemLoader, batches: list) -> torch.utils.data.DataLoader:
         # A private generator: a DataLoader draws a base seed from the global RNG each time
@@ -364,15 +409,17 @@ class _Run:
                    for i in range(0, len(items), self.cfg.batch_size)]
         data = self._loader(S.ItemLoader(self.val_set), batches)
         self.model.eval()
-        probs, ys, loss_sum = [], [], 0.0
+        logits_all, ys, loss_sum = [], [], 0.0
         for images, targets in data:
-            logits = self.model(to_model_input(images.to(self.device)))
+            logits = self.model(to_model_input(images.to(self.device))).float()
             loss_sum += float(nn.functional.cross_entropy(
                 logits, targets.to(self.device), reduction="sum"))
-            probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+            logits_all.append(logits.cpu().numpy())
             ys.append(targets.numpy())
         y = np.concatenate(ys)
-        report = classification_report(y, np.concatenate(probs), self.labels)
+        self.val_logits = (np.concatenate(logits_all), y)  # for the temperature fit
+        probs = torch.softmax(torch.from_numpy(self.val_logits[0]), dim=1).numpy()
+        report = classification_report(y, probs, self.labels)
         return {"val_loss": loss_sum / y.size, "val_accuracy": report.accuracy,
                 "val_recall": {k: m["recall"] for k, m in report.per_class.items()}}
 
@@ -396,17 +443,19 @@ class _Run:
 
     # -- checkpoints ------------------------------------------------------------------
 
-    def save(self) -> None:
+    def save(self, improved: bool = True) -> None:
+        """Write the resume file; ``out`` and its sidecar only when ``improved`` (or --keep
+        last): with validation, ``out`` holds the epoch of the lowest validation loss."""
         cfg = self.cfg
         state = {k: v.detach().to("cpu").clone() for k, v in self.model.state_dict().items()}
-        _atomic_torch_save(state, cfg.out)
-        _atomic_json({"format": LABELS_FORMAT, "task": cfg.task, "head": cfg.task,
-                      "labels": list(self.labels), "epochs_done": self.epoch,
-                      "steps": self.global_step, "dataset": str(cfg.dataset),
-                      "last": self.history[-1] if self.history else None}, self.labels_path)
+        if improved or cfg.keep == "last" or not cfg.out.is_file():
+            _atomic_torch_save(state, cfg.out)
+            self.write_sidecar()
         fixed = {k: getattr(cfg, k) for k in ("task", "lr", "batch_size", "seed", "synth_bad",
-                                              "val_fraction", "video_fps", "dropout")}
+                                              "val_fraction", "video_fps", "dropout",
+                                              "patience", "keep", "group_by")}
         fixed["val_split"] = str(cfg.val_split) if cfg.val_split else None
+        fixed["augment"] = list(cfg.augment.enabled())
         _atomic_torch_save({
             "format": RESUME_FORMAT,
             "config": fixed,
@@ -419,8 +468,43 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
+            "best": self.tracker.state(),
         }, self.resume_path)
         log.info("checkpoint: %s (epoch %d, step %d)", cfg.out, self.epoch, self.global_step)
+
+    def write_sidecar(self) -> None:
+        """The labels sidecar of ``out``: labels, which epoch it holds, and its calibration."""
+        cfg = self.cfg
+        kept = self.history[-1] if self.history else None
+        _atomic_json({"format": LABELS_FORMAT, "task": cfg.task, "head": cfg.task,
+                      "labels": list(self.labels), "epochs_done": self.epoch,
+                      "steps": self.global_step, "dataset": str(cfg.dataset),
+                      "kept": cfg.keep, "epoch_kept": kept["epoch"] if kept else 0,
+                      "validation": "optimistic" if self.optimistic else (
+                          "by recording" if self.val_set.samples else "none"),
+                      "augment": list(cfg.augment.enabled()),
+                      "temperature": (self.calibration or {}).get("temperature", 1.0),
+                      "calibration": self.calibration,
+                      "last": kept}, self.labels_path)
+
+    def finish(self) -> None:
+        """Fit the temperature on validation with the kept weights; record it in the sidecar."""
+        cfg = self.cfg
+        if not cfg.calibrate or not self.val_set.samples or not self.history:
+            return
+        kept_epoch = json.loads(self.labels_path.read_text(encoding="utf-8"))["epoch_kept"]
+        if kept_epoch != self.history[-1]["epoch"] or not hasattr(self, "val_logits"):
+            # out holds an earlier epoch than the model in memory: score that one.
+            self.model.load_state_dict(torch.load(cfg.out, map_location=self.device,
+                                                  weights_only=True))
+            self.validate()
+        fit = calibrate(*self.val_logits)
+        self.calibration = fit.to_json()
+        log.info("calibration %s", fit.summary(cfg.task))
+        self.stream.write(f"calibration {fit.summary(cfg.task)}\n")
+        doc = json.loads(self.labels_path.read_text(encoding="utf-8"))
+        doc.update(temperature=fit.temperature, calibration=self.calibration)
+        _atomic_json(doc, self.labels_path)
 
 
 def train(config: TrainConfig, *, stream: TextIO | None = None) -> TrainResult:
@@ -437,12 +521,14 @@ def train(config: TrainConfig, *, stream: TextIO | None = None) -> TrainResult:
     try:
         run.loop()
     except KeyboardInterrupt:
-        run.save()
+        run.save(improved=False)
         raise Interrupted(f"training stopped at epoch {run.epoch + 1} step {run.step_in_epoch}; "
                           f"saved '{run.cfg.out}'; continue with --resume") from None
+    run.finish()
     rate = run.images_seen / run.train_s if run.train_s > 0 else 0.0
     return TrainResult(checkpoint=run.cfg.out, labels=run.labels, epochs_done=run.epoch,
-                       steps=run.global_step, history=run.history, images_per_s=rate)
+                       steps=run.global_step, history=run.history, images_per_s=rate,
+                       best_epoch=run.tracker.best_epoch, calibration=run.calibration)
 
 
 __all__ = ["TrainConfig", "TrainResult", "train", "to_model_input", "sidecar_paths",

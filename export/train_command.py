@@ -7,14 +7,25 @@ recording on both sides is refused. Every frame gets the runtime's content-area 
 
 The thesis recipe is the default: Adam, lr 3e-5, batch 32, cross-entropy, balanced classes,
 and for --task quality bad frames synthesised from good ones (blur, brightness, or both).
-Initial weights come from --init (a local ImageNet state dict); without it training starts
-from random weights (then use a higher --lr, e.g. 1e-3). Nothing is downloaded.
+Initial weights come from --init: a local ImageNet state dict, or 'imagenet' for
+torchvision's EfficientNetB0 ImageNet weights (fetched once into torch's cache, checked
+against their published checksum); without it training starts from random weights (then use
+a higher --lr, e.g. 1e-3). Nothing is downloaded unless --init imagenet asks for it.
+
+Every training image is shown through a random field of view (disc, ellipse, rounded
+rectangle, octagon or full frame, whatever its class), rotated, flipped, zoomed, colour-,
+grey-, blur-, noise- and highlight-jittered (--no-augment PART,... switches parts off);
+validation images are not. OUT keeps the epoch with the lowest validation loss
+(--keep last: the last one); training stops after --patience epochs without a lower one.
+At the end a temperature is fitted on validation (calibrated probabilities for the
+segmenter) and stored in OUT-stem.labels.json; export folds it into the graph.
 
 After every epoch OUT (torch.save(model.state_dict()), the format 'endostream export'
 takes), OUT-stem.labels.json and OUT-stem.resume.pt are written; --resume continues from
 them. Ctrl+C saves and exits with 130.
 
-exit codes: 0 done, 2 bad arguments or dataset (e.g. a leaking split), 4 bad --init file,
+exit codes: 0 done, 2 bad arguments or dataset (e.g. a leaking split) or --init imagenet
+without network, 4 bad --init file,
 5 output not writable, 130 interrupted (checkpoint saved)
 """
 
@@ -46,7 +57,9 @@ exit codes: 0 done, 2 bad arguments or dataset (e.g. a leaking split), 4 bad --i
 # Defaults repeated for --help only; the source of truth is export.train / export.dataset,
 # which import torch. A test checks that the two agree.
 HELP_DEFAULTS = {"lr": 3e-5, "batch": 32, "epochs": 20, "val_fraction": 0.2,
-                 "synth_bad": 0.5, "video_fps": 1.0}
+                 "synth_bad": 0.5, "video_fps": 1.0, "patience": 5}
+#: Kept in step with export.augment.PARTS (a test checks).
+AUGMENT_PARTS = ("geometry", "colour", "grey", "blur", "noise", "specular", "fov")
 
 
 def _recordings(text: str) -> tuple[str, ...]:
@@ -54,6 +67,14 @@ def _recordings(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError("expected recording ids separated by commas")
     return names
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    parts = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in parts if n != "all" and n not in AUGMENT_PARTS]
+    if not parts or unknown:
+        raise argparse.ArgumentTypeError(f"use all or any of {','.join(AUGMENT_PARTS)}")
+    return parts
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -64,8 +85,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="which classifier to train")
     p.add_argument("--out", type=Path, required=True, metavar="model.pth",
                    help="checkpoint to write (state dict; sidecars beside it)")
-    p.add_argument("--init", type=Path, metavar="FILE",
-                   help="local ImageNet EfficientNetB0 state dict for the backbone "
+    p.add_argument("--init", metavar="imagenet|FILE",
+                   help="backbone weights: 'imagenet' (torchvision's, fetched once into torch's "
+                        "cache and checksum-verified) or a local EfficientNetB0 state dict "
                         "(classifier keys skipped); default: random initialisation")
     add_overwrite_option(p)
     p.add_argument("--resume", action="store_true",
@@ -88,6 +110,18 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="quality task: share of the bad class made by blurring/darkening good "
                         "frames (all of it if there are no bad frames; 0: off; "
                         "default: %(default)s)")
+    g.add_argument("--no-augment", type=_parts, default=(), metavar="PART,...",
+                   help="switch augmentation parts off: all, or any of "
+                        f"{','.join(AUGMENT_PARTS)} (default: all on, training images only)")
+    g.add_argument("--patience", type=int, default=d["patience"], metavar="N",
+                   help="stop after N epochs without a lower validation loss (0: off; "
+                        "default: %(default)s)")
+    g.add_argument("--keep", choices=("best", "last"), default="best",
+                   help="checkpoint in --out: lowest validation loss or last epoch "
+                        "(default: %(default)s)")
+    g.add_argument("--no-calibrate", action="store_true",
+                   help="do not fit a temperature on the validation split at the end "
+                        "(default: fit one, never below 1)")
     s = p.add_argument_group("validation split (by recording)")
     s.add_argument("--val-fraction", type=float, default=d["val_fraction"], metavar="F",
                    help="share of recordings held out, stratified by class (default: "
@@ -97,6 +131,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     s.add_argument("--val-split", type=Path, metavar="DATASET",
                    help="a separate labelled set for validation (checked for shared "
                         "recordings; default: split off DATASET)")
+    s.add_argument("--group-by", metavar="folder|prefix:SEP",
+                   help="recording ids from paths when the data set does not name them: "
+                        "the file's folder, or the file name up to SEP (e.g. prefix:_) "
+                        "(default: the data set's own recording ids)")
     s.add_argument("--video-fps", type=float, default=d["video_fps"], metavar="FPS",
                    help="frames sampled per second from video rows without a frame column "
                         "(default: %(default)s)")
@@ -116,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise UsageError("training needs torch and torchvision: "
                          "pip install 'endostream[export]'") from None
+    from endostream.export.augment import AugmentConfig
     from endostream.export.train import TrainConfig, train
 
     config = TrainConfig(
@@ -125,9 +164,13 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume, val_fraction=args.val_fraction, val_recordings=args.val_recordings,
         val_split=args.val_split, synth_bad=args.synth_bad, video_fps=args.video_fps,
         overwrite=args.overwrite,
+        augment=AugmentConfig.without(args.no_augment), patience=args.patience, keep=args.keep,
+        group_by=args.group_by, calibrate=not args.no_calibrate,
     )
     result = train(config)
     print(f"wrote {result.checkpoint} ({result.steps} steps, {result.epochs_done} epochs done, "
-          f"labels {', '.join(result.labels)}, {result.images_per_s:.1f} training images/s)",
-          file=sys.stderr)
+          f"labels {', '.join(result.labels)}, {result.images_per_s:.1f} training images/s"
+          + (f", kept epoch {result.best_epoch}" if result.best_epoch else "")
+          + (f", temperature {result.calibration['temperature']:.3f}"
+             if result.calibration else "") + ")", file=sys.stderr)
     return 0

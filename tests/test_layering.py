@@ -6,11 +6,12 @@ rule when an import crosses a boundary, when the module-level imports form a cyc
 when a package folder does not ship in the wheel.
 
 Runtime stages, bottom to top: the shared core (``errors``, ``frames``, ``contract``,
-``crop``, ``bundled``) → ``sources`` → ``inference`` → ``segmentation`` → ``output`` →
-``pipeline`` → ``evaluation`` / ``synth`` / ``archive`` → ``review`` → ``commands`` →
-``cli``. ``export`` (torch) and ``gui`` (Qt) sit beside the top and use the runtime, never
-``commands`` or ``cli``; the runtime never imports torch, Qt or ``export``, except that
-``commands.live`` starts the window from inside a function; only ``archive`` imports Ray.
+``crop``, ``fov``, ``bundled``) → ``sources`` → ``inference`` → ``segmentation`` →
+``output`` → ``pipeline`` → ``evaluation`` / ``synth`` / ``archive`` → ``review`` →
+``commands`` → ``cli``. ``export`` (torch) and ``gui`` (Qt) sit beside the top and use the
+runtime, never ``commands`` or ``cli``; the runtime never imports torch, Qt or ``export``,
+except that ``commands.live`` starts the window from inside a function; only ``archive``
+imports Ray.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"endostream": "endostream", "export": "endostream.export", "gui": "endostream.gui"}
 
 CORE = {"endostream", "endostream.errors", "endostream.frames", "endostream.contract",
-        "endostream.crop", "endostream.bundled"}
+        "endostream.crop", "endostream.fov", "endostream.bundled"}
 #: Layer → the endostream layers it may import (its own always allowed).
 ALLOWED = {
     "core": {"core"},

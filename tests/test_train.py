@@ -293,6 +293,10 @@ def test_resume_continues_bit_exactly(quality_run, tiny_dataset, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     saved = torch.load(sidecar_paths(resumed)[1], weights_only=True)
     assert saved["global_step"] == STEPS + 1
+    # Bit-exact with the default augmentation on: every part draws from the item's seed.
+    from endostream.export.augment import PARTS
+
+    assert saved["config"]["augment"] == list(PARTS)
     # Nothing left to do: a resume past --max-steps says so and keeps the files.
     assert _train(tiny_dataset, resumed, "--resume", "--max-steps", str(STEPS + 1)) == 0
 
@@ -375,11 +379,15 @@ def test_model_input_matches_the_exported_graph():
 def test_cli_help_defaults_match_the_recipe():
     pytest.importorskip("torch")
     from endostream.export import train as T
-    from endostream.export.train_command import HELP_DEFAULTS
+    from endostream.export.augment import PARTS
+    from endostream.export.selection import DEFAULT_PATIENCE
+    from endostream.export.train_command import AUGMENT_PARTS, HELP_DEFAULTS
 
     assert HELP_DEFAULTS == {"lr": T.DEFAULT_LR, "batch": T.DEFAULT_BATCH,
                              "epochs": T.DEFAULT_EPOCHS, "val_fraction": D.DEFAULT_VAL_FRACTION,
-                             "synth_bad": S.DEFAULT_SYNTH_BAD, "video_fps": D.DEFAULT_VIDEO_FPS}
+                             "synth_bad": S.DEFAULT_SYNTH_BAD, "video_fps": D.DEFAULT_VIDEO_FPS,
+                             "patience": DEFAULT_PATIENCE}
+    assert AUGMENT_PARTS == PARTS
 
 
 @pytest.mark.torch

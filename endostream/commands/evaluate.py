@@ -4,7 +4,10 @@ Dataset mode (--dataset DATASET --task quality|organ): runs the ONNX model on ev
 labelled frame, through the same content-area crop as 'endostream segment', and writes
 metrics.json (accuracy, per-class precision / recall / F1 / AUC, confusion matrix, ROC
 curves), confusion.png and roc.png to --out-dir. DATASET is read like 'endostream train'
-reads it: class folders, a labels CSV, or a folder holding labels.csv.
+reads it: class folders, a labels CSV, or a folder holding labels.csv. For --task organ it
+also runs the shortcut check: up to --shortcut-frames of the frames go through a round,
+an elliptical and a full-frame mask, and a model whose answers change with the mask more
+often than 10 % of the time is flagged (it learned the scope, not the organ).
 
 Video mode (--truth truth.json with --video VIDEO and/or --sections sections.json):
 compares sections with the ground-truth sections (a truth file written by 'endostream
@@ -39,6 +42,7 @@ from endostream.errors import UsageError
 from endostream.evaluation.metrics import ClassificationReport, classification_report
 from endostream.evaluation.plots import draw_confusion, draw_roc, save_png
 from endostream.evaluation.sections import DEFAULT_IOU_THRESHOLD, evaluate_sections
+from endostream.evaluation.shortcut import DEFAULT_CHECK_FRAMES, pick_frames, shortcut_check
 from endostream.inference.defaults import batch_help, default_batch
 from endostream.output.atomic import write_json_atomic
 from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
@@ -85,6 +89,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     d.add_argument("--video-fps", type=float, default=1.0, metavar="FPS",
                    help="frames per second taken from video rows of a labels CSV "
                         "(default: %(default)s)")
+    d.add_argument("--shortcut-frames", type=int, default=DEFAULT_CHECK_FRAMES, metavar="N",
+                   help="organ task: frames for the field-of-view shortcut check (0: skip; "
+                        "default: %(default)s)")
     v = p.add_argument_group("video mode")
     v.add_argument("--video", type=Path, metavar="VIDEO",
                    help="the video to segment (default: none, score --sections)")
@@ -159,6 +166,10 @@ def _run_dataset(args: argparse.Namespace) -> int:
         for start in range(0, len(ds), step):
             batch = np.stack([ds.load(i) for i in range(start, min(start + step, len(ds)))])
             probs.append(classifier.run(batch)[args.task])
+        shortcut = None
+        if args.task == "organ" and args.shortcut_frames > 0:
+            picked = np.stack([ds.load(i) for i in pick_frames(len(ds), args.shortcut_frames)])
+            shortcut = shortcut_check(picked, lambda x: classifier.run(x)[args.task], labels)
         models = classifier.describe()
     finally:
         classifier.close()
@@ -171,6 +182,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
         "recordings": len(ds.recordings()) if ds.recordings_known else None,
         "models": models,
         **report.to_json(),
+        "shortcut": shortcut.to_json() if shortcut else None,
     }
     out = args.out_dir
     if out is not None:
@@ -188,6 +200,10 @@ def _run_dataset(args: argparse.Namespace) -> int:
             print(f"endostream: plots skipped: {e}", file=sys.stderr)
     if not args.quiet:
         print(format_report(report, args.task))
+        if shortcut is not None:
+            print(shortcut.summary())
+    if shortcut is not None and shortcut.flagged:
+        log.warning("%s", shortcut.summary())
     if out is not None:
         print(f"wrote {out / written}", file=sys.stderr)
     return 0

@@ -20,6 +20,8 @@ from endostream.output.guard import (
 )
 from endostream.output.table import format_sections_table
 from endostream.synth import ProcedureSpec, default_spec, render_dataset, render_procedure
+from endostream.synth.dataset import parse_scopes
+from endostream.synth.scenes import FOV_SHAPES
 
 EXAMPLES = """\
 examples:
@@ -47,6 +49,13 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _scopes(text: str) -> dict[str, tuple[str, str]]:
+    try:
+        return parse_scopes(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", type=Path, nargs="?", metavar="VIDEO",
                    help="the video to write (mp4; default: none, give VIDEO or --dataset)")
@@ -59,7 +68,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=parse_size, default=None, metavar="WxH",
                    help="frame size (default: 1280x720 video, 320x240 dataset)")
     p.add_argument("--fps", type=float, default=25.0, help="frame rate (default: %(default)s)")
-    p.add_argument("--fov", choices=("circle", "rounded"), default="circle",
+    p.add_argument("--fov", choices=FOV_SHAPES, default="circle",
                    help="field of view inside the black border (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--truth", type=Path, metavar="PATH",
@@ -73,6 +82,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recordings", type=int, default=4,
                    help="dataset: independent recordings to spread frames over "
                         "(default: %(default)s)")
+    p.add_argument("--scopes", type=_scopes, metavar="ORGAN=SHAPE[:PALETTE],...",
+                   help="dataset: give organs their own scope, e.g. ear=circle:warm,nose=full:grey "
+                        "(shapes circle, rounded, full; palettes none, warm, cool, grey): train on "
+                        "one assignment, test on a swapped one (domain shift) (default: every organ "
+                        "through --fov, no palette)")
 
 
 def truth_path_for(video: Path) -> Path:
@@ -99,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         prepare_output_folder("--dataset", args.dataset)
         csv_path = render_dataset(args.dataset, per_class=args.per_class,
                                   size=args.size or (320, 240), seed=args.seed,
-                                  recordings=args.recordings)
+                                  recordings=args.recordings, scopes=args.scopes)
         print(f"wrote synthetic dataset {args.dataset} (labels: {csv_path})", file=sys.stderr)
         return 0
     if args.video is None:

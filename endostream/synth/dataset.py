@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -18,10 +19,46 @@ import numpy as np
 
 from endostream.errors import OutputError, UsageError
 from endostream.output.atomic import write_json_atomic
-from endostream.synth.scenes import ORGANS, FieldOfView, SceneRenderer
+from endostream.synth.scenes import FOV_SHAPES, ORGANS, FieldOfView, SceneRenderer
 from endostream.synth.spec import BLUR_SCALE_RANGE, DARK_GAIN_RANGE, SYNTHETIC_NOTE
 
 log = logging.getLogger(__name__)
+
+#: Colour casts of a synthetic scope (per-channel RGB gains); ``grey`` records grey, as
+#: high-speed and some older cameras do.
+PALETTES = {"none": (1.0, 1.0, 1.0), "warm": (1.15, 0.95, 0.82), "cool": (0.85, 1.0, 1.15),
+            "grey": None}
+
+
+def parse_scopes(text: str) -> dict[str, tuple[str, str]]:
+    """``ear=circle:warm,nose=full:grey`` -> ``{organ: (fov shape, palette)}``.
+
+    Each organ is then seen through its own scope (field of view and colour), as in a
+    clinic where each organ has its own instrument: a domain-shift test set swaps them.
+
+    >>> parse_scopes("ear=circle:warm,nose=full")
+    {'ear': ('circle', 'warm'), 'nose': ('full', 'none')}
+    """
+    out = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        organ, _, scope = part.partition("=")
+        shape, _, palette = scope.partition(":")
+        palette = palette or "none"
+        if organ not in ORGANS or shape not in FOV_SHAPES or palette not in PALETTES:
+            raise UsageError(f"scope {part!r}: use ORGAN=SHAPE[:PALETTE] with an organ of "
+                             f"{', '.join(ORGANS)}, a shape of {', '.join(FOV_SHAPES)} and a "
+                             f"palette of {', '.join(PALETTES)}")
+        out[organ] = (shape, palette)
+    return out
+
+
+def _tint(image: np.ndarray, palette: str) -> np.ndarray:
+    gains = PALETTES[palette]
+    if gains is None:
+        return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    if palette == "none":
+        return image
+    return np.clip(image.astype(np.float32) * np.float32(gains), 0, 255).astype(np.uint8)
 
 
 def render_dataset(
@@ -34,6 +71,7 @@ def render_dataset(
     bad_fraction: float = 0.3,
     image_format: str = "jpg",
     no_organ: int = 0,
+    scopes: dict[str, tuple[str, str]] | None = None,
 ) -> Path:
     """Write labelled still frames for training the demo models; returns the labels CSV.
 
@@ -42,6 +80,8 @@ def render_dataset(
     seed, textures, camera path and field-of-view placement, so splits by recording are
     possible); ``bad_fraction`` of them are blurred or dark. ``no_organ`` > 0 adds that many
     black/out-of-body frames per recording with an empty organ (quality ``bad``).
+    ``scopes`` (see :func:`parse_scopes`) gives chosen organs their own field-of-view shape
+    and colour in every recording (placement still varies per recording).
     CSV columns: ``path`` (relative to ``out_dir``), ``organ``, ``quality``, ``recording``.
 
     >>> import tempfile
@@ -66,19 +106,23 @@ def render_dataset(
             fov = FieldOfView.random(rng)
             renderer = SceneRenderer(width, height, fov=fov, seed=int(rng.integers(2**31)))
             for organ in ORGANS:
+                shape, palette = (scopes or {}).get(organ, (fov.shape, "none"))
+                if shape != fov.shape:
+                    renderer = SceneRenderer(width, height, fov=replace(fov, shape=shape),
+                                             seed=renderer.seed)
                 count = per_class // recordings + (r < per_class % recordings)
                 n_bad = round(count * bad_fraction)
                 times = np.sort(rng.uniform(0, 120, count))
                 for k, t in enumerate(times):
                     look = "clear" if k >= n_bad else ("blur", "dark")[k % 2]
-                    image = renderer.render(
+                    image = _tint(renderer.render(
                         float(t),
                         organ,
                         look,
                         dark_gain=rng.uniform(*DARK_GAIN_RANGE),
                         blur_scale=rng.uniform(*BLUR_SCALE_RANGE),
                         noise_index=k,
-                    )
+                    ), palette)
                     quality = "good" if look == "clear" else "bad"
                     rows.append(
                         _write_image(
@@ -115,6 +159,7 @@ def render_dataset(
                 "recordings": recordings,
                 "bad_fraction": bad_fraction,
                 "no_organ": no_organ,
+                "scopes": {k: ":".join(v) for k, v in (scopes or {}).items()},
                 "labels": "labels.csv",
             },
         )

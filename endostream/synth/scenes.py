@@ -63,6 +63,11 @@ HIGHLIGHT_RGB = np.array([255.0, 255.0, 248.0], np.float32)
 CALIBRATION_VIEWS = 12
 
 
+#: Field-of-view shapes of the synthetic scope: a disc, a rounded rectangle, or no mask at all
+#: (``full``: the image fills the frame, as with some video endoscopes).
+FOV_SHAPES = ("circle", "rounded", "full")
+
+
 @dataclass(frozen=True)
 class FieldOfView:
     """Where the scope's image lies in the frame: a disc or a rounded rectangle.
@@ -87,8 +92,8 @@ class FieldOfView:
     corner: float = 0.16
 
     def __post_init__(self) -> None:
-        if self.shape not in ("circle", "rounded"):
-            raise ValueError(f"field of view shape {self.shape!r}: use 'circle' or 'rounded'")
+        if self.shape not in FOV_SHAPES:
+            raise ValueError(f"field of view shape {self.shape!r}: use one of {FOV_SHAPES}")
         if not 0.1 <= self.height <= 1.5:
             raise ValueError("field of view height must be a fraction of frame height (0.1..1.5)")
 
@@ -99,7 +104,9 @@ class FieldOfView:
             return cls()
         if name == "rounded":
             return cls(shape="rounded", height=0.9)
-        raise ValueError(f"field of view {name!r}: use 'circle' or 'rounded'")
+        if name == "full":
+            return cls(shape="full")
+        raise ValueError(f"field of view {name!r}: use one of {FOV_SHAPES}")
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> FieldOfView:
@@ -115,12 +122,16 @@ class FieldOfView:
         )
 
     def _half_size(self, width: int, height: int) -> tuple[float, float]:
+        if self.shape == "full":
+            return width / 2.0, height / 2.0
         hh = self.height * height / 2.0
         hw = hh if self.shape == "circle" else min(hh * self.aspect, width * 0.49)
         return hw, hh
 
     def coverage(self, width: int, height: int) -> np.ndarray:
         """Anti-aliased coverage in [0, 1], float32 ``[height, width]``."""
+        if self.shape == "full":
+            return np.ones((height, width), np.float32)
         hw, hh = self._half_size(width, height)
         x = np.arange(width, dtype=np.float32)[None, :] + 0.5 - self.cx * width
         y = np.arange(height, dtype=np.float32)[:, None] + 0.5 - self.cy * height
