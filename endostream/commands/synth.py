@@ -85,8 +85,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scopes", type=_scopes, metavar="ORGAN=SHAPE[:PALETTE],...",
                    help="dataset: give organs their own scope, e.g. ear=circle:warm,nose=full:grey "
                         "(shapes circle, rounded, full; palettes none, warm, cool, grey): train on "
-                        "one assignment, test on a swapped one (domain shift) (default: every organ "
-                        "through --fov, no palette)")
+                        "one assignment, test on a swapped one (domain shift) (default: every "
+                        "organ through --fov, no palette)")
 
 
 def truth_path_for(video: Path) -> Path:
