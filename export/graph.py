@@ -69,11 +69,15 @@ class FrameClassifier(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``frames``: uint8 ``[N, H, W, 3]`` RGB -> float32 ``[N, C]`` probabilities per head."""
-        x = frames.permute(0, 3, 1, 2).to(torch.float32)
-        x = (x * self.scale + self.shift).to(self.compute_dtype)
+        x = self.normalise(frames)
         return tuple(
             torch.softmax(self.nets[name](x).to(torch.float32), dim=1) for name in self.head_names
         )
+
+    def normalise(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC frames -> normalised NCHW in the compute dtype (steps 1-3 above)."""
+        x = frames.permute(0, 3, 1, 2).to(torch.float32)
+        return (x * self.scale + self.shift).to(self.compute_dtype)
 
     def predict(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """Eager inference without autograd: ``{head: probs}``, the parity reference."""

@@ -71,6 +71,7 @@ from endostream.contract import (
 from endostream.errors import ModelError, OutputError, UsageError
 from endostream.export.graph import FrameClassifier
 from endostream.export.model import classifier_from_checkpoint
+from endostream.export.multitask import shared_modules
 from endostream.export.parity import ParityReport, check_parity
 from endostream.export.parity import parity_frames as make_frames
 from endostream.frames import MODEL_INPUT_SIZE
@@ -167,18 +168,11 @@ def export_onnx(
     _check_output(out)
     precision = "fp16" if fp16 else "fp32"
 
-    nets, shas = {}, {}
-    for spec in specs:
-        net, ckpt = classifier_from_checkpoint(spec.checkpoint)
-        if ckpt.num_classes != len(spec.labels):
-            raise UsageError(
-                f"{spec.name} head: {len(spec.labels)} labels given ({', '.join(spec.labels)}) "
-                f"but '{spec.checkpoint}' has {ckpt.num_classes} classes; give "
-                f"{ckpt.num_classes} labels in training order (--{spec.name}-labels)"
-            )
-        nets[spec.name], shas[spec.name] = net, ckpt.sha256
-    reference = FrameClassifier(nets)
-    target = FrameClassifier(copy.deepcopy(nets), half=True) if fp16 else reference
+    shared = shared_modules(specs, fp16)
+    if shared is not None:
+        reference, target, shas = shared
+    else:
+        reference, target, shas = _thesis_modules(specs, fp16)
 
     model = _to_onnx(target, opset, exporter)
     labels = {spec.name: list(spec.labels) for spec in specs}
@@ -210,6 +204,23 @@ def export_onnx(
     log.info("wrote %s (%.1f MB, %s, %.1f s)", out, result.size_bytes / 1e6, precision,
              result.export_s)
     return result
+
+
+def _thesis_modules(specs: list[HeadSpec], fp16: bool):
+    """(reference, module to export, sha per head) for one thesis checkpoint per head."""
+    nets, shas = {}, {}
+    for spec in specs:
+        net, ckpt = classifier_from_checkpoint(spec.checkpoint)
+        if ckpt.num_classes != len(spec.labels):
+            raise UsageError(
+                f"{spec.name} head: {len(spec.labels)} labels given ({', '.join(spec.labels)}) "
+                f"but '{spec.checkpoint}' has {ckpt.num_classes} classes; give "
+                f"{ckpt.num_classes} labels in training order (--{spec.name}-labels)"
+            )
+        nets[spec.name], shas[spec.name] = net, ckpt.sha256
+    reference = FrameClassifier(nets)
+    target = FrameClassifier(copy.deepcopy(nets), half=True) if fp16 else reference
+    return reference, target, shas
 
 
 def _validate_specs(heads: Sequence[HeadSpec]) -> list[HeadSpec]:

@@ -12,7 +12,8 @@ from random weights (then use a higher --lr, e.g. 1e-3). Nothing is downloaded.
 
 After every epoch OUT (torch.save(model.state_dict()), the format 'endostream export'
 takes), OUT-stem.labels.json and OUT-stem.resume.pt are written; --resume continues from
-them. Ctrl+C saves and exits with 130.
+them. Ctrl+C saves and exits with 130. --task both trains one backbone with both heads
+(export it with 'endostream export --shared OUT'): half the inference of two networks.
 
 exit codes: 0 done, 2 bad arguments or dataset (e.g. a leaking split), 4 bad --init file,
 5 output not writable, 130 interrupted (checkpoint saved)
@@ -46,8 +47,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     d = HELP_DEFAULTS
     p.add_argument("dataset", type=Path, metavar="DATASET",
                    help="class-folder root, labels CSV, or a folder holding labels.csv")
-    p.add_argument("--task", choices=("quality", "organ"), required=True,
-                   help="which classifier to train")
+    p.add_argument("--task", choices=("quality", "organ", "both"), required=True,
+                   help="which classifier to train; both: one shared backbone with a quality "
+                        "and an organ head (partial labels: organ where known on good frames)")
     p.add_argument("--out", type=Path, required=True, metavar="model.pth",
                    help="checkpoint to write (state dict; sidecars beside it)")
     p.add_argument("--init", type=Path, metavar="FILE",
@@ -107,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
         val_split=args.val_split, synth_bad=args.synth_bad, video_fps=args.video_fps,
     )
     result = train(config)
+    labels = (", ".join(result.labels) if args.task != "both" else "; ".join(
+        f"{head} {','.join(names)}" for head, names in zip(("quality", "organ"), result.labels,
+                                                           strict=True)))
     print(f"wrote {result.checkpoint} ({result.steps} steps, {result.epochs_done} epochs done, "
-          f"labels {', '.join(result.labels)}, {result.images_per_s:.1f} training images/s)",
-          file=sys.stderr)
+          f"labels {labels}, {result.images_per_s:.1f} training images/s)", file=sys.stderr)
     return 0
