@@ -4,7 +4,9 @@
 :class:`~.graph.FrameClassifier` (uint8 NHWC input ``frames``, one softmax output per
 head, dynamic batch), exports the graph, writes the contract's metadata, runs
 ``onnx.checker`` and the parity check (:mod:`.parity`) on a temporary file beside the
-target, and only then moves it into place: a failed export leaves nothing behind.
+target, and only then moves it into place: a failed export leaves nothing behind. A
+shared-backbone checkpoint (``train --task both``) named for both heads becomes one graph
+that computes the backbone once (:func:`.multitask.shared_modules`, ``export --shared``).
 
 Exporter: the TorchScript exporter (``dynamo=False``), measured against the dynamo
 exporter (torch 2.14 default) on the combined two-head graph, one run, 2 vCPU Zen 3:
