@@ -6,7 +6,9 @@ heads off it. :func:`compare` measures both on the same video, at the same batch
 interleaved rounds (pair, shared, pair, shared, ... with a fresh session each), keeping
 each figure's best attempt as :mod:`.rounds` does:
 
-- inference alone, both heads, at the end-to-end batch: ms per frame;
+- inference alone, both heads, at the end-to-end batch: ms per frame, the two sessions
+  open side by side and run in alternation (pair, shared, pair, ...), so a load that
+  comes and goes hits both alike (:func:`measure_alternating`);
 - end to end, every frame (:func:`~endostream.pipeline.offline.segment_video`): frames/s;
 - live at 30 fps (:func:`.live_latency.measure_live`): p50 / p99 capture → label latency
   and drops.
@@ -23,15 +25,21 @@ The ratios are figures of this run only: shared over pair end-to-end frames/s (t
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import statistics
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from endostream.frames import MODEL_INPUT_SIZE
 from endostream.inference.classifier import Classifier
 
 from . import live_latency, stages
-from .rounds import attempt
+from .rounds import Attempt, attempt
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +58,11 @@ def compare(video: Path, models: dict[str, Opener], *, batch: int, live_batch: i
     """Measure every model in ``models`` (name -> session opener) in ``repeat`` rounds."""
     attempts: dict[str, list[dict[str, Any]]] = {name: [] for name in models}
     for _ in range(repeat):
+        alternating = attempt("inference, alternating", measure_alternating, models, batch,
+                              infer_s * len(models))
         for name, open_ in models.items():
+            inf = Attempt([alternating.value[name]], alternating.share)
             with open_() as clf:
-                inf = attempt(f"{name} inference", stages.measure_inference, clf, (batch,),
-                              infer_s)
                 e2e = attempt(f"{name} e2e", stages.measure_end_to_end, video, clf, None, batch)
             live = None
             if live_s > 0:
@@ -64,6 +73,34 @@ def compare(video: Path, models: dict[str, Opener], *, batch: int, live_batch: i
     figures = {name: _best(runs) for name, runs in attempts.items()}
     return {"batch": batch, "live_batch": live_batch, "live_rate_fps": LIVE_RATE_FPS,
             "repeat": repeat, "models": figures}
+
+
+def measure_alternating(models: dict[str, Opener], batch: int, budget_s: float
+                        ) -> dict[str, stages.BatchTiming]:
+    """Inference alone at ``batch`` for every model, one run of each in turn, for at least
+    ``budget_s`` seconds and :data:`~.stages.MIN_RUNS` turns (after one untimed turn)."""
+    rng = np.random.default_rng(stages.FRAMES_SEED)
+    x = rng.integers(0, 256, (batch, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, 3), dtype=np.uint8)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    with contextlib.ExitStack() as stack:
+        sessions = {name: stack.enter_context(open_()) for name, open_ in models.items()}
+        for clf in sessions.values():
+            clf.run(x)
+        started = time.perf_counter()
+        while (min(len(t) for t in times.values()) < stages.MIN_RUNS
+               or time.perf_counter() - started < budget_s):
+            for name, clf in sessions.items():
+                t0 = time.perf_counter()
+                clf.run(x)
+                times[name].append(1000.0 * (time.perf_counter() - t0))
+    out = {}
+    for name, t in times.items():
+        ordered = sorted(t)
+        out[name] = stages.BatchTiming(batch, len(t), statistics.median(t),
+                                       ordered[int(0.9 * (len(ordered) - 1))])
+        log.info("%s inference batch %d: %.1f ms median (%d runs, alternating)", name, batch,
+                 out[name].ms_median, len(t))
+    return out
 
 
 def _best(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
