@@ -125,11 +125,13 @@ def head_classes(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
 
 
 def read_shared(path: str | Path) -> tuple[dict[str, torch.Tensor], str] | None:
-    """``(state dict, sha256)`` of a shared-backbone checkpoint, or None for another format."""
+    """``(state dict, sha256)`` of a shared-backbone checkpoint, or None for another format
+    (or no readable file: the thesis loader then says what is wrong with it)."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"checkpoint '{path}' not found; check the path")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
     state = state_dict_from_bytes(data, str(path))
     if not is_shared_state(state):
         return None

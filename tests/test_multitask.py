@@ -192,6 +192,20 @@ def test_shared_export_runs_one_backbone_with_parity_per_head(tmp_path):
                                                      "organ": ["ear", "nose", "vocal_folds"]}
 
 
+def test_init_weights_load_the_shared_backbone(tmp_path):
+    from torchvision.models import efficientnet_b0
+
+    torch.manual_seed(5)
+    imagenet = efficientnet_b0(weights=None)
+    path = tmp_path / "imagenet.pth"
+    torch.save(imagenet.state_dict(), path)
+    net = SharedBackbone(HEADS, init_weights=path)
+    ref = imagenet.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in net.state_dict().items()
+               if k.startswith("features."))
+    assert net.heads["organ"][1].out_features == 3
+
+
 def test_a_shared_checkpoint_mixed_with_another_is_refused(tmp_path, capsys):
     ckpt = tmp_path / "both.pth"
     torch.save(SharedBackbone(HEADS).state_dict(), ckpt)
@@ -229,6 +243,10 @@ def test_train_both_exports_and_segments(tmp_path):
                     "--lr", "1e-3", "--threads", "2", "--seed", "3", "--max-steps", "2"]) == 0
     side = read_labels_sidecar(ckpt)
     assert side["task"] == "both" and side["steps"] == 2
+    assert run_cli(["train", str(data), "--task", "both", "--out", str(ckpt), "--resume",
+                    "--threads", "2", "--max-steps", "3"]) == 0
+    side = read_labels_sidecar(ckpt)
+    assert side["steps"] == 3 and side["last"]["step"] == 3  # resumed, one step more
     assert side["heads"] == {"quality": ["bad", "good"], "organ": ["ear", "nose", "vocal_folds"]}
     assert set(side["last"]["val_accuracy"]) == {"quality", "organ"}
 
