@@ -209,10 +209,16 @@ def validation_items(targets: np.ndarray, labels: Sequence[Sequence[str]], *, se
 
 class ItemLoader:
     """``loader[item] -> (image, (quality, organ))``: the item's head's label, -1 for the
-    other (both labels for :data:`ALL_HEADS`); a synthetic item is bad, organ -1."""
+    other (both labels for :data:`ALL_HEADS`); a synthetic item is bad, organ -1.
+
+    The image comes from :class:`.sampling.ItemLoader` (load, synthetic bad frames, and
+    whatever augmentation single-task training gets there), so both kinds of run see the
+    same pixels.
+    """
 
     def __init__(self, ds: PartialSet):
         self.ds = ds
+        self.images = S.ItemLoader(ds)  # type: ignore[arg-type]  # the same load/degrade
         self.targets = ds.targets
         quality = ds.labels[0]
         self.bad = quality.index(D.BAD) if D.BAD in quality else UNLABELLED
@@ -222,13 +228,13 @@ class ItemLoader:
 
     def __getitem__(self, item: Item) -> tuple[np.ndarray, tuple[int, int]]:
         index, synthetic, seed, head = item
-        image = self.ds.load(index)
-        if not synthetic:
-            labels = [int(v) for v in self.targets[index]]
-            if head != ALL_HEADS:
-                labels = [v if k == head else UNLABELLED for k, v in enumerate(labels)]
-            return image, (labels[0], labels[1])
-        return S.degrade(image, np.random.default_rng(seed)), (self.bad, UNLABELLED)
+        image, _ = self.images[(index, synthetic, seed)]
+        if synthetic:
+            return image, (self.bad, UNLABELLED)
+        labels = [int(v) for v in self.targets[index]]
+        if head != ALL_HEADS:
+            labels = [v if k == head else UNLABELLED for k, v in enumerate(labels)]
+        return image, (labels[0], labels[1])
 
 
 def masked_loss(logits: Mapping[str, torch.Tensor], targets: torch.Tensor

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -122,6 +123,7 @@ def test_epoch_plan_balances_each_head_and_is_seeded():
     class Frames:  # the labels, no images
         def __init__(self):
             self.labels, self.targets = labels, targets
+            self.samples = [SimpleNamespace(label=int(q)) for q in targets[:, 0]]
 
         def load(self, index: int) -> np.ndarray:
             return np.zeros((8, 8, 3), np.uint8)
