@@ -9,7 +9,8 @@ recipe's defaults); :class:`SharedRun` changes only what the task decides:
 - epochs: half balanced for each head (:func:`.partial_labels.epoch_plan`), synthetic
   bad frames for the quality head as in ``--task quality``;
 - loss: the masked sum of the heads' cross-entropies (:func:`.partial_labels.masked_loss`);
-- validation: accuracy and recall per head, each over the frames labelled for it;
+- validation: accuracy and recall per head, each over the frames labelled for it, after
+  recomputing the BatchNorm statistics on real training frames (:meth:`recalibrate`);
 - sidecar: ``{"task": "both", "heads": {"quality": [...], "organ": [...]}}``, which
   ``endostream export --shared`` reads for the labels.
 
@@ -30,8 +31,14 @@ from torch import nn
 from endostream.contract import HEADS
 from endostream.evaluation.metrics import classification_report
 from endostream.export import partial_labels as P
-from endostream.export.multitask import SharedBackbone
+from endostream.export.multitask import SharedBackbone, recalibrate_batchnorm
 from endostream.export.train import _Run, to_model_input
+
+#: Real training frames the BatchNorm statistics are recomputed on before each validation
+#: and save (:func:`.multitask.recalibrate_batchnorm`): a forward pass each, seconds on a CPU.
+RECALIBRATION_FRAMES = 256
+#: Seed stream of the recalibration frames' choice (fixed per run seed).
+RECALIBRATION_SEED = 2_000_003
 
 
 class SharedRun(_Run):
@@ -62,8 +69,22 @@ class SharedRun(_Run):
         heads = {head: list(labels) for head, labels in zip(HEADS, self.labels, strict=True)}
         return {"head": "both", "heads": heads, "labels": heads["quality"]}
 
+    def recalibrate(self) -> None:
+        """BatchNorm statistics from up to :data:`RECALIBRATION_FRAMES` real training
+        frames (seeded choice), before every validation and save."""
+        n = len(self.train_set)
+        pick = np.random.default_rng([self.cfg.seed, RECALIBRATION_SEED]).choice(
+            n, size=min(n, RECALIBRATION_FRAMES), replace=False)
+        items = [(int(i), False, 0, P.ALL_HEADS) for i in sorted(pick)]
+        batches = [items[i:i + self.cfg.batch_size]
+                   for i in range(0, len(items), self.cfg.batch_size)]
+        data = self._loader(P.ItemLoader(self.train_set), batches)
+        recalibrate_batchnorm(self.model, (to_model_input(images.to(self.device))
+                                           for images, _ in data))
+
     @torch.inference_mode()
     def validate(self) -> dict[str, Any]:
+        self.recalibrate()
         if not self.val_set.samples:
             return {"val_loss": None, "val_accuracy": None, "val_recall": None}
         targets = self.val_set.targets

@@ -81,6 +81,25 @@ def test_the_loss_is_the_sum_of_each_heads_mean_over_its_labelled_frames():
     assert P.masked_loss(logits, torch.full((4, 2), -1)) == (None, {})
 
 
+def test_batchnorm_recalibration_takes_the_statistics_of_the_frames_given():
+    from endostream.export.multitask import recalibrate_batchnorm
+
+    torch.manual_seed(2)
+    net = SharedBackbone(HEADS).train()
+    x = torch.randn(16, 3, 64, 64) * 3 + 1  # far from the initial statistics
+    rng = torch.get_rng_state()
+    assert recalibrate_batchnorm(net, [x[:8], x[8:]]) == 16
+    assert net.training and torch.equal(torch.get_rng_state(), rng)  # nothing random drawn
+    conv, bn = net.features[0][0], net.features[0][1]
+    with torch.no_grad():
+        y = conv(x)
+    assert torch.allclose(bn.running_mean, y.mean((0, 2, 3)), atol=1e-4)
+    # The average of the two halves' unbiased variances.
+    halves = [y[:8].transpose(0, 1).flatten(1).var(1), y[8:].transpose(0, 1).flatten(1).var(1)]
+    assert torch.allclose(bn.running_var, (halves[0] + halves[1]) / 2, rtol=1e-3)
+    assert all(m.momentum == 0.1 for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+
+
 # --- partial labels -----------------------------------------------------------------------
 
 
