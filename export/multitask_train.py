@@ -37,6 +37,9 @@ from endostream.export.train import _Run, to_model_input
 #: Real training frames the BatchNorm statistics are recomputed on before each validation
 #: and save (:func:`.multitask.recalibrate_batchnorm`): a forward pass each, seconds on a CPU.
 RECALIBRATION_FRAMES = 256
+#: Frames per recalibration batch: each batch's variance enters the average, so a batch
+#: should hold a fair sample of the frames; 32 is the thesis' training batch.
+RECALIBRATION_BATCH = 32
 #: Seed stream of the recalibration frames' choice (fixed per run seed).
 RECALIBRATION_SEED = 2_000_003
 
@@ -73,11 +76,13 @@ class SharedRun(_Run):
         """BatchNorm statistics from up to :data:`RECALIBRATION_FRAMES` real training
         frames (seeded choice), before every validation and save."""
         n = len(self.train_set)
-        pick = np.random.default_rng([self.cfg.seed, RECALIBRATION_SEED]).choice(
-            n, size=min(n, RECALIBRATION_FRAMES), replace=False)
-        items = [(int(i), False, 0, P.ALL_HEADS) for i in sorted(pick)]
-        batches = [items[i:i + self.cfg.batch_size]
-                   for i in range(0, len(items), self.cfg.batch_size)]
+        # Random order, not sorted: a batch of neighbouring frames (one recording, one
+        # class) has a small variance, and the average of such batches' variances is far
+        # below the variance of the frames.
+        pick = np.random.default_rng([self.cfg.seed, RECALIBRATION_SEED]).permutation(n)
+        items = [(int(i), False, 0, P.ALL_HEADS) for i in pick[:RECALIBRATION_FRAMES]]
+        batches = [items[i:i + RECALIBRATION_BATCH]
+                   for i in range(0, len(items), RECALIBRATION_BATCH)]
         data = self._loader(P.ItemLoader(self.train_set), batches)
         recalibrate_batchnorm(self.model, (to_model_input(images.to(self.device))
                                            for images, _ in data))
