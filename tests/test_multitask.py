@@ -268,6 +268,11 @@ def test_train_both_exports_and_segments(tmp_path):
                     "--threads", "2", "--max-steps", "3"]) == 0
     side = read_labels_sidecar(ckpt)
     assert side["steps"] == 3 and side["last"]["step"] == 3  # resumed, one step more
+    straight = tmp_path / "straight.pth"
+    assert run_cli(["train", str(data), "--task", "both", "--out", str(straight), "--batch",
+                    "4", "--lr", "1e-3", "--threads", "2", "--seed", "3", "--max-steps", "3"]) == 0
+    a, b = torch.load(ckpt), torch.load(straight)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # BatchNorm recalibration included
     assert side["heads"] == {"quality": ["bad", "good"], "organ": ["ear", "nose", "vocal_folds"]}
     assert set(side["last"]["val_accuracy"]) == {"quality", "organ"}
 
