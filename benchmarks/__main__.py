@@ -10,6 +10,8 @@ defaults: a generated 720p30 H.264 procedure and the real EfficientNetB0 pair):
 3. live capture → label latency (p50, p90, p99, max) and drops at 30 and 60 fps
    (:mod:`benchmarks.live_latency`);
 4. the naive baseline, an OpenCV + PyTorch eager loop (:mod:`benchmarks.naive`);
+5. one backbone against two (:mod:`benchmarks.shared_backbone`): the two-model graph and
+   a shared-backbone model side by side, inference, end to end and live 30 fps;
 
 Parts 1 and 2 run in ``--repeat`` interleaved rounds and keep each figure's fastest
 attempt (:mod:`benchmarks.rounds`); the CPU share other processes and the hypervisor took
@@ -49,7 +51,7 @@ from endostream.inference.defaults import (
 )
 from endostream.sources import FileSource
 
-from . import inputs, live_latency, naive, stages
+from . import inputs, live_latency, naive, shared_backbone, stages
 from .entry import document_head, run_script
 from .machine import busy_warning, describe_machine
 from .report import check_targets, compute_ratios, markdown
@@ -88,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="OUT", help="where to write the results "
                    "(default: ~/.cache/endostream/bench/runs/bench-<UTC time>.json)")
     p.add_argument("--skip-naive", action="store_true", help="leave out the naive baseline")
+    p.add_argument("--shared-model", type=Path, metavar="PATH",
+                   help="shared-backbone file (export --shared) to compare with the two-model "
+                        "graph (default without --models: a random-init one exported once)")
+    p.add_argument("--skip-shared", action="store_true",
+                   help="leave out the one-backbone-vs-two comparison")
     p.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
                    help="where the models run (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
@@ -145,6 +152,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                threads=args.threads))
     finally:
         classifier.close()
+    doc["shared"] = _shared_part(args, budget, live_s, video, choice.paths,
+                                 (doc.get("naive") or {}).get("fps"))
     doc = {
         **document_head(SCHEMA, args, machine),
         "quick": bool(args.quick),
@@ -222,6 +231,27 @@ def _measure(args: argparse.Namespace, budget: Budget, live_s: float, naive_fram
             "cpu_share_steal": {k: v.steal for k, v in shares.items()},
         },
     }
+
+
+def _shared_part(args: argparse.Namespace, budget: Budget, live_s: float, video: Path,
+                 pair: Sequence[Path], naive_fps: float | None) -> dict[str, Any]:
+    """The one-backbone-vs-two comparison, or why it was skipped."""
+    if args.skip_shared:
+        return {"skipped": "--skip-shared"}
+    if args.shared_model is None and args.models:
+        return {"skipped": "--models given without --shared-model"}
+    shared = args.shared_model or inputs.random_shared_model()
+
+    def opener(paths: Sequence[Path]) -> Callable[[], Classifier]:
+        return lambda: Classifier.load(list(paths), device=args.device, threads=args.threads)
+
+    part = shared_backbone.compare(
+        video, {"pair": opener(pair), "shared": opener([shared])}, batch=args.batch,
+        live_batch=args.live_batch, infer_s=budget.infer_s, live_s=live_s, repeat=args.repeat)
+    part["paths"] = {"pair": ",".join(map(str, pair)), "shared": str(shared)}
+    part["ratios"] = shared_backbone.ratios(part["models"], naive_fps)
+    part["targets"] = shared_backbone.targets(part["ratios"])
+    return part
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -142,3 +142,34 @@ def random_model(cache_dir: Path = CACHE_DIR) -> Path:
             specs.append(head_spec(head, ckpt))
         export_onnx(specs, path, parity_frames=RANDOM_MODEL_PARITY_FRAMES)
     return path
+
+
+def random_shared_model(cache_dir: Path = CACHE_DIR) -> Path:
+    """A shared-backbone EfficientNetB0 (one backbone, quality and organ heads) with random
+    weights, exported once through ``endostream export``'s path and cached.
+
+    The counterpart of :func:`random_model` for the side-by-side comparison; without the
+    export extra it says to pass ``--shared-model``.
+    """
+    name = f"effnetb0-shared-random-seed{RANDOM_MODEL_SEED}-v{endostream.__version__}.onnx"
+    path = cache_dir / name
+    if path.is_file():
+        return path
+    try:
+        import torch
+
+        from endostream.export import export_onnx, head_spec
+        from endostream.export.multitask import SharedBackbone
+    except ImportError as e:
+        raise UsageError(f"no --shared-model given and the export extra is missing ({e.name}); "
+                         "pass --shared-model FILE.onnx, --skip-shared, or install "
+                         "'endostream[export]'") from e
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    log.info("exporting a random-init shared-backbone EfficientNetB0 to %s (once; cached)", path)
+    torch.manual_seed(RANDOM_MODEL_SEED)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+        ckpt = Path(tmp) / "shared.pth"
+        torch.save(SharedBackbone({"quality": 2, "organ": 3}).state_dict(), ckpt)
+        export_onnx([head_spec("quality", ckpt), head_spec("organ", ckpt)], path,
+                    parity_frames=RANDOM_MODEL_PARITY_FRAMES)
+    return path

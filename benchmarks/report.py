@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import shared_backbone
+
 #: The issue's targets on a 2-core CPU, 720p H.264: (ratio key, comparison, bound).
 TARGETS = (
     ("e2e_over_stage_limit", ">=", 0.9),
@@ -154,6 +156,8 @@ def markdown(doc: dict[str, Any]) -> str:
     for key, t in doc["targets"].items():
         met = {True: "yes", False: "**no**", None: "–"}[t["met"]]
         lines.append(f"| {_WHAT[key]} (`{key}`) | {_f(t['value'], 2)} | {t['target']} | {met} |")
+    if doc.get("shared"):
+        lines += shared_backbone.markdown(doc["shared"])
     for warning in doc.get("warnings", []):
         lines += ["", f"> {warning}"]
     return "\n".join(lines) + "\n"

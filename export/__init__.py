@@ -9,6 +9,8 @@ onnx); the runtime (``endostream``) never imports this package or torch.
 - :mod:`.graph`: the exported module, uint8 NHWC frames in, softmax per head out;
 - :mod:`.onnx_export`: :func:`export_onnx`, metadata, ``onnx.checker``, fp16 variant;
 - :mod:`.parity`: the onnxruntime-vs-PyTorch check every export runs;
+- :mod:`.multitask`, :mod:`.partial_labels`, :mod:`.multitask_train`: one backbone with
+  both heads (``train --task both``, ``export --shared``): partial labels, masked losses;
 - :mod:`.command`: the ``endostream export`` subcommand.
 
 Importing this package imports nothing heavy; the names below load on first use, so the

@@ -12,6 +12,12 @@ in that sidecar (fitted on validation by train) is folded into the graph: softma
 frames (answers that change when only the field-of-view mask changes), with a warning when
 it is flagged.
 
+examples:
+  endostream export --quality quality.pth --organ organ.pth --out endostream.onnx
+  endostream export --organ organ.pth --organ-labels ear,nose,larynx --out organ.onnx
+  endostream export --quality q.pth --organ o.pth --fp16 --out endostream-fp16.onnx
+  endostream export --shared both.pth --out endostream.onnx   # train --task both
+
 This module imports no torch: the CLI builds ``--help`` from it on any machine.
 """
 
@@ -48,6 +54,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="checkpoint of the quality classifier (default: no quality head)")
     p.add_argument("--organ", metavar="PTH",
                    help="checkpoint of the organ classifier (default: no organ head)")
+    p.add_argument("--shared", metavar="PTH",
+                   help="checkpoint of a shared-backbone model (endostream train --task both): "
+                        "one backbone, both heads, half the inference of two networks "
+                        "(default: none)")
     p.add_argument("--out", metavar="ONNX", required=True,
                    help="ONNX file to write (atomically, only after the parity check passed)")
     p.add_argument(
@@ -82,8 +92,13 @@ def run(args: argparse.Namespace) -> int:
             f"the export command needs the export extra ({', '.join(missing)} missing): "
             "pip install 'endostream[export]'"
         )
+    if args.shared is not None:
+        if args.quality is not None or args.organ is not None:
+            raise UsageError("--shared holds both heads; give it without --quality/--organ")
+        args.quality = args.organ = args.shared
     if args.quality is None and args.organ is None:
-        raise UsageError("nothing to export; give --quality and/or --organ checkpoints")
+        raise UsageError("nothing to export; give --quality and/or --organ checkpoints "
+                         "(or --shared)")
     if args.parity_frames is not None and args.parity_frames < 1:
         raise UsageError(f"--parity-frames must be at least 1, got {args.parity_frames}")
     # Before torch is even imported: --out may not be a checkpoint or its labels file.
@@ -129,6 +144,8 @@ def _head_labels(given: str | None, head: str, checkpoint: str) -> list[str]:
     if side is None:
         return _labels(DEFAULT_LABELS[head], head)
     task = side.get("task")
+    if task == "both":  # a shared-backbone checkpoint: labels per head
+        return [str(label) for label in side["heads"][head]]
     if task is not None and task != head:
         raise UsageError(f"'{checkpoint}' was trained as the {task} classifier (its "
                          f".labels.json says so); pass it as --{task}")

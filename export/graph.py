@@ -75,8 +75,7 @@ class FrameClassifier(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``frames``: uint8 ``[N, H, W, 3]`` RGB -> float32 ``[N, C]`` probabilities per head."""
-        x = frames.permute(0, 3, 1, 2).to(torch.float32)
-        x = (x * self.scale + self.shift).to(self.compute_dtype)
+        x = self.normalise(frames)
         return tuple(
             torch.softmax(self._logits(name, x), dim=1) for name in self.head_names
         )
@@ -84,6 +83,11 @@ class FrameClassifier(nn.Module):
     def _logits(self, name: str, x: torch.Tensor) -> torch.Tensor:
         logits = self.nets[name](x).to(torch.float32)
         return logits * self.inverse_t[name] if name in self.inverse_t else logits
+
+    def normalise(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC frames -> normalised NCHW in the compute dtype (steps 1-3 above)."""
+        x = frames.permute(0, 3, 1, 2).to(torch.float32)
+        return (x * self.scale + self.shift).to(self.compute_dtype)
 
     def predict(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """Eager inference without autograd: ``{head: probs}``, the parity reference."""

@@ -4,7 +4,9 @@
 :class:`~.graph.FrameClassifier` (uint8 NHWC input ``frames``, one softmax output per
 head, dynamic batch), exports the graph, writes the contract's metadata, runs
 ``onnx.checker`` and the parity check (:mod:`.parity`) on a temporary file beside the
-target, and only then moves it into place: a failed export leaves nothing behind.
+target, and only then moves it into place: a failed export leaves nothing behind. A
+shared-backbone checkpoint (``train --task both``) named for both heads becomes one graph
+that computes the backbone once (:func:`.multitask.shared_modules`, ``export --shared``).
 
 Exporter: the TorchScript exporter (``dynamo=False``), measured against the dynamo
 exporter (torch 2.14 default) on the combined two-head graph, one run, 2 vCPU Zen 3:
@@ -73,6 +75,7 @@ from endostream.errors import ModelError, UsageError
 from endostream.evaluation.shortcut import ShortcutReport, shortcut_check
 from endostream.export.graph import FrameClassifier
 from endostream.export.model import classifier_from_checkpoint
+from endostream.export.multitask import shared_modules
 from endostream.export.parity import ParityReport, check_parity
 from endostream.export.parity import parity_frames as make_frames
 from endostream.frames import MODEL_INPUT_SIZE
@@ -177,23 +180,15 @@ def export_onnx(
     _check_output(out, heads, overwrite)
     precision = "fp16" if fp16 else "fp32"
 
-    nets, shas = {}, {}
-    for spec in specs:
-        net, ckpt = classifier_from_checkpoint(spec.checkpoint)
-        if ckpt.num_classes != len(spec.labels):
-            raise UsageError(
-                f"{spec.name} head: {len(spec.labels)} labels given ({', '.join(spec.labels)}) "
-                f"but '{spec.checkpoint}' has {ckpt.num_classes} classes; give "
-                f"{ckpt.num_classes} labels in training order (--{spec.name}-labels)"
-            )
-        nets[spec.name], shas[spec.name] = net, ckpt.sha256
-    temperatures = {spec.name: spec.temperature for spec in specs}
-    reference = FrameClassifier(nets, temperatures=temperatures)
-    target = (FrameClassifier(copy.deepcopy(nets), half=True, temperatures=temperatures)
-              if fp16 else reference)
+    shared = shared_modules(specs, fp16)
+    if shared is not None:
+        reference, target, shas = shared
+    else:
+        reference, target, shas = _thesis_modules(specs, fp16)
 
     model = _to_onnx(target, opset, exporter)
     labels = {spec.name: list(spec.labels) for spec in specs}
+    temperatures = {spec.name: spec.temperature for spec in specs}
     _write_metadata(model, labels, shas, precision, exporter, temperatures)
     try:
         onnx.checker.check_model(model, full_check=True)
@@ -241,6 +236,25 @@ def warn_shortcut(reference: FrameClassifier, labels: dict[str, list[str]],
     report = shortcut_check(frames, predict, labels["organ"])
     (log.warning if report.flagged else log.info)("%s", report.summary())
     return report
+
+
+def _thesis_modules(specs: list[HeadSpec], fp16: bool):
+    """(reference, module to export, sha per head) for one thesis checkpoint per head."""
+    nets, shas = {}, {}
+    for spec in specs:
+        net, ckpt = classifier_from_checkpoint(spec.checkpoint)
+        if ckpt.num_classes != len(spec.labels):
+            raise UsageError(
+                f"{spec.name} head: {len(spec.labels)} labels given ({', '.join(spec.labels)}) "
+                f"but '{spec.checkpoint}' has {ckpt.num_classes} classes; give "
+                f"{ckpt.num_classes} labels in training order (--{spec.name}-labels)"
+            )
+        nets[spec.name], shas[spec.name] = net, ckpt.sha256
+    temperatures = {spec.name: spec.temperature for spec in specs}
+    reference = FrameClassifier(nets, temperatures=temperatures)
+    target = (FrameClassifier(copy.deepcopy(nets), half=True, temperatures=temperatures)
+              if fp16 else reference)
+    return reference, target, shas
 
 
 def _validate_specs(heads: Sequence[HeadSpec]) -> list[HeadSpec]:

@@ -244,9 +244,7 @@ class _Run:
         if saved is not None:
             self._restore_settings(saved)
             cfg = self.cfg
-        full = D.read_dataset(cfg.dataset, cfg.task, video_fps=cfg.video_fps)
-        if cfg.group_by is not None:
-            full = regroup(full, cfg.group_by)
+        full = self._read_set(cfg.dataset)
         if cfg.task == "quality" and cfg.synth_bad > 0 and D.BAD not in full.labels:
             full = full.with_labels(tuple(sorted(full.labels + (D.BAD,))))
         if saved is not None and tuple(saved["labels"]) != full.labels:
@@ -255,8 +253,7 @@ class _Run:
         self.labels = full.labels
         if cfg.val_split is not None:
             self.train_set = full
-            self.val_set = D.read_dataset(cfg.val_split, cfg.task, video_fps=cfg.video_fps
-                                          ).with_labels(full.labels)
+            self.val_set = self._read_set(cfg.val_split).with_labels(full.labels)
         else:
             if saved is not None:
                 tr, va = D.split_by_names(full, saved["val_recordings"])
@@ -284,8 +281,7 @@ class _Run:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.model = build_classifier(len(self.labels), dropout=cfg.dropout,
-                                      init_weights=None if saved else resolve_init(cfg.init))
+        self.model = self._build_model(init=None if saved else resolve_init(cfg.init))
         if cfg.init is None and saved is None:
             log.warning("no --init weights: training from random initialisation "
                         "(expect to need many epochs and a higher --lr, e.g. 1e-3)")
@@ -336,11 +332,10 @@ class _Run:
 
     def loop(self) -> None:
         cfg = self.cfg
-        loader = S.ItemLoader(self.train_set, augment=Augmenter(cfg.augment))
+        loader = self._item_loader(self.train_set)
         while (self.epoch < cfg.epochs and not self._steps_done()
                and not self.tracker.should_stop):
-            plan = S.epoch_plan(self.train_set.targets, self.labels, epoch=self.epoch,
-                                seed=cfg.seed, synth_bad=self.synth)
+            plan = self._epoch_plan()
             batches = [plan[i:i + cfg.batch_size] for i in range(0, len(plan), cfg.batch_size)]
             batches = batches[self.step_in_epoch:]
             if cfg.max_steps is not None:
@@ -351,16 +346,14 @@ class _Run:
             started = time.monotonic()
             last_draw = 0.0
             for images, targets in data:
-                x = to_model_input(images.to(self.device))
-                y = targets.to(self.device)
-                loss = self.loss_fn(self.model(x), y)
+                loss = self._batch_loss(images.to(self.device), targets.to(self.device))
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
                 losses.append(float(loss.detach()))
                 self.step_in_epoch += 1
                 self.global_step += 1
-                self.images_seen += int(y.numel())
+                self.images_seen += int(images.shape[0])
                 now = time.monotonic()
                 if now - last_draw >= PROGRESS_INTERVAL_S and self._tty():
                     last_draw = now
@@ -384,6 +377,28 @@ class _Run:
                 log.warning("stopping early: no lower validation loss for %d epochs; %s "
                             "holds epoch %d (--patience 0 trains on)", self.tracker.patience,
                             cfg.out, self.tracker.best_epoch)
+
+    # -- what a task decides (export.multitask_train overrides these for --task both) ----
+
+    def _read_set(self, path: Path) -> D.LabelledSet:
+        ds = D.read_dataset(path, self.cfg.task, video_fps=self.cfg.video_fps)
+        return regroup(ds, self.cfg.group_by) if self.cfg.group_by is not None else ds
+
+    def _build_model(self, init: Path | None) -> nn.Module:
+        return build_classifier(len(self.labels), dropout=self.cfg.dropout, init_weights=init)
+
+    def _item_loader(self, ds: D.LabelledSet) -> S.ItemLoader:
+        return S.ItemLoader(ds, augment=Augmenter(self.cfg.augment))
+
+    def _epoch_plan(self) -> list[S.Item]:
+        return S.epoch_plan(self.train_set.targets, self.labels, epoch=self.epoch,
+                            seed=self.cfg.seed, synth_bad=self.synth)
+
+    def _batch_loss(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(self.model(to_model_input(images)), targets)
+
+    def _labels_doc(self) -> dict[str, Any]:
+        return {"head": self.cfg.task, "labels": list(self.labels)}
 
     def _loader(self, items: S.ItemLoader, batches: list) -> torch.utils.data.DataLoader:
         # A private generator: a DataLoader draws a base seed from the global RNG each time
@@ -476,8 +491,8 @@ class _Run:
         """The labels sidecar of ``out``: labels, which epoch it holds, and its calibration."""
         cfg = self.cfg
         kept = self.history[-1] if self.history else None
-        _atomic_json({"format": LABELS_FORMAT, "task": cfg.task, "head": cfg.task,
-                      "labels": list(self.labels), "epochs_done": self.epoch,
+        _atomic_json({"format": LABELS_FORMAT, "task": cfg.task, **self._labels_doc(),
+                      "epochs_done": self.epoch,
                       "steps": self.global_step, "dataset": str(cfg.dataset),
                       "kept": cfg.keep, "epoch_kept": kept["epoch"] if kept else 0,
                       "validation": "optimistic" if self.optimistic else (
@@ -513,7 +528,10 @@ def train(config: TrainConfig, *, stream: TextIO | None = None) -> TrainResult:
     Ctrl+C saves a checkpoint of the steps done and raises
     :class:`~endostream.errors.Interrupted` (exit 130) saying how to resume.
     """
-    run = _Run(config, stream if stream is not None else sys.stderr)
+    run_type = _Run
+    if config.task == "both":  # one backbone, two heads: export.multitask_train
+        from endostream.export.multitask_train import SharedRun as run_type
+    run = run_type(config, stream if stream is not None else sys.stderr)
     run.prepare()
     if run.epoch >= run.cfg.epochs or run._steps_done():
         log.warning("nothing to do: %d epochs / %d steps already done; raise --epochs or "

@@ -22,7 +22,8 @@ segmenter) and stored in OUT-stem.labels.json; export folds it into the graph.
 
 After every epoch OUT (torch.save(model.state_dict()), the format 'endostream export'
 takes), OUT-stem.labels.json and OUT-stem.resume.pt are written; --resume continues from
-them. Ctrl+C saves and exits with 130.
+them. Ctrl+C saves and exits with 130. --task both trains one backbone with both heads
+(export it with 'endostream export --shared OUT'): half the inference of two networks.
 
 exit codes: 0 done, 2 bad arguments or dataset (e.g. a leaking split) or --init imagenet
 without network, 4 bad --init file,
@@ -81,8 +82,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     d = HELP_DEFAULTS
     p.add_argument("dataset", type=Path, metavar="DATASET",
                    help="class-folder root, labels CSV, or a folder holding labels.csv")
-    p.add_argument("--task", choices=("quality", "organ"), required=True,
-                   help="which classifier to train")
+    p.add_argument("--task", choices=("quality", "organ", "both"), required=True,
+                   help="which classifier to train; both: one shared backbone with a quality "
+                        "and an organ head (partial labels: organ where known on good frames)")
     p.add_argument("--out", type=Path, required=True, metavar="model.pth",
                    help="checkpoint to write (state dict; sidecars beside it)")
     p.add_argument("--init", metavar="imagenet|FILE",
@@ -168,8 +170,11 @@ def run(args: argparse.Namespace) -> int:
         group_by=args.group_by, calibrate=not args.no_calibrate,
     )
     result = train(config)
+    labels = (", ".join(result.labels) if args.task != "both" else "; ".join(
+        f"{head} {','.join(names)}" for head, names in zip(("quality", "organ"), result.labels,
+                                                           strict=True)))
     print(f"wrote {result.checkpoint} ({result.steps} steps, {result.epochs_done} epochs done, "
-          f"labels {', '.join(result.labels)}, {result.images_per_s:.1f} training images/s"
+          f"labels {labels}, {result.images_per_s:.1f} training images/s"
           + (f", kept epoch {result.best_epoch}" if result.best_epoch else "")
           + (f", temperature {result.calibration['temperature']:.3f}"
              if result.calibration else "") + ")", file=sys.stderr)

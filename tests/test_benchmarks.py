@@ -165,3 +165,22 @@ def test_soak_runs_a_few_hundred_frames_and_reports(tmp_path, tiny_inputs, capsy
     assert len(doc["samples"]["t_s"]) == len(doc["samples"]["rss_mb"]) >= 2
     text = capsys.readouterr().out
     assert "## Soak: 300 frames at 300 fps (complete)" in text and "| target |" in text
+
+
+def test_one_backbone_is_compared_with_the_pair_in_the_same_run(tmp_path, tiny_inputs, capsys):
+    _, model = tiny_inputs  # the colour file stands in for both: figures, not speed, checked
+    doc = _run(tmp_path, tiny_inputs, "--skip-naive", "--shared-model", str(model),
+               "--live-seconds", "1.2")
+    part = doc["shared"]
+    assert set(part["models"]) == {"pair", "shared"} and part["batch"] == 8
+    for figures in part["models"].values():
+        assert figures["e2e_fps"] > 0 and figures["inference_ms_per_frame"] > 0
+        assert figures["e2e_frames"] == 30 and figures["live_p99_ms"] is not None
+    pair, shared = part["models"]["pair"], part["models"]["shared"]
+    assert math.isclose(part["ratios"]["shared_over_pair_e2e_fps"],
+                        shared["e2e_fps"] / pair["e2e_fps"], rel_tol=0.01)
+    assert part["targets"]["shared_speedup_over_naive"]["met"] is None  # naive skipped
+    assert "one backbone vs two" in capsys.readouterr().out
+    # Without a shared file, a run on given --models says why it left the comparison out.
+    assert _run(tmp_path, tiny_inputs, "--skip-naive", "--live-seconds", "0")["shared"] == {
+        "skipped": "--models given without --shared-model"}

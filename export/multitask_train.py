@@ -1,0 +1,154 @@
+"""``endostream train --task both``: one backbone and two heads, trained together.
+
+The run is :mod:`.train`'s (recording split, resume, sidecars, Ctrl+C, progress, the
+recipe's defaults); :class:`SharedRun` changes only what the task decides:
+
+- data: :func:`.partial_labels.read_partial_set`, quality on every frame, organ where
+  known and the frame is good;
+- network: :class:`.multitask.SharedBackbone` (``--init`` loads its backbone);
+- epochs: half balanced for each head (:func:`.partial_labels.epoch_plan`), synthetic
+  bad frames for the quality head as in ``--task quality``;
+- loss: the masked sum of the heads' cross-entropies (:func:`.partial_labels.masked_loss`);
+- validation: accuracy and recall per head, each over the frames labelled for it, after
+  recomputing the BatchNorm statistics on real training frames (:meth:`recalibrate`);
+- sidecar: ``{"task": "both", "heads": {"quality": [...], "organ": [...]}}``, which
+  ``endostream export --shared`` reads for the labels.
+
+Usage (hours on a CPU)::
+
+    train(TrainConfig(dataset=Path("frames/"), task="both", out=Path("both.pth")))
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from endostream.contract import HEADS
+from endostream.evaluation.metrics import classification_report
+from endostream.export import partial_labels as P
+from endostream.export.augment import Augmenter
+from endostream.export.grouping import regroup
+from endostream.export.multitask import SharedBackbone, recalibrate_batchnorm
+from endostream.export.train import _Run, to_model_input
+
+log = logging.getLogger(__name__)
+
+#: Real training frames the BatchNorm statistics are recomputed on before each validation
+#: and save (:func:`.multitask.recalibrate_batchnorm`): a forward pass each, seconds on a CPU.
+RECALIBRATION_FRAMES = 256
+#: Frames per recalibration batch: each batch's variance enters the average, so a batch
+#: should hold a fair sample of the frames; 32 is the thesis' training batch.
+RECALIBRATION_BATCH = 32
+#: Seed stream of the recalibration frames' choice (fixed per run seed).
+RECALIBRATION_SEED = 2_000_003
+
+
+class SharedRun(_Run):
+    """A training run of the shared-backbone model (``TrainConfig.task == "both"``)."""
+
+    def _read_set(self, path: Path) -> P.PartialSet:
+        ds = P.read_partial_set(path, video_fps=self.cfg.video_fps,
+                                synth_bad=self.cfg.synth_bad)
+        return regroup(ds, self.cfg.group_by) if self.cfg.group_by is not None else ds
+
+    def _build_model(self, init: Path | None) -> nn.Module:
+        classes = {head: len(labels) for head, labels in zip(HEADS, self.labels, strict=True)}
+        return SharedBackbone(classes, dropout=self.cfg.dropout, init_weights=init)
+
+    def _item_loader(self, ds: P.PartialSet) -> P.ItemLoader:
+        return P.ItemLoader(ds, augment=Augmenter(self.cfg.augment))
+
+    def finish(self) -> None:
+        """No temperature fit yet for a shared model: its heads keep T = 1 (the single-task
+        fit works on one head's validation logits; a per-head fit is still to come)."""
+        if self.cfg.calibrate and self.val_set.samples:
+            log.info("calibration: not fitted for --task both; the heads keep temperature 1")
+
+    def _epoch_plan(self) -> list:
+        return P.epoch_plan(self.train_set.targets, self.labels, epoch=self.epoch,
+                            seed=self.cfg.seed, synth_bad=self.cfg.synth_bad)
+
+    def _batch_loss(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        total, _ = P.masked_loss(self.model(to_model_input(images)), targets)
+        if total is None:  # cannot happen with epoch_plan's draws; keep the step harmless
+            return torch.zeros((), device=images.device, requires_grad=True)
+        return total
+
+    def _labels_doc(self) -> dict[str, Any]:
+        heads = {head: list(labels) for head, labels in zip(HEADS, self.labels, strict=True)}
+        return {"head": "both", "heads": heads, "labels": heads["quality"]}
+
+    def recalibrate(self) -> None:
+        """BatchNorm statistics from up to :data:`RECALIBRATION_FRAMES` real training
+        frames (seeded choice), before every validation and save."""
+        n = len(self.train_set)
+        # Random order, not sorted: a batch of neighbouring frames (one recording, one
+        # class) has a small variance, and the average of such batches' variances is far
+        # below the variance of the frames.
+        pick = np.random.default_rng([self.cfg.seed, RECALIBRATION_SEED]).permutation(n)
+        items = [(int(i), False, 0, P.ALL_HEADS) for i in pick[:RECALIBRATION_FRAMES]]
+        batches = [items[i:i + RECALIBRATION_BATCH]
+                   for i in range(0, len(items), RECALIBRATION_BATCH)]
+        data = self._loader(P.ItemLoader(self.train_set), batches)
+        recalibrate_batchnorm(self.model, (to_model_input(images.to(self.device))
+                                           for images, _ in data))
+
+    @torch.inference_mode()
+    def validate(self) -> dict[str, Any]:
+        self.recalibrate()
+        if not self.val_set.samples:
+            return {"val_loss": None, "val_accuracy": None, "val_recall": None}
+        targets = self.val_set.targets
+        items = P.validation_items(targets, self.labels, seed=self.cfg.seed,
+                                   synth_bad=self.cfg.synth_bad)
+        batches = [items[i:i + self.cfg.batch_size]
+                   for i in range(0, len(items), self.cfg.batch_size)]
+        data = self._loader(P.ItemLoader(self.val_set), batches)
+        self.model.eval()
+        probs: dict[str, list[np.ndarray]] = {h: [] for h in HEADS}
+        ys: list[np.ndarray] = []
+        for images, y in data:
+            logits = self.model(to_model_input(images.to(self.device)))
+            for head in HEADS:
+                probs[head].append(torch.softmax(logits[head].float(), dim=1).cpu().numpy())
+            ys.append(y.numpy())
+        y = np.concatenate(ys)
+        loss, accuracy, recall = 0.0, {}, {}
+        for k, (head, labels) in enumerate(zip(HEADS, self.labels, strict=True)):
+            keep = y[:, k] >= 0
+            if not keep.any():
+                continue
+            p = np.concatenate(probs[head])[keep]
+            loss += float(nn.functional.nll_loss(
+                torch.log(torch.from_numpy(p).clamp_min(1e-12)), torch.from_numpy(y[keep, k])))
+            report = classification_report(y[keep, k], p, labels)
+            accuracy[head] = report.accuracy
+            recall[head] = {lb: m["recall"] for lb, m in report.per_class.items()}
+        return {"val_loss": loss, "val_accuracy": accuracy, "val_recall": recall}
+
+    def _print_epoch(self, r: dict[str, Any]) -> None:
+        parts = [f"epoch {r['epoch']}/{self.cfg.epochs}"
+                 + ("" if r["complete_epoch"] else f" (stopped at step {self.step_in_epoch}"
+                    f"/{self.steps_per_epoch})"),
+                 f"train loss {r['train_loss']:.4f}" if r["train_loss"] is not None
+                 else "train loss -"]
+        if r["val_loss"] is None:
+            parts.append("no validation set")
+        else:
+            parts.append(f"val loss {r['val_loss']:.4f}")
+            for head, acc in r["val_accuracy"].items():
+                recall = " ".join(f"{k} {v:.2f}" for k, v in r["val_recall"][head].items())
+                parts.append(f"{head} acc {acc:.3f} recall {recall}")
+        rate = self.images_seen / self.train_s if self.train_s > 0 else 0.0
+        parts.append(f"{rate:.1f} img/s")
+        self.stream.write(("\r\x1b[K" if self._tty() else "") + " | ".join(parts) + "\n")
+        self.stream.flush()
+
+
+__all__ = ["SharedRun"]
