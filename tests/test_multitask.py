@@ -261,16 +261,19 @@ def test_train_both_exports_and_segments(tmp_path):
                    image_format="png", no_organ=1)
     ckpt = tmp_path / "both.pth"
     assert run_cli(["train", str(data), "--task", "both", "--out", str(ckpt), "--batch", "4",
-                    "--lr", "1e-3", "--threads", "2", "--seed", "3", "--max-steps", "2"]) == 0
+                    "--lr", "1e-3", "--threads", "2", "--seed", "3", "--max-steps", "2",
+                    "--keep", "last"]) == 0
     side = read_labels_sidecar(ckpt)
     assert side["task"] == "both" and side["steps"] == 2
     assert run_cli(["train", str(data), "--task", "both", "--out", str(ckpt), "--resume",
-                    "--threads", "2", "--max-steps", "3"]) == 0
+                    "--threads", "2", "--max-steps", "3", "--keep", "last"]) == 0
     side = read_labels_sidecar(ckpt)
-    assert side["steps"] == 3 and side["last"]["step"] == 3  # resumed, one step more
+    # resumed, one step more (--keep last: out holds the newest weights, not the best)
+    assert side["steps"] == 3 and side["last"]["step"] == 3
     straight = tmp_path / "straight.pth"
     assert run_cli(["train", str(data), "--task", "both", "--out", str(straight), "--batch",
-                    "4", "--lr", "1e-3", "--threads", "2", "--seed", "3", "--max-steps", "3"]) == 0
+                    "4", "--lr", "1e-3", "--threads", "2", "--seed", "3", "--max-steps", "3",
+                    "--keep", "last"]) == 0
     a, b = torch.load(ckpt), torch.load(straight)
     assert all(torch.equal(a[k], b[k]) for k in a)  # BatchNorm recalibration included
     assert side["heads"] == {"quality": ["bad", "good"], "organ": ["ear", "nose", "vocal_folds"]}
