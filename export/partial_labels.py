@@ -28,7 +28,7 @@ its parameters get no gradient (``None``), so Adam leaves them exactly as they w
 >>> logits = {"quality": torch.zeros(2, 2, requires_grad=True),
 ...           "organ": torch.zeros(2, 3, requires_grad=True)}
 >>> loss, per_head = masked_loss(logits, torch.tensor([[1, -1], [0, -1]]))
->>> sorted(per_head), round(float(loss), 4)
+>>> sorted(per_head), round(float(loss.detach()), 4)
 (['quality'], 0.6931)
 """
 
