@@ -132,23 +132,13 @@ class SharedRun(_Run):
             recall[head] = {lb: m["recall"] for lb, m in report.per_class.items()}
         return {"val_loss": loss, "val_accuracy": accuracy, "val_recall": recall}
 
-    def _print_epoch(self, r: dict[str, Any]) -> None:
-        parts = [f"epoch {r['epoch']}/{self.cfg.epochs}"
-                 + ("" if r["complete_epoch"] else f" (stopped at step {self.step_in_epoch}"
-                    f"/{self.steps_per_epoch})"),
-                 f"train loss {r['train_loss']:.4f}" if r["train_loss"] is not None
-                 else "train loss -"]
-        if r["val_loss"] is None:
-            parts.append("no validation set")
-        else:
-            parts.append(f"val loss {r['val_loss']:.4f}")
-            for head, acc in r["val_accuracy"].items():
-                recall = " ".join(f"{k} {v:.2f}" for k, v in r["val_recall"][head].items())
-                parts.append(f"{head} acc {acc:.3f} recall {recall}")
-        rate = self.images_seen / self.train_s if self.train_s > 0 else 0.0
-        parts.append(f"{rate:.1f} img/s")
-        self.stream.write(("\r\x1b[K" if self._tty() else "") + " | ".join(parts) + "\n")
-        self.stream.flush()
+    def _val_parts(self, r: dict[str, Any]) -> list[str]:
+        """Accuracy and recall per head on the epoch line."""
+        parts = []
+        for head, acc in r["val_accuracy"].items():
+            recall = " ".join(f"{k} {v:.2f}" for k, v in r["val_recall"][head].items())
+            parts.append(f"{head} acc {acc:.3f} recall {recall}")
+        return parts
 
 
 __all__ = ["SharedRun"]

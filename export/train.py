@@ -447,14 +447,17 @@ class _Run:
         if r["val_loss"] is None:
             parts.append("no validation set")
         else:
-            recall = " ".join(f"{k} {v:.2f}" for k, v in r["val_recall"].items())
-            parts += [f"val loss {r['val_loss']:.4f}", f"val acc {r['val_accuracy']:.3f}",
-                      f"recall {recall}"]
+            parts += [f"val loss {r['val_loss']:.4f}", *self._val_parts(r)]
         rate = self.images_seen / self.train_s if self.train_s > 0 else 0.0
         parts.append(f"{rate:.1f} img/s")
         # On a terminal, wipe the in-epoch progress line first (ANSI erase-line).
         self.stream.write(("\r\x1b[K" if self._tty() else "") + " | ".join(parts) + "\n")
         self.stream.flush()
+
+    def _val_parts(self, r: dict[str, Any]) -> list[str]:
+        """The epoch line's validation accuracy and recall (one head here)."""
+        recall = " ".join(f"{k} {v:.2f}" for k, v in r["val_recall"].items())
+        return [f"val acc {r['val_accuracy']:.3f}", f"recall {recall}"]
 
     # -- checkpoints ------------------------------------------------------------------
 

@@ -27,7 +27,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from endostream.bundled import DEMO_NOTICE, demo_model_path, require_demo_model
+from endostream.bundled import demo_model_path
+from endostream.commands.models import resolve_model_paths
 from endostream.commands.segment_archive import (
     CSV_BESIDE,
     add_archive_arguments,
@@ -162,13 +163,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_classifier(args: argparse.Namespace) -> Classifier:
     """The classifier named by ``--models``/``--device``, or the bundled demo model."""
-    paths = args.models
-    if not paths:
-        paths = [require_demo_model()]
-        print(f"endostream: {DEMO_NOTICE}", file=sys.stderr)
-    if len(paths) > 2:
-        raise UsageError("--models takes one combined file or two single-head files")
-    return Classifier.load(paths, device=args.device, threads=args.threads)
+    return Classifier.load(resolve_model_paths(args), device=args.device, threads=args.threads)
 
 
 def _fan_out(listeners: list[Callable[[Prediction], None]]

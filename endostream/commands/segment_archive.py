@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from endostream.archive.inputs import discover, has_glob, read_list
 from endostream.archive.local import ModelSpec
 from endostream.archive.run import ENGINES, ArchiveConfig, run_archive
-from endostream.bundled import DEMO_NOTICE, require_demo_model
+from endostream.commands.models import resolve_model_paths
 from endostream.errors import UsageError
 from endostream.pipeline.offline import SegmentOptions
 from endostream.segmentation.config import SegmenterConfig
@@ -89,13 +88,7 @@ def run_archive_command(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths]
     if args.from_list is not None:
         paths += read_list(args.from_list)
-    models = args.models
-    if not models:
-        models = [require_demo_model()]
-        if not args.quiet:
-            print(f"endostream: {DEMO_NOTICE}", file=sys.stderr)
-    if len(models) > 2:
-        raise UsageError("--models takes one combined file or two single-head files")
+    models = resolve_model_paths(args, quiet=args.quiet)
     config = ArchiveConfig(
         out_dir=args.out_dir,
         model=ModelSpec(tuple(Path(os.path.abspath(m)) for m in models), device=args.device,
