@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from endostream.errors import EndostreamError, UsageError
+from endostream.evaluation.plots import require_matplotlib
 from endostream.review.chapters import MUX_KINDS, TEXT_KINDS, chapters_of, write_chapters
 from endostream.review.outputs import check_output
 from endostream.review.procedure import procedure_from_document
 from endostream.review.recorder import AnalysisRecorder
 from endostream.review.report import HTML_KINDS, PICTURE_KINDS, load_template, write_report
-from endostream.review.timeline_plot import require_plotting
 
 
 def wants_thumbnails(report: Path | None) -> bool:
@@ -45,7 +45,7 @@ def check_alongside(*, chapters: Path | None, report: Path | None, video: Path) 
             raise UsageError(f"unknown report kind '{report.name}'; end --report with .html, "
                              ".png or .svg")
         check_output(report, inputs=[video], option="--report")
-        require_plotting()
+        require_matplotlib()
         if wants_thumbnails(report):
             load_template()  # jinja2 present and the template readable
 

@@ -25,13 +25,14 @@ import numpy as np
 
 from endostream import __version__
 from endostream.errors import UsageError
+from endostream.evaluation.plots import INSTALL_HINT
 from endostream.output.atomic import write_bytes_atomic, write_text_atomic
 from endostream.output.palette import display_label, label_hex, text_hex_on
 from endostream.output.progress import format_duration
 from endostream.review.chapters import chapters_of, to_webvtt
 from endostream.review.procedure import FrameTable, Procedure
 from endostream.review.thumbnails import data_uri, section_thumbnails
-from endostream.review.timeline_plot import INSTALL_HINT, draw_timeline
+from endostream.review.timeline_plot import draw_timeline
 from endostream.segmentation.section import UNUSABLE
 
 #: Report kinds by file extension.

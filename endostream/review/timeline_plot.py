@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from endostream.errors import UsageError
+from endostream.evaluation.plots import require_matplotlib
 from endostream.output.palette import (
     GOOD_COLOR,
     UNUSABLE_COLOR,
@@ -43,20 +43,6 @@ LEFT_IN, RIGHT_IN = 0.9, 0.25
 #: Hatching of unusable stretches (matplotlib hatch pattern) and its colour.
 HATCH = "///"
 HATCH_COLOR = "#3A3D42"
-INSTALL_HINT = "pip install 'endostream[review]' (matplotlib and jinja2)"
-
-
-def require_plotting():
-    """matplotlib's object-oriented API with the Agg canvas, or a one-line UsageError."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise UsageError(f"drawing needs matplotlib, which is not installed; {INSTALL_HINT}"
-                         ) from e
-    return Figure, FigureCanvasAgg
-
-
 @dataclass(frozen=True)
 class TimelineGeometry:
     """Where things are in the PNG, in pixels from its top-left corner."""
@@ -81,7 +67,7 @@ def draw_timeline(procedure: Procedure, frames: FrameTable | None = None, *,
                   fmt: str = "png", width_in: float = WIDTH_IN,
                   dpi: int = DPI) -> tuple[bytes, TimelineGeometry]:
     """The timeline as ``png`` or ``svg`` bytes, and where its band lies."""
-    Figure, FigureCanvasAgg = require_plotting()
+    Figure, FigureCanvasAgg = require_matplotlib()
     import matplotlib
 
     # Local settings only: the process's matplotlib defaults stay as they were.
