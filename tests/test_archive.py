@@ -190,6 +190,22 @@ def test_changed_settings_or_model_redo_the_video(archive, model, tmp_path):
     assert statuses(out) == {"p05.mp4": "done"}
 
 
+def test_a_rate_above_the_videos_is_kept_on_a_rerun(archive, model, tmp_path):
+    """The clips are 10 fps: asked for 25, every frame is analysed and sections.json says
+    sample_fps null; the rerun must still recognise the same settings and skip it."""
+    src = tmp_path / "one"
+    src.mkdir()
+    shutil.copy2(archive / "2024/q/p05.mp4", src / "p05.mp4")
+    out = tmp_path / "results"
+    args = ["segment", str(src), "--out-dir", str(out), "--quiet", "--models", str(model),
+            "--sample-fps", "25"]
+    assert main(args) == 0
+    doc = json.loads((out / "p05.mp4.sections.json").read_text())
+    assert doc["analysis"]["sample_fps"] is None
+    assert main(args) == 0 and statuses(out) == {"p05.mp4": "skipped"}
+    assert main([*args[:-1], "5"]) == 0 and statuses(out) == {"p05.mp4": "done"}
+
+
 def test_a_users_file_at_an_output_is_never_replaced(archive, model, tmp_path):
     src = tmp_path / "one"
     src.mkdir()

@@ -30,6 +30,7 @@ from typing import Any
 from endostream.errors import OutputError
 from endostream.output.sections_file import SCHEMA_ID
 from endostream.segmentation.config import SegmenterConfig
+from endostream.segmentation.offline import describe_offline
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class AnalysisSettings:
            config: SegmenterConfig) -> AnalysisSettings:
         # As the offline segmenter describes itself in analysis.segmenter, through JSON so
         # that it compares equal to what a file holds.
-        segmenter = json.loads(json.dumps({"mode": "offline", **config.to_json()}))
+        segmenter = json.loads(json.dumps(describe_offline(config)))
         return cls(models_sha256, sample_fps, segmenter)
 
     def stale_reason(self, doc: Any, fingerprint: InputFingerprint) -> str | None:
@@ -70,10 +71,19 @@ class AnalysisSettings:
             return "the video changed since"
         if (doc.get("models") or {}).get("sha256") != self.models_sha256:
             return "made with another model"
-        if analysis.get("sample_fps") != self.sample_fps or \
-                analysis.get("segmenter") != self.segmenter:
+        if not self._same_rate(analysis.get("sample_fps"), (doc.get("source") or {}).get("fps")) \
+                or analysis.get("segmenter") != self.segmenter:
             return "made with other analysis settings"
         return None
+
+    def _same_rate(self, recorded: Any, video_fps: Any) -> bool:
+        """Whether a file's ``analysis.sample_fps`` is what this run would record: the
+        requested rate, or ``null`` where that rate was above the video's frame rate (every
+        frame analysed; :func:`~endostream.pipeline.offline.segment_video` records that)."""
+        if recorded == self.sample_fps:
+            return True
+        return (recorded is None and self.sample_fps is not None
+                and isinstance(video_fps, (int, float)) and 0 < video_fps < self.sample_fps)
 
 
 def read_existing(path: Path) -> Any:

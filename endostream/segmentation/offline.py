@@ -53,6 +53,16 @@ from endostream.segmentation.section import QUALITY_ONLY_LABEL, UNUSABLE, Sectio
 log = logging.getLogger(__name__)
 
 
+def describe_offline(config: SegmenterConfig) -> dict[str, Any]:
+    """``analysis.segmenter`` of an offline run with ``config`` (what the archive's resume
+    check compares without running a segmenter).
+
+    >>> describe_offline(SegmenterConfig())["mode"]
+    'offline'
+    """
+    return {"mode": "offline", **config.to_json()}
+
+
 class OfflineSegmenter:
     """Collects a whole video's predictions, then decodes them at :meth:`finish`.
 
@@ -87,7 +97,7 @@ class OfflineSegmenter:
 
     def describe(self) -> dict[str, Any]:
         """``analysis.segmenter`` for ``sections.json``."""
-        return {"mode": "offline", **self.config.to_json()}
+        return describe_offline(self.config)
 
     def update(self, pred: Prediction) -> None:
         """Add the next analysed frame (frame order, increasing ``index``)."""
