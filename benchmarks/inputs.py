@@ -119,29 +119,23 @@ def random_model(cache_dir: Path = CACHE_DIR) -> Path:
     Uses the export package (torch, torchvision, onnx); without them, says to pass
     ``--models``.
     """
-    name = f"effnetb0-pair-random-seed{RANDOM_MODEL_SEED}-v{endostream.__version__}.onnx"
-    path = cache_dir / name
-    if path.is_file():
-        return path
-    try:
+    def checkpoints(tmp: Path) -> list:
         import torch
 
-        from endostream.export import build_classifier, export_onnx, head_spec
-    except ImportError as e:
-        raise UsageError(f"no --models given, no bundled demo model, and the export extra is "
-                         f"missing ({e.name}); pass --models FILE.onnx or install "
-                         "'endostream[export]'") from e
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    log.info("exporting a random-init EfficientNetB0 pair to %s (once; cached)", path)
-    torch.manual_seed(RANDOM_MODEL_SEED)
-    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+        from endostream.export import build_classifier, head_spec
+
         specs = []
         for head, classes in (("quality", 2), ("organ", 3)):
-            ckpt = Path(tmp) / f"{head}.pth"
+            ckpt = tmp / f"{head}.pth"
             torch.save(build_classifier(classes).state_dict(), ckpt)
             specs.append(head_spec(head, ckpt))
-        export_onnx(specs, path, parity_frames=RANDOM_MODEL_PARITY_FRAMES)
-    return path
+        return specs
+
+    return _export_random_once(
+        cache_dir / f"effnetb0-pair-random-seed{RANDOM_MODEL_SEED}-v{endostream.__version__}.onnx",
+        "EfficientNetB0 pair", checkpoints,
+        missing="no --models given, no bundled demo model, and the export extra is missing "
+                "({}); pass --models FILE.onnx or install 'endostream[export]'")
 
 
 def random_shared_model(cache_dir: Path = CACHE_DIR) -> Path:
@@ -151,25 +145,38 @@ def random_shared_model(cache_dir: Path = CACHE_DIR) -> Path:
     The counterpart of :func:`random_model` for the side-by-side comparison; without the
     export extra it says to pass ``--shared-model``.
     """
-    name = f"effnetb0-shared-random-seed{RANDOM_MODEL_SEED}-v{endostream.__version__}.onnx"
-    path = cache_dir / name
+    def checkpoints(tmp: Path) -> list:
+        import torch
+
+        from endostream.export import head_spec
+        from endostream.export.multitask import SharedBackbone
+
+        ckpt = tmp / "shared.pth"
+        torch.save(SharedBackbone({"quality": 2, "organ": 3}).state_dict(), ckpt)
+        return [head_spec("quality", ckpt), head_spec("organ", ckpt)]
+
+    return _export_random_once(
+        cache_dir / f"effnetb0-shared-random-seed{RANDOM_MODEL_SEED}-v{endostream.__version__}"
+                    ".onnx",
+        "shared-backbone EfficientNetB0", checkpoints,
+        missing="no --shared-model given and the export extra is missing ({}); pass "
+                "--shared-model FILE.onnx, --skip-shared, or install 'endostream[export]'")
+
+
+def _export_random_once(path: Path, what: str, checkpoints, *, missing: str) -> Path:
+    """``path``, exported once from the random-init checkpoints that ``checkpoints(tmp)``
+    writes into a temporary folder (seeded); ``missing`` says what to do without torch."""
     if path.is_file():
         return path
     try:
         import torch
 
-        from endostream.export import export_onnx, head_spec
-        from endostream.export.multitask import SharedBackbone
+        from endostream.export import export_onnx
     except ImportError as e:
-        raise UsageError(f"no --shared-model given and the export extra is missing ({e.name}); "
-                         "pass --shared-model FILE.onnx, --skip-shared, or install "
-                         "'endostream[export]'") from e
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    log.info("exporting a random-init shared-backbone EfficientNetB0 to %s (once; cached)", path)
+        raise UsageError(missing.format(e.name)) from e
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("exporting a random-init %s to %s (once; cached)", what, path)
     torch.manual_seed(RANDOM_MODEL_SEED)
-    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-        ckpt = Path(tmp) / "shared.pth"
-        torch.save(SharedBackbone({"quality": 2, "organ": 3}).state_dict(), ckpt)
-        export_onnx([head_spec("quality", ckpt), head_spec("organ", ckpt)], path,
-                    parity_frames=RANDOM_MODEL_PARITY_FRAMES)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        export_onnx(checkpoints(Path(tmp)), path, parity_frames=RANDOM_MODEL_PARITY_FRAMES)
     return path

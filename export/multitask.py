@@ -220,13 +220,14 @@ def shared_reference(path: Path, state: Mapping[str, torch.Tensor],
     return reference, target
 
 
-def shared_modules(specs: Sequence, fp16: bool
+def shared_modules(specs: Sequence, fp16: bool, temperatures: Mapping[str, float] | None = None,
                    ) -> tuple[SharedFrameClassifier, SharedFrameClassifier, dict[str, str]] | None:
     """``(reference, module to export, sha per head)`` when the heads name one shared file.
 
     ``specs`` are :class:`~.onnx_export.HeadSpec` (name, checkpoint, labels). None when
     every checkpoint is thesis-format; a shared file mixed with another checkpoint is
-    refused, since it holds both heads already.
+    refused, since it holds both heads already. ``temperatures`` (head → T) are folded
+    into the softmax as in the two-network graph.
     """
     paths = {Path(spec.checkpoint) for spec in specs}
     found = {path: read_shared(path) for path in paths}
@@ -237,7 +238,6 @@ def shared_modules(specs: Sequence, fp16: bool
                          "export it alone with --shared")
     ((path, (state, sha)),) = found.items()
     labels = {spec.name: list(spec.labels) for spec in specs}
-    temperatures = {spec.name: getattr(spec, "temperature", 1.0) for spec in specs}
     reference, target = shared_reference(path, state, labels, fp16=fp16,
                                          temperatures=temperatures)
     return reference, target, {spec.name: sha for spec in specs}

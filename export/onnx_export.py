@@ -180,15 +180,16 @@ def export_onnx(
     _check_output(out, heads, overwrite)
     precision = "fp16" if fp16 else "fp32"
 
-    shared = shared_modules(specs, fp16)
+    # Folded into the graph (softmax(logits / T)) and recorded in the metadata.
+    temperatures = {spec.name: spec.temperature for spec in specs}
+    shared = shared_modules(specs, fp16, temperatures)
     if shared is not None:
         reference, target, shas = shared
     else:
-        reference, target, shas = _thesis_modules(specs, fp16)
+        reference, target, shas = _thesis_modules(specs, fp16, temperatures)
 
     model = _to_onnx(target, opset, exporter)
     labels = {spec.name: list(spec.labels) for spec in specs}
-    temperatures = {spec.name: spec.temperature for spec in specs}
     _write_metadata(model, labels, shas, precision, exporter, temperatures)
     try:
         onnx.checker.check_model(model, full_check=True)
@@ -238,7 +239,7 @@ def warn_shortcut(reference: FrameClassifier, labels: dict[str, list[str]],
     return report
 
 
-def _thesis_modules(specs: list[HeadSpec], fp16: bool):
+def _thesis_modules(specs: list[HeadSpec], fp16: bool, temperatures: dict[str, float]):
     """(reference, module to export, sha per head) for one thesis checkpoint per head."""
     nets, shas = {}, {}
     for spec in specs:
@@ -250,7 +251,6 @@ def _thesis_modules(specs: list[HeadSpec], fp16: bool):
                 f"{ckpt.num_classes} labels in training order (--{spec.name}-labels)"
             )
         nets[spec.name], shas[spec.name] = net, ckpt.sha256
-    temperatures = {spec.name: spec.temperature for spec in specs}
     reference = FrameClassifier(nets, temperatures=temperatures)
     target = (FrameClassifier(copy.deepcopy(nets), half=True, temperatures=temperatures)
               if fp16 else reference)

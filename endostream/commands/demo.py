@@ -12,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from endostream.commands.segment import add_model_arguments, load_classifier, model_paths
+from endostream.commands.models import model_paths
+from endostream.commands.segment import add_model_arguments, load_classifier
 from endostream.evaluation.sections import evaluate_sections
 from endostream.output.atomic import write_json_atomic
 from endostream.output.frames_csv import FrameCsvWriter

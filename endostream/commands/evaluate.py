@@ -32,12 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from endostream.commands.segment import (
-    add_model_arguments,
-    load_classifier,
-    model_paths,
-    parse_sample_fps,
-)
+from endostream.commands.models import model_paths
+from endostream.commands.segment import add_model_arguments, load_classifier, parse_sample_fps
 from endostream.errors import UsageError
 from endostream.evaluation.metrics import ClassificationReport, classification_report
 from endostream.evaluation.plots import draw_confusion, draw_roc, save_png
@@ -233,6 +229,10 @@ def format_report(report: ClassificationReport, task: str) -> str:
 # --- video mode ----------------------------------------------------------------------
 
 
+#: What a truth section without frames, quality or confidence is read with.
+TRUTH_DEFAULTS = {"start_frame": -1, "end_frame": -1, "good_fraction": 1.0, "confidence": 1.0}
+
+
 def read_sections_file(path: Path, what: str) -> list[Section]:
     """Sections from a truth or sections JSON file: a ``"sections"`` list of objects with
     ``label``, ``start_s``, ``end_s`` (other fields optional), or such a list on its own."""
@@ -249,9 +249,8 @@ def read_sections_file(path: Path, what: str) -> list[Section]:
     out = []
     for k, s in enumerate(items):
         try:
-            out.append(Section(str(s["label"]), float(s["start_s"]), float(s["end_s"]),
-                               int(s.get("start_frame", -1)), int(s.get("end_frame", -1)),
-                               float(s.get("good_fraction", 1.0)), float(s.get("confidence", 1.0))))
+            # Truth files may give only label and times: the rest gets neutral values.
+            out.append(Section.from_json({**TRUTH_DEFAULTS, **s}))
         except (KeyError, TypeError, ValueError):
             raise UsageError(f"'{path}': section {k} lacks label/start_s/end_s") from None
     out.sort(key=lambda s: s.start_s)

@@ -16,12 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from endostream.commands.segment import (
-    add_model_arguments,
-    load_classifier,
-    model_paths,
-    positive_seconds,
-)
+from endostream.commands.models import model_paths
+from endostream.commands.segment import add_model_arguments, load_classifier, positive_seconds
 from endostream.errors import EXIT_INTERRUPTED, EndostreamError, UsageError, VideoError
 from endostream.inference.defaults import LIVE_BATCH
 from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout

@@ -14,11 +14,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from endostream.bundled import DEMO_NOTICE, require_demo_model
+from endostream.bundled import DEMO_NOTICE, demo_model_path, require_demo_model
 from endostream.errors import UsageError
 
 #: A combined file, or one file per head.
 MAX_MODEL_FILES = 2
+
+
+def model_paths(args: argparse.Namespace) -> list[Path]:
+    """The model files a run reads (``--models``, else the bundled one, found or not):
+    inputs that no output may replace, known before anything is loaded."""
+    return [Path(p) for p in args.models] if args.models else [demo_model_path()]
 
 
 def resolve_model_paths(args: argparse.Namespace, *, quiet: bool = False) -> list[Path]:

@@ -27,8 +27,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from endostream.bundled import demo_model_path
-from endostream.commands.models import resolve_model_paths
+from endostream.commands.models import model_paths, resolve_model_paths
 from endostream.commands.segment_archive import (
     CSV_BESIDE,
     add_archive_arguments,
@@ -109,12 +108,6 @@ def positive_seconds(text: str) -> float:
     if not (value > 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
     return value
-
-
-def model_paths(args: argparse.Namespace) -> list[Path]:
-    """The model files a run reads (``--models``, else the bundled one): inputs that no
-    output may replace."""
-    return list(args.models) if args.models else [demo_model_path()]
 
 
 def default_out(video: Path) -> Path:

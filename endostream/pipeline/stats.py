@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from endostream.contract import GOOD_LABEL
+
 #: Seconds of history behind the fps and latency figures of a live session's stats.
 STATS_WINDOW_S = 5.0
 #: Most events kept for the statistics (5 s of a 240 fps camera plus margin).
@@ -121,7 +123,7 @@ class ConfidenceWindow:
                  good_threshold: float = 0.5):
         self.organ_labels = list(organ_labels)
         labels = list(quality_labels or ())
-        self._good_index = labels.index("good") if "good" in labels else None
+        self._good_index = labels.index(GOOD_LABEL) if GOOD_LABEL in labels else None
         self.good_threshold = good_threshold
         self._recent: deque[tuple[float, float, np.ndarray | None]] = deque(maxlen=STATS_MAXLEN)
 

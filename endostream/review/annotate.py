@@ -42,9 +42,10 @@ from endostream.output.palette import (
     label_hex,
     text_hex_on,
 )
-from endostream.review.procedure import FrameTable, Procedure
-from endostream.review.video import frame_time_s, open_video, origin_s, upright
+from endostream.review.procedure import GOOD_AT, FrameTable, Procedure
+from endostream.review.video import frame_time_s, open_video, origin_s
 from endostream.segmentation.section import UNUSABLE, Section
+from endostream.sources.file import upright
 
 #: Containers the annotated video may be written in.
 ANNOTATE_KINDS = (".mp4", ".mkv", ".mov")
@@ -58,8 +59,6 @@ MIN_LABEL_PX = 12.0
 STRIP_FRACTION = 0.05
 MIN_STRIP_PX = 8
 STRIP_ALPHA = 0.85
-#: A frame counts as good when its probability of good quality reaches this.
-GOOD_AT = 0.5
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 

@@ -33,10 +33,8 @@ import numpy as np
 
 from endostream.errors import UsageError, VideoError
 from endostream.output.sections_file import SCHEMA_ID
+from endostream.segmentation.config import SegmenterConfig
 from endostream.segmentation.section import UNUSABLE, Section
-
-_SECTION_KEYS = ("label", "start_s", "end_s", "start_frame", "end_frame", "good_fraction",
-                 "confidence")
 
 
 @dataclass(frozen=True)
@@ -107,10 +105,10 @@ def procedure_from_document(doc: dict[str, Any], sections_path: Path,
     """A :class:`Procedure` from a ``sections.json`` document already in memory (what
     ``segment --report`` has just written)."""
     try:
-        sections = [Section(**{k: s[k] for k in _SECTION_KEYS}) for s in doc["sections"]]
+        sections = [Section.from_json(s) for s in doc["sections"]]
         source = dict(doc["source"])
         models = dict(doc.get("models") or {})
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise _bad(sections_path, f"missing field {e}") from e
     heads = models.get("heads") or {}
     organ_labels = list(heads.get("organ") or [])
@@ -131,6 +129,11 @@ def _find_video(sections_path: Path, recorded: str) -> Path | None:
                                                            sections_path.parent / candidate,
                                                            sections_path.parent / candidate.name]
     return next((p for p in options if p.is_file()), None)
+
+
+#: A frame counts as good when its probability of good quality reaches this: the
+#: threshold the segmenter used for ``good_fraction`` and ``confidence``.
+GOOD_AT = SegmenterConfig().good_threshold
 
 
 @dataclass(frozen=True)

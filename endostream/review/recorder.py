@@ -23,10 +23,11 @@ from collections.abc import Mapping, Sequence
 import cv2
 import numpy as np
 
+from endostream.contract import GOOD_LABEL
 from endostream.crop import ContentCropper
 from endostream.frames import Prediction
-from endostream.review.procedure import FrameTable
-from endostream.review.thumbnails import GOOD_AT, JPEG_QUALITY, shrink
+from endostream.review.procedure import GOOD_AT, FrameTable
+from endostream.review.thumbnails import jpeg_bytes, shrink
 from endostream.segmentation.section import UNUSABLE, Section
 
 #: Seconds of video per bucket of kept organ thumbnails: a section gets the best frame of
@@ -59,7 +60,7 @@ class AnalysisRecorder:
     def __init__(self, heads: Mapping[str, Sequence[str]]):
         self.organ_labels = list(heads.get("organ", ()))
         quality = list(heads.get("quality", ()))
-        self._good_index = quality.index("good") if "good" in quality else None
+        self._good_index = quality.index(GOOD_LABEL) if GOOD_LABEL in quality else None
         self.cropper = _RecordingCropper(self, ContentCropper())
         self._lock = threading.Lock()
         self._pending: dict[float, np.ndarray] = {}
@@ -99,7 +100,7 @@ class AnalysisRecorder:
             kept = self._best.get(key)
             if kept is None or score > kept[0]:
                 if jpeg is None:
-                    jpeg = _jpeg(small)
+                    jpeg = jpeg_bytes(small)
                 self._best[key] = (score, pred.pts_s, jpeg)
 
     def frame_table(self) -> FrameTable:
@@ -131,12 +132,6 @@ class AnalysisRecorder:
                 best = min(plain, default=None, key=lambda v: abs(v[1] - middle))
             out.append(_decode(best[2]) if best is not None else None)
         return out
-
-
-def _jpeg(rgb: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    return data.tobytes()
 
 
 def _decode(jpeg: bytes) -> np.ndarray:

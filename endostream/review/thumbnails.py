@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from endostream.review.procedure import FrameTable
+from endostream.review.procedure import GOOD_AT, FrameTable
 from endostream.review.video import grab_frames
 from endostream.segmentation.section import UNUSABLE, Section
 
@@ -28,8 +28,6 @@ from endostream.segmentation.section import UNUSABLE, Section
 THUMB_WIDTH = 320
 #: JPEG quality of thumbnails (they are inlined in the HTML, so size matters).
 JPEG_QUALITY = 80
-#: A frame counts as good when its probability of good quality reaches this.
-GOOD_AT = 0.5
 
 
 def thumbnail_times(sections: Sequence[Section], frames: FrameTable | None) -> list[float]:
@@ -58,13 +56,18 @@ def shrink(rgb: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
     return cv2.resize(rgb, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
 
 
-def data_uri(rgb: np.ndarray) -> str:
-    """An RGB picture as an inline JPEG ``data:`` URI."""
+def jpeg_bytes(rgb: np.ndarray) -> bytes:
+    """An RGB picture as JPEG at :data:`JPEG_QUALITY`."""
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                             [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
         raise ValueError("JPEG encoding failed")
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii")
+    return jpeg.tobytes()
+
+
+def data_uri(rgb: np.ndarray) -> str:
+    """An RGB picture as an inline JPEG ``data:`` URI."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(rgb)).decode("ascii")
 
 
 def section_thumbnails(video: str | os.PathLike, sections: Sequence[Section],

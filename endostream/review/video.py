@@ -21,10 +21,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from endostream.errors import VideoError
+from endostream.sources.file import upright
 
 
 def open_video(path: str | os.PathLike) -> av.container.InputContainer:
@@ -55,14 +55,6 @@ def frame_time_s(frame: av.VideoFrame, origin: float) -> float | None:
     if frame.pts is None or not frame.time_base:
         return None
     return float(Fraction(frame.pts) * frame.time_base) - origin
-
-
-def upright(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
-    """Apply a display rotation (degrees counter-clockwise, multiples of 90)."""
-    turns = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180,
-             270: cv2.ROTATE_90_CLOCKWISE}
-    code = turns.get(int(rotation_deg) % 360)
-    return rgb if code is None else cv2.rotate(rgb, code)
 
 
 def grab_frames(path: str | os.PathLike, times_s: Sequence[float]) -> list[np.ndarray | None]:

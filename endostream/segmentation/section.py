@@ -44,6 +44,19 @@ class Section:
     def duration_s(self) -> float:
         return round(self.end_s - self.start_s, 6)
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Section:
+        """The section of one ``sections[]`` object of ``sections.json`` (the inverse of
+        :meth:`to_json`); ``KeyError``, ``TypeError`` or ``ValueError`` when it is not one.
+
+        >>> Section.from_json({"label": "ear", "start_s": 0, "end_s": 2.5, "start_frame": 0,
+        ...                    "end_frame": 62, "good_fraction": 1, "confidence": 0.9}).end_s
+        2.5
+        """
+        return cls(str(d["label"]), float(d["start_s"]), float(d["end_s"]),
+                   int(d["start_frame"]), int(d["end_frame"]), float(d["good_fraction"]),
+                   float(d["confidence"]))
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         for k in ("start_s", "end_s"):

@@ -53,6 +53,20 @@ from endostream.errors import DecodeError, UsageError, VideoError
 from endostream.frames import Frame, SourceInfo
 from endostream.sources.base import QueuePolicy
 
+#: cv2.rotate codes for a display rotation, counter-clockwise as FFmpeg's display matrix.
+_TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+def upright(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
+    """``rgb`` as it is meant to be shown: a display rotation (degrees counter-clockwise,
+    multiples of 90) applied; other angles leave it as it is.
+
+    >>> upright(np.zeros((2, 3, 3), np.uint8), 90).shape
+    (3, 2, 3)
+    """
+    code = _TURNS.get(int(rotation_deg) % 360)
+    return rgb if code is None else cv2.rotate(rgb, code)
+
 log = logging.getLogger(__name__)
 
 #: Analysed frames per second of video by default. Sections last tens of seconds, so a
@@ -294,15 +308,8 @@ class FileSource:
         return True
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        rgb = frame.to_ndarray(format="rgb24")
         self.converted_frames += 1
-        if self.rotation_deg == 90:  # counter-clockwise, as FFmpeg's display matrix says
-            rgb = cv2.rotate(rgb, cv2.ROTATE_90_COUNTERCLOCKWISE)
-        elif self.rotation_deg == 180:
-            rgb = cv2.rotate(rgb, cv2.ROTATE_180)
-        elif self.rotation_deg == 270:
-            rgb = cv2.rotate(rgb, cv2.ROTATE_90_CLOCKWISE)
-        return rgb
+        return upright(frame.to_ndarray(format="rgb24"), self.rotation_deg)
 
     def _finish(self) -> None:
         """End of data: raise DecodeError if the container promised clearly more."""
