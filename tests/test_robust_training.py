@@ -99,6 +99,21 @@ def test_synthetic_scopes_give_each_organ_its_own_mask_and_colour(tmp_path):
     assert ear[:8, :8].mean() > 20 and nose[:4, :4].mean() < 20  # no mask / round mask
 
 
+def test_an_organ_without_a_scope_keeps_the_recordings_own_field_of_view(tmp_path):
+    """Another organ's scope must not leak into the next organ's frames: vocal folds (no
+    scope given) come out exactly as without any --scopes."""
+    from endostream.synth import render_dataset
+
+    for name, scopes in (("plain", None), ("scoped", {"ear": ("full", "none")})):
+        render_dataset(tmp_path / name, per_class=2, size=(96, 72), recordings=2,
+                       image_format="png", scopes=scopes)
+    for recording in ("rec00", "rec01"):
+        for k in range(1):
+            image = f"vocal_folds/{recording}_{k:04d}_good.png"
+            assert (tmp_path / "plain" / image).read_bytes() == \
+                (tmp_path / "scoped" / image).read_bytes(), image
+
+
 def test_group_by_rule_recovers_recordings(tmp_path):
     for k in range(4):
         write_png(tmp_path / "ear" / f"pat{k % 2}-{k}.png", color_image(RED, seed=k))

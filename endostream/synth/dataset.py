@@ -104,12 +104,16 @@ def render_dataset(
             rec = f"rec{r:02d}"
             rng = np.random.default_rng([seed, 200, r])
             fov = FieldOfView.random(rng)
-            renderer = SceneRenderer(width, height, fov=fov, seed=int(rng.integers(2**31)))
+            base = SceneRenderer(width, height, fov=fov, seed=int(rng.integers(2**31)))
+            # One renderer per field-of-view shape of this recording: an organ without a
+            # scope of its own (and the no-organ frames) keeps the recording's own field.
+            renderers = {fov.shape: base}
             for organ in ORGANS:
                 shape, palette = (scopes or {}).get(organ, (fov.shape, "none"))
-                if shape != fov.shape:
-                    renderer = SceneRenderer(width, height, fov=replace(fov, shape=shape),
-                                             seed=renderer.seed)
+                if shape not in renderers:
+                    renderers[shape] = SceneRenderer(width, height, fov=replace(fov, shape=shape),
+                                                     seed=base.seed)
+                renderer = renderers[shape]
                 count = per_class // recordings + (r < per_class % recordings)
                 n_bad = round(count * bad_fraction)
                 times = np.sort(rng.uniform(0, 120, count))
@@ -137,7 +141,7 @@ def render_dataset(
                     )
             for k in range(no_organ):
                 look = ("black", "out_of_body")[k % 2]
-                image = renderer.render(float(rng.uniform(0, 120)), None, look, noise_index=k)
+                image = base.render(float(rng.uniform(0, 120)), None, look, noise_index=k)
                 rows.append(
                     _write_image(
                         out, "none", f"{rec}_{k:04d}_bad.{image_format}", image, "", "bad", rec
