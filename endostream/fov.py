@@ -126,7 +126,7 @@ class FovMask:
 
     def coverage(self, size: int) -> np.ndarray:
         """Anti-aliased coverage in [0, 1], float32 ``[size, size]`` (1 inside)."""
-        return _coverage(self, size).copy()
+        return _coverage_of(self, size).copy()
 
     def apply(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """``image`` with the outside painted near-black; the same array for ``full``.
@@ -139,7 +139,7 @@ class FovMask:
         h, w = image.shape[:2]
         if h != w:
             raise ValueError(f"field-of-view masks work on square model inputs, got {w}x{h}")
-        cover = _coverage(self, h)[..., None]
+        cover = _coverage_of(self, h)[..., None]
         if rng is None:
             fill = np.zeros_like(image, dtype=np.float32)
         else:
@@ -150,9 +150,21 @@ class FovMask:
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-@functools.lru_cache(maxsize=64)
+def _coverage_of(mask: FovMask, size: int) -> np.ndarray:
+    """Read-only coverage; the named masks' cached (the shortcut check reuses them on many
+    images), a training draw computed afresh (it is new every time: caching it would only
+    push the named ones out)."""
+    if mask in _NAMED:
+        return _cached_coverage(mask, size)
+    return _coverage(mask, size)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_coverage(mask: FovMask, size: int) -> np.ndarray:
+    return _coverage(mask, size)
+
+
 def _coverage(mask: FovMask, size: int) -> np.ndarray:
-    """Cached, read-only coverage: the shortcut check reuses a few masks on many images."""
     if mask.shape == "full":
         out = np.ones((size, size), np.float32)
         out.flags.writeable = False
@@ -181,3 +193,6 @@ def _coverage(mask: FovMask, size: int) -> np.ndarray:
     out.flags.writeable = False
     return out
 
+
+#: The shortcut check's masks, whose coverage is cached.
+_NAMED = frozenset(FovMask.named(n) for n in CHECK_MASKS)

@@ -20,6 +20,7 @@ from PyQt5.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPen, QP
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
 from endostream.gui import palette
+from endostream.output.palette import BAR_EMPTY, HATCH
 from endostream.output.progress import format_duration
 from endostream.segmentation.section import UNUSABLE, Section
 
@@ -81,7 +82,7 @@ class TimelineWidget(QWidget):
         p.setRenderHint(QPainter.Antialiasing)
         p.fillRect(self.rect(), QColor(palette.BACKGROUND))
         bar = QRectF(MARGIN, MARGIN, self.width() - 2 * MARGIN, BAR_HEIGHT)
-        p.fillRect(bar, QColor("#1C1F23"))
+        p.fillRect(bar, QColor(BAR_EMPTY))
         font = QFont(self.font())
         font.setPixelSize(12)
         font.setWeight(QFont.DemiBold)
@@ -105,7 +106,7 @@ class TimelineWidget(QWidget):
             fill.setAlphaF(0.45)
         p.fillRect(rect, fill)
         if s.label == UNUSABLE:
-            hatch = QBrush(QColor("#2A2D31"), Qt.BDiagPattern)
+            hatch = QBrush(QColor(HATCH), Qt.BDiagPattern)
             p.fillRect(rect, hatch)
         if tentative:
             pen = QPen(color, 1.2, Qt.DashLine)

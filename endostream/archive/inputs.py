@@ -27,6 +27,7 @@ from pathlib import Path
 
 from endostream.errors import UsageError, VideoError
 from endostream.output.guard import same_file
+from endostream.output.sections_file import DEFAULT_SECTIONS_SUFFIX
 
 #: File suffixes (lower case) a directory search treats as videos. A file named on the
 #: command line or in a list is taken whatever its suffix.
@@ -35,7 +36,7 @@ VIDEO_SUFFIXES = frozenset({
     ".webm", ".wmv", ".flv", ".mxf", ".vob", ".3gp", ".ogv", ".dv",
 })
 #: Appended to a video's file name for its sections file and its per-frame CSV.
-SECTIONS_SUFFIX = ".sections.json"
+SECTIONS_SUFFIX = DEFAULT_SECTIONS_SUFFIX
 CSV_SUFFIX = ".frames.csv"
 #: Names of the archive summary inside the output directory.
 SUMMARY_JSON = "archive.json"

@@ -29,6 +29,7 @@ from typing import Any
 
 from endostream.errors import OutputError
 from endostream.output.sections_file import SCHEMA_ID
+from endostream.pipeline.offline import rate_above_video
 from endostream.segmentation.config import SegmenterConfig
 from endostream.segmentation.offline import describe_offline
 
@@ -62,7 +63,7 @@ class AnalysisSettings:
 
     def stale_reason(self, doc: Any, fingerprint: InputFingerprint) -> str | None:
         """``None`` when ``doc`` (a parsed sections file) can be kept, else why not."""
-        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_ID:
+        if not is_ours(doc):
             return "not an endostream sections file"
         if doc.get("complete") is not True:
             return "incomplete (complete: false)"
@@ -82,8 +83,8 @@ class AnalysisSettings:
         frame analysed; :func:`~endostream.pipeline.offline.segment_video` records that)."""
         if recorded == self.sample_fps:
             return True
-        return (recorded is None and self.sample_fps is not None
-                and isinstance(video_fps, (int, float)) and 0 < video_fps < self.sample_fps)
+        return (recorded is None and isinstance(video_fps, (int, float))
+                and rate_above_video(self.sample_fps, video_fps))
 
 
 def read_existing(path: Path) -> Any:

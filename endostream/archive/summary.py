@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from endostream.archive.inputs import SUMMARY_CSV, SUMMARY_JSON
 from endostream.output.atomic import write_json_atomic, write_text_atomic
 from endostream.segmentation.section import UNUSABLE
 
@@ -182,8 +183,8 @@ def write_summary(out_dir: Path, document: dict[str, Any], records: Sequence[Vid
                   labels: Sequence[str] = ()) -> None:
     """Write ``archive.json`` and ``archive.csv`` atomically into ``out_dir``."""
     hint = "choose another --out-dir"
-    write_json_atomic(out_dir / "archive.json", document, hint=hint)
-    write_text_atomic(out_dir / "archive.csv", summary_csv(records, labels), hint=hint)
+    write_json_atomic(out_dir / SUMMARY_JSON, document, hint=hint)
+    write_text_atomic(out_dir / SUMMARY_CSV, summary_csv(records, labels), hint=hint)
 
 
 def _cell(value: Any) -> str:

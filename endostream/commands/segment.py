@@ -42,7 +42,11 @@ from endostream.inference.defaults import DEFAULT_DEVICE, DEVICES, batch_help
 from endostream.output.frames_csv import FrameCsvWriter
 from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout
 from endostream.output.progress import Progress
-from endostream.output.sections_file import build_document, write_sections
+from endostream.output.sections_file import (
+    DEFAULT_SECTIONS_SUFFIX,
+    build_document,
+    write_sections,
+)
 from endostream.output.table import format_sections_table
 from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
 from endostream.review.alongside import check_alongside, wants_thumbnails, write_alongside
@@ -65,7 +69,7 @@ exit codes: 0 done, 2 bad arguments (or an output that would replace an input),
 
 #: Suffix of the default output beside the video: ``procedure.mp4`` →
 #: ``procedure.sections.json``.
-DEFAULT_OUT_SUFFIX = ".sections.json"
+DEFAULT_OUT_SUFFIX = DEFAULT_SECTIONS_SUFFIX
 
 #: Fewer analysed frames than this inside the shortest section (--min-section) and the
 #: sample grid, not the video, decides where sections begin and end: warn.
@@ -229,7 +233,7 @@ def check_segment_outputs(args: argparse.Namespace) -> tuple[Path, Path]:
     check_outputs({"--out": out, "--csv": args.csv, "--chapters": args.chapters,
                    "--report": args.report},
                   {"VIDEO": video, "--models": model_paths(args)}, overwrite=args.overwrite)
-    check_alongside(chapters=args.chapters, report=args.report, video=video)
+    check_alongside(chapters=args.chapters, report=args.report)
     return video, out
 
 

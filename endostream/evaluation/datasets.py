@@ -56,6 +56,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from endostream.contract import GOOD_LABEL
 from endostream.crop import find_content_area, preprocess
 from endostream.errors import UsageError
 
@@ -78,7 +79,7 @@ DEFAULT_VIDEO_FPS = 1.0
 #: Default share of recordings held out for validation.
 DEFAULT_VAL_FRACTION = 0.2
 #: Label names of the quality task: synthetic frames are made from GOOD and labelled BAD.
-GOOD, BAD = "good", "bad"
+GOOD, BAD = GOOD_LABEL, "bad"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,10 @@ from endostream.segmentation.section import Section
 #: Schema identifier written into every document.
 SCHEMA_ID = "endostream.sections/1"
 
+#: Suffix of a video's sections file when endostream names it (beside the video, or in an
+#: archive's --out-dir).
+DEFAULT_SECTIONS_SUFFIX = ".sections.json"
+
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of ``sections.json`` shipped with the package."""

@@ -135,12 +135,11 @@ def segment_video(
     stopped_by_caller = False
 
     with FileSource(path, sample_fps=options.sample_fps, cropper=cropper) as source:
-        video_fps = source.info.fps
-        above = bool(options.sample_fps and video_fps and options.sample_fps > video_fps)
+        above = rate_above_video(options.sample_fps, source.info.fps)
         if above:
             log.warning("--sample-fps %g is above the video's frame rate (%.3g fps): every "
                         "frame is analysed, and sections.json records that (sample_fps: null)",
-                        options.sample_fps, video_fps)
+                        options.sample_fps, source.info.fps)
         capture = CaptureThread(source, frames_q, stop)
         worker = InferenceWorker(classifier, frames_q, preds_q, stop,
                                  batch_size=batch_size)
@@ -213,6 +212,16 @@ def segment_video(
         segmenter=segmenter.describe(),
         sample_fps=None if above and analysed >= decoded else options.sample_fps,
     )
+
+
+def rate_above_video(sample_fps: float | None, video_fps: float | None) -> bool:
+    """Whether ``sample_fps`` asks for more frames than the video has: every frame is
+    analysed then, and ``sections.json`` records ``sample_fps: null``.
+
+    >>> rate_above_video(25.0, 10.0), rate_above_video(5.0, 10.0), rate_above_video(None, 10)
+    (True, False, False)
+    """
+    return bool(sample_fps and video_fps and sample_fps > video_fps)
 
 
 def _final_info(info: SourceInfo, decoded: int, last_pts_s: float | None,

@@ -82,10 +82,6 @@ class ThreadGroup:
         for m in self._members:
             m.thread.start()
 
-    @property
-    def started(self) -> bool:
-        return self._started
-
     def request_stop(self) -> None:
         """Set the stop Event (and run ``on_stop``); returns at once."""
         self.stop_event.set()
@@ -108,9 +104,6 @@ class ThreadGroup:
                     drain(q)
                 m.thread.join(min(left, JOIN_SLICE_S))
         return [m.name for m in self._members if m.thread.is_alive()]
-
-    def is_alive(self, name: str) -> bool:
-        return any(m.thread.is_alive() for m in self._members if m.name == name)
 
     def first_error(self) -> BaseException | None:
         """The caught exception nearest the source: threads are checked producers first

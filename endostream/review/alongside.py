@@ -7,7 +7,7 @@ disk, with the :class:`~endostream.review.recorder.AnalysisRecorder` that kept t
 thumbnails and probabilities during the run. A failure there never costs the sections:
 it is returned for the caller to raise after everything else was written.
 
->>> check_alongside(chapters=Path("c.doc"), report=None, video=Path("v.mp4"))
+>>> check_alongside(chapters=Path("c.doc"), report=None)
 Traceback (most recent call last):
 ...
 endostream.errors.UsageError: unknown chapters kind 'c.doc'; end --chapters with .vtt, ...mp4
@@ -22,7 +22,6 @@ from typing import Any
 from endostream.errors import EndostreamError, UsageError
 from endostream.evaluation.plots import require_matplotlib
 from endostream.review.chapters import MUX_KINDS, TEXT_KINDS, chapters_of, write_chapters
-from endostream.review.outputs import check_output
 from endostream.review.procedure import procedure_from_document
 from endostream.review.recorder import AnalysisRecorder
 from endostream.review.report import HTML_KINDS, PICTURE_KINDS, load_template, write_report
@@ -33,18 +32,17 @@ def wants_thumbnails(report: Path | None) -> bool:
     return report is not None and report.suffix.lower() in HTML_KINDS
 
 
-def check_alongside(*, chapters: Path | None, report: Path | None, video: Path) -> None:
-    """Refuse unknown kinds, inputs as outputs and missing extras before any analysis."""
+def check_alongside(*, chapters: Path | None, report: Path | None) -> None:
+    """Refuse unknown kinds and missing extras before any analysis (the paths themselves
+    were checked against the inputs by ``segment``, through the output guard)."""
     if chapters is not None:
         if chapters.suffix.lower() not in TEXT_KINDS + MUX_KINDS:
             raise UsageError(f"unknown chapters kind '{chapters.name}'; end --chapters with "
                              ".vtt, .ffmeta, .mkv or .mp4")
-        check_output(chapters, inputs=[video], option="--chapters")
     if report is not None:
         if report.suffix.lower() not in HTML_KINDS + PICTURE_KINDS:
             raise UsageError(f"unknown report kind '{report.name}'; end --report with .html, "
                              ".png or .svg")
-        check_output(report, inputs=[video], option="--report")
         require_matplotlib()
         if wants_thumbnails(report):
             load_template()  # jinja2 present and the template readable

@@ -29,6 +29,7 @@ import numpy as np
 from endostream.errors import OutputError, UsageError
 from endostream.output.atomic import AtomicFile
 from endostream.output.palette import (
+    BACKGROUND,
     BAR_EMPTY,
     GOOD_COLOR,
     HATCH,
@@ -124,7 +125,7 @@ class OverlayPainter:
             if s.label == UNUSABLE:  # hatched, as on the live timeline
                 yy, xx = np.mgrid[0:self.strip_h, x0:x1]
                 strip[:, x0:x1][((xx + yy) % 6) < 2] = _bgr(HATCH)
-            strip[:, x0] = _bgr("#101214")
+            strip[:, x0] = _bgr(BACKGROUND)
         return strip
 
     def paint(self, rgb: np.ndarray, *, index: int, t_s: float) -> np.ndarray:

@@ -28,7 +28,7 @@ from endostream.errors import UsageError
 from endostream.evaluation.plots import INSTALL_HINT
 from endostream.output.atomic import write_bytes_atomic, write_text_atomic
 from endostream.output.palette import display_label, label_hex, text_hex_on
-from endostream.output.progress import format_duration
+from endostream.output.table import format_clock
 from endostream.review.chapters import chapters_of, to_webvtt
 from endostream.review.procedure import FrameTable, Procedure
 from endostream.review.thumbnails import data_uri, section_thumbnails
@@ -42,14 +42,12 @@ TEMPLATE = "report.html.j2"
 
 
 def clock(t: float) -> str:
-    """Seconds as ``m:ss.s`` (``h:mm:ss.s`` past an hour).
+    """Seconds as ``m:ss.s`` (``h:mm:ss.s`` from an hour on), never negative.
 
     >>> clock(83.44), clock(3725.0)
     ('1:23.4', '1:02:05.0')
     """
-    tenths = int(round(max(t, 0.0) * 10))
-    s, tenth = divmod(tenths, 10)
-    return f"{format_duration(s)}.{tenth}"
+    return format_clock(max(t, 0.0))
 
 
 @dataclass(frozen=True)
