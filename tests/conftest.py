@@ -8,6 +8,7 @@ finish, synchronised by ``join`` rather than a sleep.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -24,6 +25,16 @@ def _shared_data_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pytest_configure(config) -> None:
+    """Tests that send SIGINT to a real endostream process need it to act on SIGINT. A
+    shell that starts a job in the background ignores SIGINT for it, every child inherits
+    that, and Python then never raises KeyboardInterrupt: the process would run on (or a
+    training test wait for 1000 epochs). Handling SIGINT here resets the children to the
+    default, however the suite was launched."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
