@@ -9,7 +9,8 @@ else from the section's confidence and share of good frames.
 
 Every frame keeps its timestamp (variable frame rate included), so the annotated video has
 the source's frame count and duration; audio is copied packet for packet. Drawing is
-OpenCV (the runtime never imports Qt), text in its Hershey font.
+OpenCV (the runtime never imports Qt), text in its Hershey font, laid out by the ink it
+draws (:mod:`endostream.review.text`), so OpenCV 4 and 5 give the same layout.
 
 >>> painter = OverlayPainter(procedure, frames, width=1280, height=720)  # doctest: +SKIP
 >>> painter.paint(rgb, index=120, t_s=4.0)  # draws in place  # doctest: +SKIP
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -44,6 +46,7 @@ from endostream.output.palette import (
     text_hex_on,
 )
 from endostream.review.procedure import GOOD_AT, FrameTable, Procedure
+from endostream.review.text import TextStamp, blend_stamp, text_stamp
 from endostream.review.video import frame_time_s, open_video, origin_s
 from endostream.segmentation.section import UNUSABLE, Section
 from endostream.sources.file import upright
@@ -60,7 +63,10 @@ MIN_LABEL_PX = 12.0
 STRIP_FRACTION = 0.05
 MIN_STRIP_PX = 8
 STRIP_ALPHA = 0.85
-FONT = cv2.FONT_HERSHEY_SIMPLEX
+#: Cap height of the label text as a fraction of the label size, and the badge's text
+#: relative to it.
+CAP_FRACTION = 0.75
+BADGE_TEXT_FRACTION = 0.62
 
 
 def _bgr(color: str) -> tuple[int, int, int]:
@@ -141,51 +147,77 @@ class OverlayPainter:
             self._panel(rgb, label, prob, good)
         return rgb
 
-    def _panel(self, rgb: np.ndarray, label: str, prob: float, good: bool | None) -> None:
+    def panel_layout(self, label: str, prob: float, good: bool | None) -> PanelLayout:
+        """Where the label panel and its parts go for this state (pixels of the frame).
+
+        Sizes come from the ink the text really takes (:mod:`endostream.review.text`), so
+        the panel fits its text under OpenCV 4 and 5 alike.
+        """
         px = max(MIN_LABEL_PX, self.height * LABEL_SIZE_FRACTION)
-        scale_big = px / 22.0  # Hershey simplex: ~22 px cap-to-baseline at scale 1
-        scale_small = scale_big * 0.62
-        thick_big = max(1, int(round(px / 12)))
-        thick_small = max(1, int(round(px / 18)))
-        name = display_label(label)
-        prob_text = f"{prob:.2f}"
-        badge = {True: "good", False: "poor image", None: "quality ?"}[good]
-        (name_w, name_h), _ = cv2.getTextSize(name, FONT, scale_big, thick_big)
-        (prob_w, _), _ = cv2.getTextSize(prob_text, FONT, scale_big, thick_big)
-        (badge_w, badge_h), _ = cv2.getTextSize(badge, FONT, scale_small, thick_small)
+        cap = int(round(px * CAP_FRACTION))
+        name = text_stamp(display_label(label), height_px=cap)
+        prob_s = text_stamp(f"{prob:.2f}", height_px=cap)
+        badge = text_stamp({True: "good", False: "poor image", None: "quality ?"}[good],
+                           height_px=max(7, int(round(cap * BADGE_TEXT_FRACTION))))
         pad, chip, gap = int(px * 0.55), int(px * 0.6), int(px * 0.4)
-        panel_h = int(px * 1.25 + 2 * pad * 0.6)
-        badge_box_w = badge_w + int(px * 0.8)
-        width = pad + chip + gap + name_w + gap + prob_w + gap + badge_box_w + pad
-        x0, y0 = int(px * 0.6), int(px * 0.6)
-        x1, y1 = min(self.width - 1, x0 + width), min(self.height - 1, y0 + panel_h)
+        # tall enough for the text's ink, descenders included, and for the badge pill
+        ink_h = max(name.height, prob_s.height, cap)
+        pill_h = max(int(px * 0.95), badge.height + 2 * max(2, int(px * 0.12)))
+        panel_h = max(ink_h, pill_h) + 2 * int(pad * 0.6)
+        badge_w = badge.width + int(px * 0.8)
+        width = pad + chip + gap + name.width + gap + prob_s.width + gap + badge_w + pad
+        x0 = y0 = int(px * 0.6)
+        box = (x0, y0, min(self.width - 1, x0 + width), min(self.height - 1, y0 + panel_h))
+        return PanelLayout(box=box, cap_px=cap, pad_px=pad, chip_px=chip, gap_px=gap,
+                           pill_h_px=pill_h, badge_w_px=badge_w, name=name, prob=prob_s,
+                           badge=badge)
+
+    def _panel(self, rgb: np.ndarray, label: str, prob: float, good: bool | None) -> None:
+        lay = self.panel_layout(label, prob, good)
+        x0, y0, x1, y1 = lay.box
         region = rgb[y0:y1, x0:x1]
         alpha = PANEL_RGBA[3] / 255
         region[:] = (region * (1 - alpha) + np.array(PANEL_RGBA[:3]) * alpha).astype(np.uint8)
         cy = (y0 + y1) // 2
-        x = x0 + pad
+        baseline = cy + lay.cap_px // 2  # capitals centred on the panel's middle
+        x = x0 + lay.pad_px
+        chip = lay.chip_px
         color = _bgr(label_hex(label, self.procedure.organ_labels))
         if label == UNUSABLE:
             cv2.circle(rgb, (x + chip // 2, cy), chip // 2, color, -1, cv2.LINE_AA)
         else:
             cv2.rectangle(rgb, (x, cy - chip // 2), (x + chip, cy + chip // 2), color, -1)
-        x += chip + gap
-        baseline = cy + name_h // 2
-        cv2.putText(rgb, name, (x, baseline), FONT, scale_big, _bgr(TEXT), thick_big,
-                    cv2.LINE_AA)
-        x += name_w + gap
-        cv2.putText(rgb, prob_text, (x, baseline), FONT, scale_big, _bgr(TEXT_DIM),
-                    thick_big, cv2.LINE_AA)
-        x += prob_w + gap
+        x += chip + lay.gap_px
+        blend_stamp(rgb, lay.name, x, baseline, _bgr(TEXT))
+        x += lay.name.width + lay.gap_px
+        blend_stamp(rgb, lay.prob, x, baseline, _bgr(TEXT_DIM))
+        x += lay.prob.width + lay.gap_px
         bg = {True: GOOD_COLOR, False: POOR_COLOR, None: UNKNOWN_COLOR}[good]
-        bh = int(px * 0.95)
-        r = bh // 2
-        bx0, bx1 = x + r, min(self.width - 1, x + badge_box_w - r)
+        r = lay.pill_h_px // 2
+        bx0, bx1 = x + r, min(self.width - 1, x + lay.badge_w_px - r)
         cv2.rectangle(rgb, (bx0, cy - r), (bx1, cy + r), _bgr(bg), -1)
         cv2.circle(rgb, (bx0, cy), r, _bgr(bg), -1, cv2.LINE_AA)
         cv2.circle(rgb, (bx1, cy), r, _bgr(bg), -1, cv2.LINE_AA)
-        cv2.putText(rgb, badge, (x + (badge_box_w - badge_w) // 2, cy + badge_h // 2), FONT,
-                    scale_small, _bgr(text_hex_on(bg)), thick_small, cv2.LINE_AA)
+        badge = lay.badge
+        # the badge's ink (descenders included) centred in the pill
+        blend_stamp(rgb, badge, x + (lay.badge_w_px - badge.width) // 2,
+                    cy - badge.height // 2 + badge.top_px, _bgr(text_hex_on(bg)))
+
+
+@dataclass(frozen=True)
+class PanelLayout:
+    """The label panel's box ``(x0, y0, x1, y1)`` (end-exclusive) and its parts' sizes."""
+
+    box: tuple[int, int, int, int]
+    cap_px: int
+    pad_px: int
+    chip_px: int
+    gap_px: int
+    pill_h_px: int
+    badge_w_px: int
+    name: TextStamp
+    prob: TextStamp
+    badge: TextStamp
 
 
 ProgressFn = Callable[[int, int, "int | None"], None]
