@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -127,3 +128,50 @@ def test_report_refuses_bad_requests(tmp_path, capsys):
     assert main(["report", str(t.sections), "--out", str(tmp_path / "no" / "r.html")]) == 5
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("endostream: error:") == 4
+
+
+def _long_procedure(duration_s: float):
+    from endostream.review.procedure import Procedure
+    from endostream.segmentation.section import Section
+
+    cut = [0.0, 0.3 * duration_s, 0.45 * duration_s, duration_s]
+    labels = ["ear", "unusable", "nose"]
+    sections = [Section(lab, a, b, int(a * 25), int(b * 25) - 1, 0.9, 0.8)
+                for lab, a, b in zip(labels, cut, cut[1:], strict=False)]
+    return Procedure(sections_path=Path("s.json"), sections=sections, organ_labels=ORGANS,
+                     source={"duration_s": duration_s, "fps": 25.0}, models={},
+                     complete=True, video=None)
+
+
+def _seconds(label: str) -> float:
+    parts = [float(p) for p in label.split(":")]
+    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+
+
+#: Steps people count in: 1, 2, 5, 10, 15, 30 s, 1, 2, 5, 10, 15, 30 min, 1 h (and tenths).
+NICE_STEPS_S = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+
+
+@pytest.mark.parametrize("duration_s", [5.2, 20, 39, 600, 3600, 4000])
+def test_timeline_ticks_fall_on_nice_steps_with_exact_labels(duration_s):
+    png, geo = draw_timeline(_long_procedure(duration_s), fmt="png")
+    positions = [t for t, _ in geo.ticks]
+    steps = set(np.round(np.diff(positions), 6))
+    assert len(steps) == 1 and steps.pop() in NICE_STEPS_S, geo.ticks
+    assert positions[0] == 0 and positions[-1] <= duration_s
+    assert 5 <= len(positions) <= 10, geo.ticks  # enough to read a time off, not crowded
+    for t, label in geo.ticks:  # what is written is where it is
+        assert _seconds(label) == pytest.approx(t, abs=1e-6), geo.ticks
+    assert geo.legend == ("Ear", "Nose", "Vocal folds", "Unusable")
+
+
+def test_picture_legend_shows_the_hatched_unusable(tmp_path):
+    png, geo = draw_timeline(_long_procedure(60), fmt="png")
+    (tmp_path / "legend.png").write_bytes(png)
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    top = image[: int(geo.band_top_px) - 2]  # the legend row above the band
+    for color in (label_hex("ear", ORGANS), label_hex("vocal_folds", ORGANS)):
+        assert (np.abs(top.astype(int) - hex_to_rgb(color)).max(axis=2) < 12).sum() > 30
+    grey = (np.abs(top.astype(int) - hex_to_rgb(UNUSABLE_COLOR)).max(axis=2) < 20).sum()
+    dark = (np.abs(top.astype(int) - hex_to_rgb("#3A3D42")).max(axis=2) < 30).sum()
+    assert grey > 10 and dark > 10  # grey with dark hatching, as in the band

@@ -3,7 +3,9 @@
 The bands use the live timeline's palette (:mod:`endostream.output.palette`); unusable
 stretches are grey and hatched. With the per-frame table (``segment --csv``) two panels
 follow underneath: each organ's probability and the probability of good quality, with the
-unusable stretches hatched across them too. A white background, so it prints.
+unusable stretches hatched across them too. A white background, so it prints. A legend
+above the band names every colour and the hatched ``unusable``; the time axis is ticked
+at steps a reader counts in (:data:`TICK_STEPS_S`: 2 s, 1 min, 10 min ...) with exact labels.
 
 :func:`draw_timeline` returns the encoded picture and a :class:`TimelineGeometry` that
 says where time ``t`` lands in a PNG (the tests check colours at those pixels).
@@ -16,6 +18,7 @@ says where time ``t`` lands in a PNG (the tests check colours at those pixels).
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +32,7 @@ from endostream.output.palette import (
     text_hex_on,
 )
 from endostream.output.progress import format_duration
+from endostream.output.table import format_clock
 from endostream.review.procedure import FrameTable, Procedure
 from endostream.segmentation.section import UNUSABLE
 
@@ -38,11 +42,52 @@ DPI = 120
 #: Heights in inches: the band panel, each panel under it, and the margins.
 BAND_IN = 0.75
 PANEL_IN = 1.3
-TOP_IN, BOTTOM_IN = 0.12, 0.45
+TOP_IN, BOTTOM_IN = 0.34, 0.45
 LEFT_IN, RIGHT_IN = 0.9, 0.25
 #: Hatching of unusable stretches (matplotlib hatch pattern) and its colour.
 HATCH = "///"
 HATCH_COLOR = "#3A3D42"
+#: Tick steps a reader counts in without effort: whole seconds, minutes and hours that
+#: divide the next unit (and tenths for clips of a few seconds).
+TICK_STEPS_S = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800,
+                3600, 7200, 10800, 21600, 43200)
+#: At most this many tick labels per inch of axis (an "0:00:00" label at 8 pt is ~0.5 in).
+TICKS_PER_IN = 1.0
+
+
+def tick_step_s(duration_s: float, max_ticks: int) -> float:
+    """The smallest step of :data:`TICK_STEPS_S` that puts at most ``max_ticks`` intervals
+    on ``duration_s``.
+
+    >>> tick_step_s(20, 10), tick_step_s(600, 10), tick_step_s(3600, 10), tick_step_s(39, 4)
+    (2, 60, 600, 10)
+    """
+    for step in TICK_STEPS_S:
+        if duration_s / step <= max(max_ticks, 1):
+            return step
+    return TICK_STEPS_S[-1] * math.ceil(duration_s / max(max_ticks, 1) / TICK_STEPS_S[-1])
+
+
+def tick_label(t_s: float, step_s: float) -> str:
+    """The time ``t_s`` (a multiple of ``step_s``) written exactly: ``m:ss``, ``h:mm:ss``
+    from an hour on, tenths when the step is under a second.
+
+    >>> tick_label(125, 5), tick_label(3600, 600), tick_label(1.5, 0.5)
+    ('2:05', '1:00:00', '0:01.5')
+    """
+    return format_clock(t_s) if step_s < 1 else format_duration(t_s)
+
+
+def timeline_ticks(duration_s: float, max_ticks: int) -> list[tuple[float, str]]:
+    """Ticks from 0 to ``duration_s`` at a :func:`tick_step_s` step, with their labels.
+
+    >>> [label for _, label in timeline_ticks(20, 10)]
+    ['0:00', '0:02', '0:04', '0:06', '0:08', '0:10', '0:12', '0:14', '0:16', '0:18', '0:20']
+    """
+    step = tick_step_s(duration_s, max_ticks)
+    count = int(math.floor(duration_s / step + 1e-9))
+    # Multiples of the step computed from integers, so 0.1-steps do not drift.
+    return [(round(k * step, 3), tick_label(round(k * step, 3), step)) for k in range(count + 1)]
 @dataclass(frozen=True)
 class TimelineGeometry:
     """Where things are in the PNG, in pixels from its top-left corner."""
@@ -54,6 +99,10 @@ class TimelineGeometry:
     duration_s: float
     band_top_px: float
     band_bottom_px: float
+    #: The time axis' ticks as drawn: (seconds, label), read back from the figure.
+    ticks: tuple[tuple[float, str], ...] = ()
+    #: The legend's entries as drawn, read back from the figure.
+    legend: tuple[str, ...] = ()
 
     def x_of(self, t_s: float) -> float:
         return self.x0_px + (self.x1_px - self.x0_px) * t_s / self.duration_s
@@ -99,18 +148,23 @@ def _draw(Figure, FigureCanvasAgg, procedure, frames, fmt, width_in, dpi):  # no
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         ax.tick_params(labelbottom=ax is axes[-1], labelsize=8)
-    ticks = axes[-1].get_xticks()
-    axes[-1].set_xticks(ticks)
-    axes[-1].set_xticklabels([format_duration(t) for t in ticks])
+    max_ticks = int((width_in - LEFT_IN - RIGHT_IN) * TICKS_PER_IN)
+    ticks = timeline_ticks(duration, max_ticks)
+    axes[-1].set_xticks([t for t, _ in ticks], [label for _, label in ticks])
     axes[-1].set_xlim(0, duration)
-    axes[-1].set_xlabel("time (m:ss)", fontsize=8)
+    axes[-1].set_xlabel("time (h:mm:ss)" if duration >= 3600 else "time (m:ss)", fontsize=8)
+    legend = _draw_legend(band, procedure)
     fig.canvas.draw()
     box = band.get_window_extent()
     width_px, height_px = fig.canvas.get_width_height()
+    drawn_ticks = tuple((float(pos), text.get_text()) for pos, text in
+                        zip(axes[-1].get_xticks(), axes[-1].get_xticklabels(), strict=True))
     geometry = TimelineGeometry(width_px=width_px, height_px=height_px, x0_px=float(box.x0),
                                 x1_px=float(box.x1), duration_s=duration,
                                 band_top_px=float(height_px - box.y1),
-                                band_bottom_px=float(height_px - box.y0))
+                                band_bottom_px=float(height_px - box.y0),
+                                ticks=drawn_ticks,
+                                legend=tuple(t.get_text() for t in legend.get_texts()))
     out = io.BytesIO()
     # Metadata off: no creation date or software tag in the picture.
     metadata = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
@@ -135,6 +189,20 @@ def _draw_band(ax, procedure: Procedure, width_in: float, duration: float) -> No
                     fontsize=8, fontweight="bold", color=text_hex_on(color),
                     bbox=dict(facecolor=UNUSABLE_COLOR, edgecolor="none", pad=1.0)
                     if unusable else None, clip_on=True)
+
+
+def _draw_legend(ax, procedure: Procedure):
+    """Every organ's colour and the hatched grey of ``unusable``, above the band: the
+    picture is read on its own (a slide, a printout) without the report's legend."""
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=label_hex(label, procedure.organ_labels), edgecolor="white",
+                     label=display_label(label)) for label in procedure.organ_labels]
+    handles.append(Patch(facecolor=UNUSABLE_COLOR, edgecolor="white", hatch=HATCH,
+                         label=display_label(UNUSABLE)))
+    return ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.02),
+                     ncol=len(handles), fontsize=7, frameon=False, borderaxespad=0.0,
+                     handlelength=2.2, handleheight=1.1, columnspacing=1.4)
 
 
 def _hatch_unusable(ax, procedure: Procedure) -> None:
