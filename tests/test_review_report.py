@@ -175,3 +175,25 @@ def test_picture_legend_shows_the_hatched_unusable(tmp_path):
     grey = (np.abs(top.astype(int) - hex_to_rgb(UNUSABLE_COLOR)).max(axis=2) < 20).sum()
     dark = (np.abs(top.astype(int) - hex_to_rgb("#3A3D42")).max(axis=2) < 30).sum()
     assert grey > 10 and dark > 10  # grey with dark hatching, as in the band
+
+
+def test_report_names_the_video_only_as_far_as_asked(tmp_path):
+    folder = tmp_path / "Doe Jane 4711"
+    t = make_procedure(folder, name="Doe_Jane_4711.mp4")
+    out = tmp_path / "r.html"
+    shown = {}
+    for mode in (None, "none", "name", "full"):
+        extra = ["--path-in-report", mode] if mode else []
+        assert main(["report", str(t.sections), "--out", str(out), "--no-player",
+                     "--overwrite", *extra]) == 0
+        shown[mode] = out.read_text(encoding="utf-8")
+    for mode in (None, "none"):  # the default names nothing
+        assert "4711" not in shown[mode] and "Jane" not in shown[mode]
+        assert "<title>Procedure review" in shown[mode]
+    assert "Doe_Jane_4711.mp4" in shown["name"] and str(folder) not in shown["name"]
+    assert str(folder / "Doe_Jane_4711.mp4") in shown["full"]
+    assert str(tmp_path) not in shown["name"]  # the model's folder neither
+    # with a player, only the link the browser needs, relative to the report
+    assert main(["report", str(t.sections), "--out", str(out), "--overwrite"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert re.findall(r"Doe[^\"<]*", text) == ["Doe%20Jane%204711/Doe_Jane_4711.mp4"]

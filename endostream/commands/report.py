@@ -22,7 +22,13 @@ from endostream.errors import UsageError
 from endostream.output.guard import add_overwrite_option
 from endostream.review.outputs import check_output
 from endostream.review.procedure import load_procedure, read_frames_csv
-from endostream.review.report import HTML_KINDS, PICTURE_KINDS, write_report
+from endostream.review.report import (
+    DEFAULT_PATH_MODE,
+    HTML_KINDS,
+    PATH_MODES,
+    PICTURE_KINDS,
+    write_report,
+)
 
 EXAMPLES = """\
 examples:
@@ -33,6 +39,15 @@ examples:
 exit codes: 0 done, 2 bad arguments (or an output that would replace an input),
 3 video unreadable, 5 output not writable
 """
+
+def add_path_in_report_option(p: argparse.ArgumentParser) -> None:
+    """``--path-in-report``, shared with ``segment --report``."""
+    p.add_argument("--path-in-report", choices=PATH_MODES, default=DEFAULT_PATH_MODE,
+                   help="how much of the video's path the HTML report shows: the full "
+                        "path, the file name only, or nothing (folder and file names often "
+                        "name the patient; default: %(default)s). A player still links the "
+                        "video relative to the report: use --no-player for a report to share")
+
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
@@ -46,6 +61,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-player", action="store_true",
                    help="no video player in the HTML report (e.g. when the report is shared "
                         "without the recording; default: a player when the video is reachable)")
+    add_path_in_report_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if suffix in HTML_KINDS and procedure.video is None:
         print(f"endostream: the video '{procedure.source.get('path')}' was not found: the "
               "report has no player and no pictures (pass --video PATH)", file=sys.stderr)
-    write_report(procedure, args.out, frames=frames, player=not args.no_player)
+    write_report(procedure, args.out, frames=frames, player=not args.no_player,
+                 path_mode=args.path_in_report)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

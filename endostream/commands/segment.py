@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from endostream.commands.models import model_paths, resolve_model_paths
+from endostream.commands.report import add_path_in_report_option
 from endostream.commands.segment_archive import (
     CSV_BESIDE,
     add_archive_arguments,
@@ -212,6 +213,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="also write the report (.html) or the timeline (.png/.svg), with the "
                         "thumbnails kept during this run; see 'endostream report' "
                         "(default: none)")
+    add_path_in_report_option(p)
     p.add_argument("--quiet", action="store_true",
                    help="no progress line and no table (default: both, on stderr)")
     add_archive_arguments(p)
@@ -287,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
         doc = write_sections(out, **fields)
     review_error = write_alongside(doc, sections_path=out, video=video,
                                    chapters=args.chapters, report=args.report,
-                                   recorder=recorder)
+                                   recorder=recorder, path_mode=args.path_in_report)
     if not args.quiet:
         print(format_sections_table(result.sections), file=sys.stderr if to_stdout else None)
         print(f"{result.frames_analysed} frames analysed of {result.frames_decoded} decoded in "

@@ -24,7 +24,13 @@ from endostream.evaluation.plots import require_matplotlib
 from endostream.review.chapters import MUX_KINDS, TEXT_KINDS, chapters_of, write_chapters
 from endostream.review.procedure import procedure_from_document
 from endostream.review.recorder import AnalysisRecorder
-from endostream.review.report import HTML_KINDS, PICTURE_KINDS, load_template, write_report
+from endostream.review.report import (
+    DEFAULT_PATH_MODE,
+    HTML_KINDS,
+    PICTURE_KINDS,
+    load_template,
+    write_report,
+)
 
 
 def wants_thumbnails(report: Path | None) -> bool:
@@ -50,7 +56,8 @@ def check_alongside(*, chapters: Path | None, report: Path | None) -> None:
 
 def write_alongside(doc: dict[str, Any], *, sections_path: Path, video: Path,
                     chapters: Path | None, report: Path | None,
-                    recorder: AnalysisRecorder | None) -> EndostreamError | None:
+                    recorder: AnalysisRecorder | None,
+                    path_mode: str = DEFAULT_PATH_MODE) -> EndostreamError | None:
     """Write ``chapters`` and ``report`` for the document just written; the first error is
     returned, not raised."""
     if chapters is None and report is None:
@@ -68,7 +75,8 @@ def write_alongside(doc: dict[str, Any], *, sections_path: Path, video: Path,
             write_report(procedure, report,
                          frames=recorder.frame_table() if recorder else None,
                          thumbnails=recorder.thumbnails(procedure.sections)
-                         if recorder and wants_thumbnails(report) else None)
+                         if recorder and wants_thumbnails(report) else None,
+                         path_mode=path_mode)
             print(f"wrote {report}", file=sys.stderr)
         except EndostreamError as e:
             error = error or e

@@ -39,6 +39,26 @@ from endostream.segmentation.section import UNUSABLE
 PICTURE_KINDS = (".png", ".svg")
 HTML_KINDS = (".html", ".htm")
 TEMPLATE = "report.html.j2"
+#: How much of the video's path the report shows (``--path-in-report``). Clinics name
+#: folders and files after patients, and a report is made to be passed on, so the default
+#: shows neither.
+PATH_MODES = ("full", "name", "none")
+DEFAULT_PATH_MODE = "none"
+#: The report's title when it may not name the video.
+UNNAMED_TITLE = "Procedure review"
+
+
+def shown_path(path: str, mode: str) -> str | None:
+    """What the report says of ``path`` under ``--path-in-report mode`` (``None``: nothing).
+
+    >>> [shown_path("/clinic/Doe Jane/2024-05-01.mp4", m) for m in PATH_MODES]
+    ['/clinic/Doe Jane/2024-05-01.mp4', '2024-05-01.mp4', None]
+    """
+    if mode not in PATH_MODES:
+        raise UsageError(f"unknown --path-in-report '{mode}'; use one of {', '.join(PATH_MODES)}")
+    if not path or mode == "none":
+        return None
+    return path if mode == "full" else Path(path).name
 
 
 def clock(t: float) -> str:
@@ -107,8 +127,9 @@ def _percent_encode(path: str) -> str:
 
 def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = None,
                 thumbnails: list[np.ndarray | None] | None = None,
-                player: bool = True) -> str:
-    """The report page as text (see the module docstring)."""
+                player: bool = True, path_mode: str = DEFAULT_PATH_MODE) -> str:
+    """The report page as text (see the module docstring); ``path_mode`` is one of
+    :data:`PATH_MODES` and applies to the video's and the model's paths."""
     template = load_template()
     png, geometry = draw_timeline(procedure, frames, fmt="png")
     if thumbnails is None:
@@ -129,8 +150,9 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
         video_src = video_link(procedure.video, out)
     vtt = to_webvtt(chapters_of(procedure.sections)).encode("utf-8")
     models = procedure.models
+    video_shown = shown_path(str(source.get("path") or ""), path_mode)
     context: dict[str, Any] = {
-        "title": Path(str(source.get("path") or procedure.sections_path)).name,
+        "title": (Path(video_shown).name if video_shown else None) or UNNAMED_TITLE,
         "complete": procedure.complete,
         "rows": rows,
         "timeline": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
@@ -140,14 +162,16 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
         "video_src": video_src,
         "chapters_vtt": "data:text/vtt;base64," + base64.b64encode(vtt).decode("ascii"),
         "source": {
-            "path": str(source.get("path") or ""),
+            "path": video_shown,
             "size": f"{source.get('width')}x{source.get('height')}",
             "fps": f"{source['fps']:.3g}" if source.get("fps") else "?",
             "frames": source.get("frames"),
             "duration": clock(procedure.duration_s),
         },
         "model": {
-            "path": str(models.get("path") or "?"),
+            # A model's path names no patient, but may name a colleague's home folder.
+            "path": shown_path(str(models.get("path") or ""),
+                               "full" if path_mode == "full" else "name"),
             "sha256": ", ".join(h[:12] for h in str(models.get("sha256") or "").split(",")),
             "heads": {h: ", ".join(map(display_label, labels))
                       for h, labels in (models.get("heads") or {}).items()},
@@ -166,7 +190,7 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
 def write_report(procedure: Procedure, out: str | os.PathLike, *,
                  frames: FrameTable | None = None,
                  thumbnails: list[np.ndarray | None] | None = None,
-                 player: bool = True) -> Path:
+                 player: bool = True, path_mode: str = DEFAULT_PATH_MODE) -> Path:
     """Write the kind ``out``'s extension names: ``.html``, or the timeline ``.png``/``.svg``.
 
     ``thumbnails`` (one small RGB array per section) skips decoding them again.
@@ -177,7 +201,8 @@ def write_report(procedure: Procedure, out: str | os.PathLike, *,
         data, _ = draw_timeline(procedure, frames, fmt=suffix[1:])
         write_bytes_atomic(out, data, hint="choose another --out")
     elif suffix in HTML_KINDS:
-        html = render_html(procedure, out, frames=frames, thumbnails=thumbnails, player=player)
+        html = render_html(procedure, out, frames=frames, thumbnails=thumbnails, player=player,
+                           path_mode=path_mode)
         write_text_atomic(out, html, hint="choose another --out")
     else:
         raise UsageError(f"unknown report kind '{out.suffix or out.name}'; end --out with "
