@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "live overlay (or headless run) on a camera or a file played in real time"),
     "synth": ("endostream.commands.synth",
               "generate a synthetic stand-in procedure video (or a training dataset)"),
+    "dataset": ("endostream.commands.dataset",
+                "turn reviewed sections files and their videos into a labels CSV for train"),
     "train": ("endostream.export.train_command",
               "fine-tune an EfficientNetB0 quality or organ classifier (thesis recipe)"),
     "evaluate": ("endostream.commands.evaluate",

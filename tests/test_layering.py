@@ -8,7 +8,7 @@ when a package folder does not ship in the wheel.
 Runtime stages, bottom to top: the shared core (``errors``, ``frames``, ``contract``,
 ``crop``, ``fov``, ``bundled``) → ``sources`` → ``inference`` → ``segmentation`` →
 ``output`` → ``pipeline`` → ``evaluation`` / ``synth`` / ``archive`` → ``review`` →
-``commands`` → ``cli``. ``export`` (torch) and ``gui`` (Qt) sit beside the top and use the
+``loop`` → ``commands`` → ``cli``. ``export`` (torch) and ``gui`` (Qt) sit beside the top and use the
 runtime, never ``commands`` or ``cli``; the runtime never imports torch, Qt or ``export``,
 except that ``commands.live`` starts the window from inside a function; only ``archive``
 imports Ray.
@@ -42,8 +42,9 @@ ALLOWED = {
     "synth": {"core", "segmentation", "output"},
     "archive": {"core", "sources", "inference", "segmentation", "output", "pipeline"},
     "review": {"core", "sources", "segmentation", "output", "evaluation"},
+    "loop": {"core", "sources", "segmentation", "output", "evaluation", "review"},
     "commands": {"core", "sources", "inference", "segmentation", "output", "pipeline",
-                 "evaluation", "synth", "archive", "review"},
+                 "evaluation", "synth", "archive", "review", "loop"},
     "cli": {"core", "commands"},
     "export": {"core", "sources", "inference", "segmentation", "output", "evaluation",
                "synth"},

@@ -25,8 +25,10 @@ may be an image or a video (by extension, :data:`VIDEO_EXTENSIONS`); for a video
 
 - column ``frame`` set: that one decoder frame index (0-based);
 - else ``start_s`` / ``end_s`` (either may be empty): the stretch is sampled at
-  ``video_fps`` frames per second (default :data:`DEFAULT_VIDEO_FPS`);
-- neither: the whole video at ``video_fps``.
+  ``video_fps`` frames per second (default :data:`DEFAULT_VIDEO_FPS`), or at the row's own
+  ``fps`` column where it has one (``endostream dataset`` writes it, so the rate chosen
+  there travels with the file);
+- neither: the whole video at ``video_fps`` (or the row's ``fps``).
 
 Video frames are decoded once when the set is read, through
 :class:`endostream.sources.FileSource` with the runtime's :class:`ContentCropper`, and kept
@@ -165,6 +167,11 @@ def read_dataset(path: str | Path, task: str, *, video_fps: float = DEFAULT_VIDE
     path = Path(path)
     if not path.exists():
         raise UsageError(f"dataset not found: '{path}'; give a folder of class folders or a CSV")
+    if path.is_file() and path.suffix.lower() == ".json":
+        # Most likely a (reviewed) sections.json: it becomes training data through a CSV.
+        raise UsageError(f"'{path}' is not a data set; turn reviewed sections files into "
+                         f"one with 'endostream dataset {path.name} --out DIR/labels.csv' "
+                         "and train on that CSV")
     if path.is_file():
         ds = _read_csv(path, task, video_fps)
     else:
@@ -227,6 +234,16 @@ def _read_folders(root: Path, task: str, csv_path: Path | None) -> LabelledSet:
         log.warning("%s: %d of %d images have no recording id; each counts as its own "
                     "recording", root, invented, len(samples))
     return LabelledSet(task, labels, tuple(samples), root, recordings_known=invented == 0)
+
+
+def label_rows(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a labels CSV as dicts (lower-case column names, values stripped), for
+    tools that copy or merge labels CSVs; :class:`UsageError` when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"labels CSV not found: '{path}'; give a labels CSV (or a folder "
+                         f"holding {LABELS_CSV})")
+    return _csv_rows(path)
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
@@ -299,7 +316,7 @@ def _video_samples(file: Path, requests: list[tuple[dict[str, str], int, str]],
 
     where = f"{csv_path} ({file.name})"
     by_frame: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    ranges: list[tuple[float, float, int, str]] = []
+    ranges: list[tuple[float, float, int, str, float]] = []
     for row, label, rec in requests:
         if row.get("frame"):
             try:
@@ -310,9 +327,13 @@ def _video_samples(file: Path, requests: list[tuple[dict[str, str], int, str]],
         else:
             start = _float_or_none(row, "start_s", where) or 0.0
             end = _float_or_none(row, "end_s", where)
-            ranges.append((start, float("inf") if end is None else end, label, rec))
-    # Frame indices need every frame decoded; time ranges only the sampled ones.
-    sample_fps = None if by_frame else video_fps
+            fps = _float_or_none(row, "fps", where) or video_fps
+            if not fps > 0:
+                raise UsageError(f"{where}: 'fps' must be positive, got '{row['fps']}'")
+            ranges.append((start, float("inf") if end is None else end, label, rec, fps))
+    # Frame indices need every frame decoded; time ranges only the sampled ones (at the
+    # highest rate any row asks for; each range is thinned to its own below).
+    sample_fps = None if by_frame else max((r[4] for r in ranges), default=video_fps)
     last_frame = max(by_frame, default=-1)
     last_s = max((r[1] for r in ranges), default=-1.0)
     next_tick: list[float] = [r[0] for r in ranges]
@@ -324,11 +345,11 @@ def _video_samples(file: Path, requests: list[tuple[dict[str, str], int, str]],
                 break
             for label, rec in by_frame.get(frame.index, ()):
                 out.append(Sample(file, label, rec, frame.index, frame.pts_s, frame.image))
-            for k, (start, end, label, rec) in enumerate(ranges):
-                # With every frame decoded (sample_fps None), thin each range to video_fps.
+            for k, (start, end, label, rec, fps) in enumerate(ranges):
+                # Thin each range to its own rate (every frame may have been decoded).
                 if start <= frame.pts_s < end and frame.pts_s >= next_tick[k] - 1e-6:
                     out.append(Sample(file, label, rec, frame.index, frame.pts_s, frame.image))
-                    next_tick[k] = max(next_tick[k] + 1.0 / video_fps, frame.pts_s)
+                    next_tick[k] = max(next_tick[k] + 1.0 / fps, frame.pts_s)
     found = {s.frame for s in out}
     lost = sorted(set(by_frame) - found)
     if lost:

@@ -1,0 +1,110 @@
+"""Turn reviewed sections files (and their videos) into a labels CSV that train reads.
+
+Each section becomes one row pointing at the video: the trainer samples it at --fps frames
+per second, leaving out --margin seconds on both sides of every boundary between two
+sections. Organ sections give the organ label; unusable sections give quality 'bad'. The
+quality of frames inside an organ section is not known from the review: --organ-quality
+good (the default) labels them good, unknown leaves it empty (then --task both teaches only
+the organ head on them, and --task quality skips them). The recording of every row is the
+video's file name, so train splits by recording. --include adds the rows of other labels
+CSVs (paths rewritten), to train on old and new labels in one run.
+
+Every file is checked before anything is written: the schema, sections ordered and
+covering the video without gaps or overlaps, labels the model knows (or --labels), and
+the video being the one the file names (frame size and duration).
+
+exit codes: 0 done, 2 bad arguments or a sections file that cannot be training data
+(including a video that is not the one it names), 3 video missing or unreadable,
+5 output not writable
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from endostream.errors import UsageError
+from endostream.loop.dataset import (
+    DEFAULT_FPS,
+    DEFAULT_MARGIN_S,
+    ORGAN_QUALITY_CHOICES,
+    included_rows,
+    labels_csv_text,
+    reviewed_rows,
+)
+from endostream.output.atomic import write_text_atomic
+from endostream.output.guard import add_overwrite_option, check_outputs, output_folder
+
+EXAMPLES = """\
+examples:
+  endostream dataset reviewed/*.sections.json --out corrected/labels.csv
+  endostream dataset a.sections.json --video /archive/a.mp4 --out ds/labels.csv --fps 2
+  endostream dataset reviewed/*.json --out ds/labels.csv --include old/labels.csv
+  endostream train ds/labels.csv --task both --out both.pth --init imagenet
+
+exit codes: 0 done, 2 bad arguments or sections file (or the wrong video),
+3 video missing or unreadable, 5 output not writable
+"""
+
+
+def _labels(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected organ labels separated by commas")
+    return names
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sections", type=Path, nargs="+", metavar="SECTIONS",
+                   help="reviewed sections.json files; each video is found where the file "
+                        "says (as for 'report')")
+    p.add_argument("--out", type=Path, required=True, metavar="labels.csv",
+                   help="the labels CSV to write (paths in it are relative to it)")
+    p.add_argument("--video", type=Path, metavar="VIDEO",
+                   help="the video of a single SECTIONS file, where it moved "
+                        "(default: the file's source.path)")
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS, metavar="FPS",
+                   help="frames sampled per second inside each section (default: %(default)g)")
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN_S, metavar="SECONDS",
+                   help="left out on both sides of each boundary between sections "
+                        "(default: %(default)g)")
+    p.add_argument("--organ-quality", choices=ORGAN_QUALITY_CHOICES, default="good",
+                   help="quality label of frames inside organ sections: good, or unknown "
+                        "(left empty; default: %(default)s)")
+    p.add_argument("--labels", type=_labels, metavar="A,B,...",
+                   help="organ labels accepted in the sections (default: the organ head of "
+                        "the model each file was made with)")
+    p.add_argument("--include", type=Path, action="append", default=[], metavar="CSV",
+                   help="also copy the rows of this labels CSV (or folder holding labels.csv; "
+                        "repeat for more) (default: none)")
+    add_overwrite_option(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.video is not None and len(args.sections) > 1:
+        raise UsageError("--video names the video of one SECTIONS file; with several, keep "
+                         "each video where its file says")
+    check_outputs({"--out": args.out},
+                  {"SECTIONS": list(args.sections), "--video": args.video,
+                   "--include": list(args.include)}, overwrite=args.overwrite)
+    csv_dir = output_folder(args.out)
+    rows = []
+    for path in args.sections:
+        rows += reviewed_rows(path, video=args.video, csv_dir=csv_dir, fps=args.fps,
+                              margin_s=args.margin, organ_quality=args.organ_quality,
+                              labels=args.labels)
+    included = [row for path in args.include for row in included_rows(path, csv_dir)]
+    if not rows and not included:
+        raise UsageError("no section is longer than its margins; lower --margin")
+    write_text_atomic(args.out, labels_csv_text(rows, included), hint="choose another --out")
+    frames = sum(r.frames for r in rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        key = r.organ or f"quality {r.quality}"
+        counts[key] = counts.get(key, 0) + r.frames
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    print(f"wrote {args.out}: {len(rows)} sections of {len(args.sections)} file(s), about "
+          f"{frames} frames ({summary})"
+          + (f", plus {len(included)} rows included" if included else ""), file=sys.stderr)
+    return 0
