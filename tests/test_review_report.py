@@ -100,6 +100,7 @@ def test_html_without_the_video_has_no_player(tmp_path, capsys):
     assert main(["report", str(t.sections), "--out", str(out)]) == 0
     text = out.read_text()
     assert "<video" not in text and text.count("no picture") == len(LAYOUT)
+    assert "No player: the recording was not found" in text  # said, not a silent gap
     assert "was not found" in capsys.readouterr().err
     # --video finds it again
     assert main(["report", str(t.sections), "--out", str(out),

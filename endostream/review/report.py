@@ -32,7 +32,7 @@ from endostream.output.table import format_clock
 from endostream.review.chapters import chapters_of, to_webvtt
 from endostream.review.procedure import FrameTable, Procedure
 from endostream.review.thumbnails import data_uri, section_thumbnails
-from endostream.review.timeline_plot import draw_timeline
+from endostream.review.timeline_plot import draw_timeline, timeline_ticks
 from endostream.segmentation.section import UNUSABLE
 
 #: Report kinds by file extension.
@@ -149,6 +149,7 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
     if player and procedure.video is not None:
         video_src = video_link(procedure.video, out)
     vtt = to_webvtt(chapters_of(procedure.sections)).encode("utf-8")
+    duration = geometry.duration_s
     models = procedure.models
     video_shown = shown_path(str(source.get("path") or ""), path_mode)
     context: dict[str, Any] = {
@@ -160,6 +161,15 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
         "timeline_x1": geometry.x1_px / geometry.width_px,
         "duration_s": round(geometry.duration_s, 3),
         "video_src": video_src,
+        "video_missing": player and procedure.video is None,
+        "bar": [{"label": display_label(s.label), "start": clock(s.start_s),
+                 "width": round(max(s.end_s - s.start_s, 0.0), 3),
+                 "color": label_hex(s.label, procedure.organ_labels),
+                 "text_color": text_hex_on(label_hex(s.label, procedure.organ_labels)),
+                 "unusable": s.label == UNUSABLE} for s in procedure.sections],
+        # Four intervals: a phone's bar is ~370 px wide and a label ~40 px.
+        "bar_ticks": [{"left": round(100 * t / duration, 3), "label": label}
+                      for t, label in timeline_ticks(duration, 4)],
         "chapters_vtt": "data:text/vtt;base64," + base64.b64encode(vtt).decode("ascii"),
         "source": {
             "path": video_shown,
