@@ -197,4 +197,4 @@ def test_report_names_the_video_only_as_far_as_asked(tmp_path):
     # with a player, only the link the browser needs, relative to the report
     assert main(["report", str(t.sections), "--out", str(out), "--overwrite"]) == 0
     text = out.read_text(encoding="utf-8")
-    assert re.findall(r"Doe[^\"<]*", text) == ["Doe%20Jane%204711/Doe_Jane_4711.mp4"]
+    assert set(re.findall(r"Doe[^\"<]*", text)) == {"Doe%20Jane%204711/Doe_Jane_4711.mp4"}
