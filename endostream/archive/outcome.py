@@ -10,7 +10,7 @@ write the same sections.
 
 >>> from endostream.inference.classifier import Classifier  # doctest: +SKIP
 >>> out = analyse_video(job, Classifier.load("m.onnx"), SegmentOptions())  # doctest: +SKIP
->>> out.status, len(out.document["sections"])  # doctest: +SKIP
+>>> out.status, len(out.document.sections)  # doctest: +SKIP
 ('done', 3)
 """
 
@@ -20,8 +20,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
 from endostream.archive.inputs import ArchiveJob
 from endostream.errors import (
     EXIT_INTERNAL,
@@ -30,9 +28,9 @@ from endostream.errors import (
 )
 from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
-from endostream.output.atomic import write_json_atomic
 from endostream.output.frames_csv import FrameCsvWriter
-from endostream.output.sections_file import build_document
+from endostream.output.document import SectionsDocument
+from endostream.output.sections_file import build_document, write_document
 from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
 
 #: Status of a video whose result is complete (written this run).
@@ -53,7 +51,7 @@ class VideoOutcome:
     """
 
     job: ArchiveJob
-    document: dict[str, Any] | None
+    document: SectionsDocument | None
     predictions: tuple[Prediction, ...] | None
     error: str | None
     exit_code: int
@@ -64,7 +62,7 @@ class VideoOutcome:
     def status(self) -> str:
         if self.document is None:
             return FAILED
-        if self.document["complete"]:
+        if self.document.complete:
             return DONE
         return INTERRUPTED if self.exit_code == EXIT_INTERRUPTED else PARTIAL
 
@@ -115,7 +113,7 @@ def store(outcome: VideoOutcome) -> None:
     job = outcome.job
     job.output.parent.mkdir(parents=True, exist_ok=True)
     if job.csv is not None and outcome.predictions is not None:
-        writer = FrameCsvWriter(job.csv, doc["models"]["heads"])
+        writer = FrameCsvWriter(job.csv, doc.heads)
         try:
             for p in outcome.predictions:
                 writer.write(p)
@@ -123,5 +121,5 @@ def store(outcome: VideoOutcome) -> None:
             writer.discard()
             raise
         writer.close()
-    write_json_atomic(job.output, doc, hint="choose another --out-dir")
+    write_document(job.output, doc, hint="choose another --out-dir")
 

@@ -8,12 +8,15 @@ false``, a touched video, another model or other settings — is redone. A file 
 output path that is not an endostream sections file is never overwritten without
 ``--force``.
 
->>> settings = AnalysisSettings(models_sha256="ab" * 32, sample_fps=5.0,
-...                             segmenter={"mode": "offline", "min_section_s": 3.0})
->>> doc = {"schema": "endostream.sections/1", "complete": True,
-...        "models": {"sha256": "ab" * 32},
-...        "analysis": {"sample_fps": 5.0, "segmenter": settings.segmenter,
-...                     "input": {"size_bytes": 10, "mtime_ns": 7}}}
+>>> from endostream.output.sections_file import build_document
+>>> from endostream.segmentation.section import Section
+>>> from endostream.frames import SourceInfo
+>>> settings = AnalysisSettings.of("ab" * 32, 5.0, SegmenterConfig())
+>>> doc = build_document(complete=True, source=SourceInfo("a.mp4", 25.0, 100, 4.0, 64, 48),
+...                      models={"path": "m.onnx", "sha256": "ab" * 32, "heads": {}},
+...                      frames_analysed=20, sample_fps=5.0, segmenter=settings.segmenter,
+...                      extra_analysis={"input": {"size_bytes": 10, "mtime_ns": 7}},
+...                      sections=[Section("nose", 0.0, 4.0, 0, 99, 1.0, 0.9)])
 >>> settings.stale_reason(doc, InputFingerprint(10, 7)) is None
 True
 >>> settings.stale_reason(doc, InputFingerprint(11, 7))
@@ -23,12 +26,13 @@ True
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from endostream.errors import OutputError
-from endostream.output.sections_file import SCHEMA_ID
+from endostream.output.document import NotSectionsFile, SectionsDocument, read_sections
 from endostream.pipeline.offline import rate_above_video
 from endostream.segmentation.config import SegmenterConfig
 from endostream.segmentation.offline import describe_offline
@@ -56,39 +60,50 @@ class AnalysisSettings:
     @classmethod
     def of(cls, models_sha256: str, sample_fps: float | None,
            config: SegmenterConfig) -> AnalysisSettings:
-        # As the offline segmenter describes itself in analysis.segmenter, through JSON so
-        # that it compares equal to what a file holds.
-        segmenter = json.loads(json.dumps(describe_offline(config)))
-        return cls(models_sha256, sample_fps, segmenter)
+        # As the offline segmenter describes itself in analysis.segmenter.
+        return cls(models_sha256, sample_fps, describe_offline(config))
 
-    def stale_reason(self, doc: Any, fingerprint: InputFingerprint) -> str | None:
-        """``None`` when ``doc`` (a parsed sections file) can be kept, else why not."""
-        if not is_ours(doc):
-            return "not an endostream sections file"
-        if doc.get("complete") is not True:
+    def stale_reason(self, doc: SectionsDocument, fingerprint: InputFingerprint) -> str | None:
+        """``None`` when ``doc`` (a checked sections file) can be kept, else why not."""
+        if not doc.complete:
             return "incomplete (complete: false)"
-        analysis = doc.get("analysis") or {}
-        if analysis.get("input") != fingerprint.to_json():
+        if doc.analysis.input_fingerprint != fingerprint.to_json():
             return "the video changed since"
-        if (doc.get("models") or {}).get("sha256") != self.models_sha256:
+        if doc.models.sha256 != self.models_sha256:
             return "made with another model"
-        if not self._same_rate(analysis.get("sample_fps"), (doc.get("source") or {}).get("fps")) \
-                or analysis.get("segmenter") != self.segmenter:
+        if not self._same_rate(doc.analysis.sample_fps, doc.source.fps) \
+                or dict(doc.analysis.segmenter) != self.segmenter:
             return "made with other analysis settings"
         return None
 
-    def _same_rate(self, recorded: Any, video_fps: Any) -> bool:
+    def _same_rate(self, recorded: float | None, video_fps: float | None) -> bool:
         """Whether a file's ``analysis.sample_fps`` is what this run would record: the
         requested rate, or ``null`` where that rate was above the video's frame rate (every
         frame analysed; :func:`~endostream.pipeline.offline.segment_video` records that)."""
         if recorded == self.sample_fps:
             return True
-        return (recorded is None and isinstance(video_fps, (int, float))
-                and rate_above_video(self.sample_fps, video_fps))
+        return recorded is None and rate_above_video(self.sample_fps, video_fps)
+
+
+def read_result(path: Path) -> SectionsDocument | None:
+    """The sections file at ``path`` (:func:`~endostream.output.document.read_sections`);
+    ``None`` when there is none.
+
+    A file that is there but is not an endostream sections file (unreadable, not JSON,
+    another schema) raises :class:`OutputError`: it is not ours, so it is not replaced
+    without ``--force``. One of ours that breaks the schema or an invariant raises
+    :class:`~endostream.errors.UsageError`: it is redone.
+    """
+    if not os.path.lexists(path):
+        return None
+    try:
+        return read_sections(path)
+    except NotSectionsFile as e:
+        raise OutputError(f"{e}; move it away or pass --force to replace it") from None
 
 
 def read_existing(path: Path) -> Any:
-    """The parsed JSON at ``path``; ``None`` when there is no file.
+    """The parsed JSON at ``path`` (the archive summary); ``None`` when there is no file.
 
     A file that is there but is not JSON raises :class:`OutputError`: it is not ours, so
     it is not replaced without ``--force``.
@@ -103,10 +118,5 @@ def read_existing(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError:
-        raise OutputError(f"'{path}' exists and is not an endostream sections file; move it "
-                          "away or pass --force to replace it") from None
-
-
-def is_ours(doc: Any) -> bool:
-    """Whether a parsed file is an endostream sections document (ours to replace)."""
-    return isinstance(doc, dict) and doc.get("schema") == SCHEMA_ID
+        raise OutputError(f"'{path}' exists and is not JSON; move it away or pass "
+                          "--force to replace it") from None

@@ -31,7 +31,12 @@ from endostream.archive.inputs import SUMMARY_JSON, ArchiveJob
 from endostream.archive.local import LocalEngine, ModelSpec
 from endostream.archive.outcome import INTERRUPTED, VideoOutcome, store
 from endostream.archive.progress import ArchiveProgress
-from endostream.archive.resume import AnalysisSettings, InputFingerprint, is_ours, read_existing
+from endostream.archive.resume import (
+    AnalysisSettings,
+    InputFingerprint,
+    read_existing,
+    read_result,
+)
 from endostream.archive.summary import (
     FAILURE_STATUSES,
     SCHEMA_ID,
@@ -143,7 +148,7 @@ def run_archive(jobs: Sequence[ArchiveJob], config: ArchiveConfig, *,
             for outcome in engine.process(pending):
                 store(outcome)
                 if outcome.document is not None and not labels:
-                    labels = [*outcome.document["models"]["heads"].get("organ", []), UNUSABLE]
+                    labels = [*outcome.document.heads.get("organ", ()), UNUSABLE]
                 record = _record(outcome, config)
                 records[outcome.job.name] = record
                 interrupted |= outcome.status == INTERRUPTED
@@ -235,20 +240,18 @@ def _existing_record(job: ArchiveJob, config: ArchiveConfig, settings: AnalysisS
     analysed."""
     rel = _rel(job.output, config)
     try:
-        doc = read_existing(job.output)
+        doc = read_result(job.output)
     except OutputError as e:
         return None if config.force else _stamp(VideoRecord(job.name, rel, "failed",
                                                             error=str(e)), job)
+    except UsageError as e:  # ours, but broken: redone
+        log.info("redoing %s: %s", job.name, e)
+        return None
     if doc is None and unreadable is not None and \
             (unreadable.size_bytes, unreadable.mtime_ns) == (job.size_bytes, job.mtime_ns):
         return replace(unreadable, wall_s=None, worker=None)
     if doc is None or config.force:
         return None
-    if not is_ours(doc):
-        return _stamp(VideoRecord(job.name, rel, "failed",
-                                  error=f"'{job.output}' exists and is not an endostream "
-                                        "sections file; move it away or pass --force to "
-                                        "replace it"), job)
     reason = settings.stale_reason(doc, InputFingerprint(job.size_bytes, job.mtime_ns))
     if reason is None and job.csv is not None and not job.csv.exists():
         reason = "its per-frame CSV is missing"

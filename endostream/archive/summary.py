@@ -12,9 +12,14 @@ Statuses: ``done`` (analysed this run), ``skipped`` (an up-to-date result was ke
 ``interrupted`` (in flight at Ctrl+C: written with ``complete: false``), ``failed``
 (nothing could be analysed), ``pending`` (not reached yet).
 
->>> doc = {"complete": True, "source": {"duration_s": 20.0}, "analysis": {"frames_analysed": 100},
-...        "sections": [{"label": "nose", "start_s": 0, "end_s": 15},
-...                     {"label": "unusable", "start_s": 15, "end_s": 20}]}
+>>> from endostream.output.sections_file import build_document
+>>> from endostream.segmentation.section import Section
+>>> from endostream.frames import SourceInfo
+>>> doc = build_document(complete=True, source=SourceInfo("a.mp4", 5.0, 100, 20.0, 64, 48),
+...                      models={"path": "m.onnx", "sha256": "0" * 64, "heads": {}},
+...                      frames_analysed=100, sample_fps=None, segmenter={},
+...                      sections=[Section("nose", 0, 15, 0, 74, 1, 1),
+...                                Section("unusable", 15, 20, 75, 99, 0, 1)])
 >>> r = VideoRecord.from_document("a.mp4", "a.mp4.sections.json", "done", doc, wall_s=2.0)
 >>> r.seconds_per_label, r.unusable_share
 ({'nose': 15.0, 'unusable': 5.0}, 0.25)
@@ -34,6 +39,7 @@ from typing import Any
 
 from endostream.archive.inputs import SUMMARY_CSV, SUMMARY_JSON
 from endostream.output.atomic import write_json_atomic, write_text_atomic
+from endostream.output.document import SectionsDocument
 from endostream.segmentation.section import UNUSABLE
 
 #: Schema identifier written into every summary.
@@ -71,20 +77,17 @@ class VideoRecord:
     mtime_ns: int | None = None
 
     @classmethod
-    def from_document(cls, name: str, output: str, status: str, doc: dict[str, Any], *,
+    def from_document(cls, name: str, output: str, status: str, doc: SectionsDocument, *,
                       error: str | None = None, wall_s: float | None = None,
                       worker: str | None = None) -> VideoRecord:
         """The record of a video from its sections document."""
-        per_label: dict[str, float] = {}
-        for s in doc.get("sections", []):
-            per_label[s["label"]] = per_label.get(s["label"], 0.0) + s["end_s"] - s["start_s"]
-        per_label = {k: round(v, 3) for k, v in per_label.items()}
+        per_label = doc.seconds_per_label()
         covered = sum(per_label.values())
         return cls(
             name=name, output=output, status=status, error=error,
-            duration_s=(doc.get("source") or {}).get("duration_s"),
-            frames_analysed=(doc.get("analysis") or {}).get("frames_analysed"),
-            sections=len(doc.get("sections", [])),
+            duration_s=doc.source.duration_s,
+            frames_analysed=doc.analysis.frames_analysed,
+            sections=len(doc.sections),
             seconds_per_label=per_label,
             unusable_share=round(per_label.get(UNUSABLE, 0.0) / covered, 4) if covered else None,
             wall_s=round(wall_s, 3) if wall_s is not None else None,

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     video = procedure.require_video()
     check_output(args.out, inputs=[args.sections, video, args.csv], overwrite=args.overwrite)
     frames = read_frames_csv(args.csv) if args.csv else None
-    progress = Progress(procedure.source.get("frames"), enabled=not args.quiet,
+    progress = Progress(procedure.source.frames, enabled=not args.quiet,
                         label="frames")
     try:
         annotate_video(procedure, args.out, frames=frames, keep_metadata=args.keep_metadata,

@@ -41,6 +41,7 @@ from endostream.evaluation.sections import DEFAULT_IOU_THRESHOLD, evaluate_secti
 from endostream.evaluation.shortcut import DEFAULT_CHECK_FRAMES, pick_frames, shortcut_check
 from endostream.inference.defaults import batch_help, default_batch
 from endostream.output.atomic import write_json_atomic
+from endostream.output.document import SCHEMA_ID, SectionsDocument
 from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
 from endostream.output.table import format_clock
 from endostream.segmentation.section import Section
@@ -234,15 +235,22 @@ TRUTH_DEFAULTS = {"start_frame": -1, "end_frame": -1, "good_fraction": 1.0, "con
 
 
 def read_sections_file(path: Path, what: str) -> list[Section]:
-    """Sections from a truth or sections JSON file: a ``"sections"`` list of objects with
-    ``label``, ``start_s``, ``end_s`` (other fields optional), or such a list on its own."""
+    """Sections from a truth or sections JSON file.
+
+    A ``sections.json`` (schema ``endostream.sections/1``) goes through the one reader,
+    :func:`~endostream.output.document.read_sections`, and must pass its checks. Anything
+    else is read as a truth file: a ``"sections"`` list of objects with ``label``,
+    ``start_s``, ``end_s`` (other fields optional), or such a list on its own.
+    """
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{what} file not found: '{path}'; check the path") from None
     except (OSError, ValueError) as e:
         raise UsageError(f"cannot read {what} file '{path}': {e}") from None
-    items = doc.get("sections") if isinstance(doc, dict) else doc
+    if isinstance(data, dict) and data.get("schema") == SCHEMA_ID:
+        return list(SectionsDocument.from_json(data, origin=path).sections)
+    items = data.get("sections") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise UsageError(f"'{path}' has no \"sections\" list; give a sections.json or a "
                          "truth file written by endostream synth")

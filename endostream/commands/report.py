@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                  overwrite=args.overwrite)
     frames = read_frames_csv(args.csv) if args.csv else None
     if suffix in HTML_KINDS and procedure.video is None:
-        print(f"endostream: the video '{procedure.source.get('path')}' was not found: the "
+        print(f"endostream: the video '{procedure.source.path}' was not found: the "
               "report has no player and no pictures (pass --video PATH)", file=sys.stderr)
     write_report(procedure, args.out, frames=frames, player=not args.no_player,
                  path_mode=args.path_in_report)

@@ -20,7 +20,6 @@ Several videos, a folder, a glob or --from-list with --out-dir DIR make an archi
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import sys
@@ -283,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
     to_stdout = is_stdout(out)
     if to_stdout:
         doc = build_document(**fields)
-        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(doc.dumps())
         sys.stdout.flush()
     else:
         doc = write_sections(out, **fields)

@@ -1,36 +1,43 @@
-"""The ``sections.json`` document (schema ``endostream.sections/1``).
+"""Writing ``sections.json`` (schema ``endostream.sections/1``).
 
-:func:`build_document` assembles the document in the schema's key order and
-:func:`write_sections` writes it atomically (:mod:`endostream.output.atomic`), so a reader
-never sees half a file, even after a crash or Ctrl+C. The offline pipeline, the live
-session and the archive all build their documents here.
+The document itself is :class:`~endostream.output.document.SectionsDocument` (with its one
+reader, :func:`~endostream.output.document.read_sections`); :func:`write_sections` writes
+one atomically (:mod:`endostream.output.atomic`), so a reader never sees half a file, even
+after a crash or Ctrl+C. :func:`build_document` assembles a document from a run's parts;
+the offline pipeline, the live session and the archive all build their documents here.
 
-The JSON Schema ships in the package (``endostream/schema/sections.schema.json``) and is
-what the tests validate against; the README documents every field.
+The JSON Schema ships in the package (``endostream/schema/sections.schema.json``); the
+reader checks every file against it and the README documents every field.
 
 >>> from endostream.segmentation.section import Section
 >>> from endostream.frames import SourceInfo
 >>> doc = build_document(sections=[Section("nose", 0.0, 41.3, 0, 1238, 0.86, 0.95)],
 ...                      complete=True, source=SourceInfo("v.mp4", 30.0, 1239, 41.3, 640, 480),
-...                      models={}, frames_analysed=207, sample_fps=5.0, segmenter={})
->>> doc["schema"], doc["sections"][0]["label"]
+...                      models={"path": "m.onnx", "sha256": "0" * 64, "heads": {}},
+...                      frames_analysed=207, sample_fps=5.0, segmenter={})
+>>> doc.to_json()["schema"], doc.sections[0].label
 ('endostream.sections/1', 'nose')
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Sequence
-from importlib import resources
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from endostream.frames import SourceInfo
-from endostream.output.atomic import write_json_atomic
+from endostream.output.atomic import write_text_atomic
+from endostream.output.document import (
+    SCHEMA_ID,
+    Analysis,
+    ModelsInfo,
+    SectionsDocument,
+    sections_schema,
+)
 from endostream.segmentation.section import Section
 
-#: Schema identifier written into every document.
-SCHEMA_ID = "endostream.sections/1"
+__all__ = ["SCHEMA_ID", "DEFAULT_SECTIONS_SUFFIX", "schema", "build_document",
+           "write_document", "write_sections"]
 
 #: Suffix of a video's sections file when endostream names it (beside the video, or in an
 #: archive's --out-dir).
@@ -39,8 +46,7 @@ DEFAULT_SECTIONS_SUFFIX = ".sections.json"
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of ``sections.json`` shipped with the package."""
-    text = resources.files("endostream").joinpath("schema/sections.schema.json").read_text()
-    return json.loads(text)
+    return sections_schema()
 
 
 def build_document(
@@ -48,44 +54,35 @@ def build_document(
     sections: Sequence[Section],
     complete: bool,
     source: SourceInfo,
-    models: dict[str, Any],
+    models: Mapping[str, Any],
     frames_analysed: int,
     sample_fps: float | None,
-    segmenter: dict[str, Any],
-    extra_analysis: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Assemble a ``sections.json`` document in the schema's key order.
+    segmenter: Mapping[str, Any],
+    extra_analysis: Mapping[str, Any] | None = None,
+) -> SectionsDocument:
+    """A run's parts as a :class:`SectionsDocument`, as its file will read back (times
+    rounded as written).
 
-    ``source`` is written as given (callers pass what was really decoded), times rounded to
-    the millisecond; ``models`` is :meth:`Classifier.describe`; ``extra_analysis`` adds
-    run-specific facts under ``analysis`` (the live session's drops and reconnects).
-    Container metadata never reaches the document: only these fields are written.
+    ``source`` is written as given (callers pass what was really decoded); ``models`` is
+    :meth:`Classifier.describe`; ``extra_analysis`` adds run-specific facts under
+    ``analysis`` (the archive's input fingerprint, the live session's drops and
+    reconnects).
     """
-    analysis: dict[str, Any] = {
-        "frames_analysed": frames_analysed,
-        "sample_fps": sample_fps,
-        "segmenter": segmenter,
-    }
-    analysis.update(extra_analysis or {})
-    return {
-        "schema": SCHEMA_ID,
-        "complete": bool(complete),
-        "source": {
-            "path": source.path,
-            "fps": round(source.fps, 6) if source.fps else None,
-            "frames": source.frames,
-            "duration_s": round(source.duration_s, 3) if source.duration_s is not None else None,
-            "width": source.width,
-            "height": source.height,
-        },
-        "models": models,
-        "analysis": analysis,
-        "sections": [s.to_json() for s in sections],
-    }
+    return SectionsDocument(
+        complete=bool(complete), source=source, models=ModelsInfo.from_json(models),
+        analysis=Analysis(frames_analysed, sample_fps, dict(segmenter),
+                          dict(extra_analysis or {})),
+        sections=tuple(sections)).as_written()
 
 
-def write_sections(path: str | os.PathLike, **document_fields: Any) -> dict[str, Any]:
+def write_document(path: str | os.PathLike, document: SectionsDocument, *,
+                   hint: str = "choose another --out") -> None:
+    """Write ``document`` to ``path`` atomically (``hint``: what to do when it fails)."""
+    write_text_atomic(path, document.dumps(), hint=hint)
+
+
+def write_sections(path: str | os.PathLike, **document_fields: Any) -> SectionsDocument:
     """Build the document (see :func:`build_document`) and write it atomically."""
     doc = build_document(**document_fields)
-    write_json_atomic(path, doc)
+    write_document(path, doc)
     return doc

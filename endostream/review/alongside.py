@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
-
 from endostream.errors import EndostreamError, UsageError
 from endostream.evaluation.plots import require_matplotlib
 from endostream.review.chapters import MUX_KINDS, TEXT_KINDS, chapters_of, write_chapters
-from endostream.review.procedure import procedure_from_document
+from endostream.output.document import SectionsDocument
+from endostream.review.procedure import Procedure
 from endostream.review.recorder import AnalysisRecorder
 from endostream.review.report import (
     DEFAULT_PATH_MODE,
@@ -54,7 +53,7 @@ def check_alongside(*, chapters: Path | None, report: Path | None) -> None:
             load_template()  # jinja2 present and the template readable
 
 
-def write_alongside(doc: dict[str, Any], *, sections_path: Path, video: Path,
+def write_alongside(doc: SectionsDocument, *, sections_path: Path, video: Path,
                     chapters: Path | None, report: Path | None,
                     recorder: AnalysisRecorder | None,
                     path_mode: str = DEFAULT_PATH_MODE) -> EndostreamError | None:
@@ -62,7 +61,7 @@ def write_alongside(doc: dict[str, Any], *, sections_path: Path, video: Path,
     returned, not raised."""
     if chapters is None and report is None:
         return None
-    procedure = procedure_from_document(doc, sections_path, video)
+    procedure = Procedure(sections_path, doc, video)
     error = None
     if chapters is not None:
         try:

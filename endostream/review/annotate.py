@@ -262,7 +262,7 @@ def _annotate(inp, dst, procedure, frames, keep_metadata, on_progress) -> None:
         oas[a.index] = dst.add_stream_from_template(a)
         if keep_metadata:
             oas[a.index].metadata.update(a.metadata)
-    total = procedure.source.get("frames") or vs.frames or None
+    total = procedure.source.frames or vs.frames or None
     index = 0
     pending_audio = []  # audio before the video encoder's first packet keeps the order
     for packet in inp.demux(vs, *audio):

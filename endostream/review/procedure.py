@@ -1,6 +1,7 @@
 """A reviewed procedure: the sections of a ``sections.json`` and the recording they describe.
 
-:func:`load_procedure` reads and checks the document; the video defaults to its
+:func:`load_procedure` reads and checks the document (through the one reader,
+:func:`~endostream.output.document.read_sections`); the video defaults to its
 ``source.path`` (as written, then relative to the sections file), ``video=`` overrides.
 :func:`read_frames_csv` reads the per-frame CSV of ``segment --csv`` into arrays.
 
@@ -23,102 +24,86 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from endostream.errors import UsageError, VideoError
-from endostream.output.sections_file import SCHEMA_ID
+from endostream.frames import SourceInfo
+from endostream.output.document import Analysis, ModelsInfo, SectionsDocument, read_sections
 from endostream.segmentation.config import SegmenterConfig
-from endostream.segmentation.section import UNUSABLE, Section
+from endostream.segmentation.section import Section
 
 
 @dataclass(frozen=True)
 class Procedure:
-    """What a ``sections.json`` says, plus where its video is (``None``: not found)."""
+    """A checked ``sections.json`` (:class:`SectionsDocument`), where it was read from, and
+    where its video is (``None``: not found)."""
 
     sections_path: Path
-    sections: list[Section]
-    organ_labels: list[str]
-    source: dict[str, Any]
-    models: dict[str, Any]
-    complete: bool
+    document: SectionsDocument
     video: Path | None
-    analysis: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sections(self) -> list[Section]:
+        return list(self.document.sections)
+
+    @property
+    def organ_labels(self) -> list[str]:
+        return self.document.organ_labels
+
+    @property
+    def source(self) -> SourceInfo:
+        return self.document.source
+
+    @property
+    def models(self) -> ModelsInfo:
+        return self.document.models
+
+    @property
+    def analysis(self) -> Analysis:
+        return self.document.analysis
+
+    @property
+    def complete(self) -> bool:
+        return self.document.complete
 
     @property
     def duration_s(self) -> float:
         """The video's duration, or the end of the last section when it is not known."""
-        stated = self.source.get("duration_s")
-        end = self.sections[-1].end_s if self.sections else 0.0
-        return float(stated) if stated else end
+        return self.document.duration_s
 
     @property
     def fps(self) -> float | None:
-        return self.source.get("fps") or None
+        return self.source.fps or None
 
     def require_video(self) -> Path:
         """The video, or a :class:`VideoError` that says to pass ``--video``."""
         if self.video is None:
             raise VideoError(f"the video of '{self.sections_path}' was not found at "
-                             f"'{self.source.get('path')}'; pass it with --video PATH")
+                             f"'{self.source.path}'; pass it with --video PATH")
         return self.video
-
-
-def _bad(path: Path, problem: str) -> UsageError:
-    return UsageError(f"'{path}' is not a usable sections file ({problem}); give the "
-                      "sections.json written by 'endostream segment'")
 
 
 def load_procedure(sections_path: str | os.PathLike,
                    video: str | os.PathLike | None = None) -> Procedure:
-    """Read ``sections_path``; find the video (``video`` if given, else ``source.path``).
+    """Read ``sections_path`` (:func:`~endostream.output.document.read_sections`); find the
+    video (``video`` if given, else ``source.path``).
 
     Raises :class:`UsageError` for a missing or malformed sections file and
     :class:`VideoError` for a ``video`` given but missing.
     """
     path = Path(sections_path)
-    if not path.is_file():
-        raise UsageError(f"sections file not found: '{path}'; give the sections.json "
-                         "written by 'endostream segment'")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise _bad(path, f"not JSON: {' '.join(str(e).split())}") from e
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_ID:
-        raise _bad(path, f"schema is not {SCHEMA_ID}")
+    document = read_sections(path)
     if video is not None:
         found: Path | None = Path(video)
         if not found.is_file():
             raise VideoError(f"video not found: '{video}'; check the --video path")
     else:
-        found = _find_video(path, str((doc.get("source") or {}).get("path") or ""))
-    return procedure_from_document(doc, path, found)
-
-
-def procedure_from_document(doc: dict[str, Any], sections_path: Path,
-                            video: Path | None) -> Procedure:
-    """A :class:`Procedure` from a ``sections.json`` document already in memory (what
-    ``segment --report`` has just written)."""
-    try:
-        sections = [Section.from_json(s) for s in doc["sections"]]
-        source = dict(doc["source"])
-        models = dict(doc.get("models") or {})
-    except (KeyError, TypeError, ValueError) as e:
-        raise _bad(sections_path, f"missing field {e}") from e
-    heads = models.get("heads") or {}
-    organ_labels = list(heads.get("organ") or [])
-    for s in sections:  # labels a model of another version may have used
-        if s.label != UNUSABLE and s.label not in organ_labels:
-            organ_labels.append(s.label)
-    return Procedure(sections_path=sections_path, sections=sections,
-                     organ_labels=organ_labels, source=source, models=models,
-                     complete=bool(doc.get("complete", True)), video=video,
-                     analysis=dict(doc.get("analysis") or {}))
+        found = _find_video(path, document.source.path)
+    return Procedure(path, document, found)
 
 
 def _find_video(sections_path: Path, recorded: str) -> Path | None:

@@ -151,7 +151,7 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
     vtt = to_webvtt(chapters_of(procedure.sections)).encode("utf-8")
     duration = geometry.duration_s
     models = procedure.models
-    video_shown = shown_path(str(source.get("path") or ""), path_mode)
+    video_shown = shown_path(source.path, path_mode)
     context: dict[str, Any] = {
         "title": (Path(video_shown).name if video_shown else None) or UNNAMED_TITLE,
         "complete": procedure.complete,
@@ -173,22 +173,21 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
         "chapters_vtt": "data:text/vtt;base64," + base64.b64encode(vtt).decode("ascii"),
         "source": {
             "path": video_shown,
-            "size": f"{source.get('width')}x{source.get('height')}",
-            "fps": f"{source['fps']:.3g}" if source.get("fps") else "?",
-            "frames": source.get("frames"),
+            "size": f"{source.width}x{source.height}",
+            "fps": f"{source.fps:.3g}" if source.fps else "?",
+            "frames": source.frames,
             "duration": clock(procedure.duration_s),
         },
         "model": {
             # A model's path names no patient, but may name a colleague's home folder.
-            "path": shown_path(str(models.get("path") or ""),
-                               "full" if path_mode == "full" else "name"),
-            "sha256": ", ".join(h[:12] for h in str(models.get("sha256") or "").split(",")),
+            "path": shown_path(models.path, "full" if path_mode == "full" else "name"),
+            "sha256": ", ".join(h[:12] for h in models.sha256.split(",")),
             "heads": {h: ", ".join(map(display_label, labels))
-                      for h, labels in (models.get("heads") or {}).items()},
+                      for h, labels in models.heads.items()},
         },
         "analysis": {
-            "frames_analysed": procedure.analysis.get("frames_analysed"),
-            "sample_fps": procedure.analysis.get("sample_fps"),
+            "frames_analysed": procedure.analysis.frames_analysed,
+            "sample_fps": procedure.analysis.sample_fps,
         },
         "legend": [(display_label(lab), label_hex(lab, procedure.organ_labels))
                    for lab in [*procedure.organ_labels, UNUSABLE]],
