@@ -132,6 +132,8 @@ def test_report_refuses_bad_requests(tmp_path, capsys):
 
 
 def _long_procedure(duration_s: float):
+    from endostream.frames import SourceInfo
+    from endostream.output.sections_file import build_document
     from endostream.review.procedure import Procedure
     from endostream.segmentation.section import Section
 
@@ -139,9 +141,12 @@ def _long_procedure(duration_s: float):
     labels = ["ear", "unusable", "nose"]
     sections = [Section(lab, a, b, int(a * 25), int(b * 25) - 1, 0.9, 0.8)
                 for lab, a, b in zip(labels, cut, cut[1:], strict=False)]
-    return Procedure(sections_path=Path("s.json"), sections=sections, organ_labels=ORGANS,
-                     source={"duration_s": duration_s, "fps": 25.0}, models={},
-                     complete=True, video=None)
+    document = build_document(
+        sections=sections, complete=True,
+        source=SourceInfo("v.mp4", 25.0, int(duration_s * 25), duration_s, 640, 480),
+        models={"path": "m.onnx", "sha256": "0" * 64, "heads": {"organ": ORGANS}},
+        frames_analysed=len(sections), sample_fps=5.0, segmenter={})
+    return Procedure(Path("s.json"), document, video=None)
 
 
 def _seconds(label: str) -> float:

@@ -123,7 +123,7 @@ def check_reviewed(procedure: Procedure, labels: Iterable[str] | None = None) ->
         raise UsageError(f"'{where}' has no sections; correct it in the report or give "
                          "another file")
     known = set(labels) if labels is not None else set(
-        (procedure.models.get("heads") or {}).get("organ") or ())
+        procedure.models.heads.get("organ", ()))
     if not known:
         raise UsageError(f"'{where}' does not name the model's organ labels; give them "
                          "with --labels ear,nose,...")
@@ -147,7 +147,7 @@ def check_reviewed(procedure: Procedure, labels: Iterable[str] | None = None) ->
             raise UsageError(f"{what} {kind} (ends {prev.end_s:g} s, frame "
                              f"{prev.end_frame}); sections must follow each other without "
                              "gaps or overlaps")
-    stated = procedure.source.get("duration_s")
+    stated = procedure.source.duration_s
     if procedure.complete and stated:
         end = sections[-1].end_s
         if abs(end - float(stated)) > _duration_tolerance(float(stated)):
@@ -160,13 +160,13 @@ def check_video(procedure: Procedure, video: Path) -> None:
     with FileSource(video, sample_fps=None) as source:
         info = source.info
     src = procedure.source
-    stated_size = (src.get("width"), src.get("height"))
+    stated_size = (src.width, src.height)
     if stated_size != (info.width, info.height):
         raise UsageError(
             f"'{video}' is {info.width}x{info.height} but '{procedure.sections_path}' "
             f"describes a {stated_size[0]}x{stated_size[1]} video: not the same recording; "
             "pass the right one with --video")
-    stated = src.get("duration_s")
+    stated = src.duration_s
     if stated and info.duration_s is not None and abs(
             info.duration_s - float(stated)) > _duration_tolerance(float(stated)):
         raise UsageError(
