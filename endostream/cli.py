@@ -6,6 +6,8 @@ messages and exit codes (see :mod:`endostream.errors`). Tests call :func:`main` 
 
 >>> main(["--version"])  # doctest: +SKIP
 endostream 0.1.0
+Python 3.11.7 (CPython) on Linux x86_64
+...
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from endostream import __version__
 from endostream.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EndostreamError
 
 log = logging.getLogger("endostream")
@@ -50,7 +51,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "re-encode the recording with the label overlay and timeline burned in"),
     "export": ("endostream.export.command",
                "turn PyTorch EfficientNetB0 checkpoints into one contract-conforming ONNX file"),
+    "doctor": ("endostream.commands.doctor",
+               "print library versions, FFmpeg, onnxruntime providers and GPU (for bug reports)"),
 }
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: endostream's version and the libraries it runs on (as ``doctor``)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version of endostream and of the libraries that "
+                              "matter (PyAV/FFmpeg, onnxruntime, OpenCV, numpy, torch, "
+                              "PyQt5), then exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from endostream.commands.doctor import collect, format_report
+
+        print(format_report(collect()))
+        parser.exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Organ and image-quality sections for ENT endoscope video. "
                     "Run 'endostream COMMAND --help' for the options of a command.",
     )
-    parser.add_argument("--version", action="version", version=f"endostream {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-vv for debug, with tracebacks)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
