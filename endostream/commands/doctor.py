@@ -55,7 +55,8 @@ class Library:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object instead of text (default: text)")
 
 
 def run(args: argparse.Namespace) -> int:
