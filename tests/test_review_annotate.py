@@ -38,14 +38,9 @@ def _assert_panel_where_the_layout_says(painter, index, image, source):
         assert abs(image[right].astype(float).mean() - source[right].astype(float).mean()) < 12
 
 
-def test_panel_layout_holds_its_text_at_every_size():
+def test_panel_layout_holds_its_text_at_every_size(tmp_path):
     """The panel holds the ink of every part (checked by drawing, at several heights)."""
-    from helpers.review import ORGANS as organs
-    from endostream.review.procedure import Procedure
-    from endostream.segmentation.section import Section
-    procedure = Procedure(sections_path=None, sections=[Section(
-        "vocal_folds", 0.0, 10.0, 0, 249, 0.5, 0.88)], organ_labels=list(organs),
-        source={"duration_s": 10.0}, models={}, complete=True, video=None)
+    procedure = load_procedure(make_procedure(tmp_path).sections)
     for w, h in [(160, 120), (640, 360), (1920, 1080)]:
         painter = OverlayPainter(procedure, None, width=w, height=h)
         for good in (True, False, None):
