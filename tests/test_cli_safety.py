@@ -482,7 +482,7 @@ def test_evaluate_quiet_without_out_dir_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name", ["segment", "live", "demo", "synth", "evaluate", "train",
-                                  "export"])
+                                  "export", "chapters", "report", "clips", "annotate"])
 def test_every_command_that_writes_takes_overwrite(name):
     options = {o for a in _subparsers()[name]._actions for o in a.option_strings}
     assert {"--overwrite", "--force"} <= options

@@ -60,16 +60,53 @@ def test_clips_decode_and_cover_their_sections(procedure, tmp_path, exact):
         assert frames[0][0] == pytest.approx(0.0, abs=1e-3)
 
 
-def test_labels_force_and_bad_requests(procedure, tmp_path, capsys):
+def test_labels_overwrite_and_bad_requests(procedure, tmp_path, capsys):
     out = tmp_path / "clips"
     argv = ["clips", str(procedure.sections), "--out-dir", str(out), "--quiet",
-            "--label", "nose", "--format", "mkv"]
+            "--label", "Nose", "--format", "mkv"]  # the label as the report shows it
     assert main(argv) == 0
     assert [p.name for p in out.iterdir()] == ["02-nose-1.8s.mkv"]
-    assert main(argv) == 5  # exists: kept
-    assert main(argv + ["--force"]) == 0
+    assert "wrote 1 clip to" in capsys.readouterr().err
+    assert main(argv) == 0  # replaced, like every review output
+    (out / "02-nose-1.8s.mkv").chmod(0o444)
+    assert main(argv) == 5  # read-only: kept
+    assert main(argv + ["--overwrite"]) == 0
+    assert main(["clips", str(procedure.sections), "--out-dir", str(out),
+                 "--label", "Vocal folds", "--label", "EAR", "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "01-ear-0.0s.mp4", "02-nose-1.8s.mkv", "03-vocal_folds-3.4s.mp4"]
     assert main(["clips", str(procedure.sections), "--out-dir", str(out),
                  "--label", "kidney"]) == 2
+    assert main(["clips", str(procedure.sections), "--out-dir", str(procedure.video.parent),
+                 "--video", str(procedure.video), "--quiet"]) == 0  # beside the recording
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("endostream: error:") == 2
-    assert "--force" in err and "kidney" in err
+    assert "--overwrite" in err and "kidney" in err and "ear, nose, unusable" in err
+
+
+def test_clips_progress_counts_clips_only(procedure, tmp_path, capsys):
+    assert main(["clips", str(procedure.sections), "--out-dir", str(tmp_path / "c")]) == 0
+    err = capsys.readouterr().err
+    assert "3/3 clips (100%)" in err and "analysed" not in err
+    assert err.count("3/3 clips") == 1  # the last line is not printed twice
+
+
+def test_a_clip_that_starts_a_gop_early_says_so(tmp_path, capsys):
+    from helpers.review import LAYOUT, encode
+
+    t = make_procedure(tmp_path / "in")
+    encode(t.video, gop=125)  # keyframes at 0 s and 5 s only
+    out = tmp_path / "clips"
+    assert main(["clips", str(t.sections), "--out-dir", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    # nose (2.4 s) and vocal folds (3.6 s) begin at the keyframe at 0 s
+    starts = {name: _decoded(out / name)[0][0][1] for name in
+              ("03-nose-2.4s.mp4", "04-vocal_folds-3.6s.mp4")}
+    assert starts == {"03-nose-2.4s.mp4": 0, "04-vocal_folds-3.6s.mp4": 0}
+    # unusable (1.6 s), nose and vocal folds start more than a second after that keyframe
+    assert "warning: 3 clips of 4 start more than 1 s before their sections" in err
+    assert f"up to {LAYOUT[3][1] / FPS:.1f} s: '04-vocal_folds-3.6s.mp4'" in err
+    assert "--exact" in err
+    assert main(["clips", str(t.sections), "--out-dir", str(tmp_path / "exact"), "--quiet",
+                 "--exact"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -3,12 +3,11 @@
 By default a clip is a stream copy (fast, no re-encoding) from the keyframe at or before
 the section's start, so it may begin up to one keyframe interval early (and end a frame
 late, where earlier frames refer to it); --exact re-encodes the video to exactly the
-section's frames. Audio is copied. Clips are named NN-label-START.EXT and carry no
-container metadata (title, comment, artist, creation time) unless --keep-metadata.
-Existing clips are kept unless --force.
-
-exit codes: 0 done, 2 bad arguments or sections file, 3 video missing or unreadable,
-5 output not writable (or a clip exists and --force was not given)
+section's frames; a copied clip that starts more than a second early is named on stderr.
+Audio is copied. Clips are named NN-label-START.EXT and carry no container metadata
+(title, comment, artist, creation time) unless --keep-metadata. Labels are matched
+without regard to case or spaces (--label "Vocal folds"). An existing clip is replaced,
+like every review output; a read-only one only with --overwrite.
 """
 
 from __future__ import annotations
@@ -18,11 +17,13 @@ import sys
 from pathlib import Path
 
 from endostream.commands.chapters import add_input_arguments
-from endostream.errors import OutputError
+from endostream.output.guard import add_overwrite_option, check_outputs
 from endostream.output.progress import Progress
-from endostream.review.clips import CLIP_KINDS, plan_clips, write_clip
+from endostream.output.table import count
+from endostream.review.clips import CLIP_KINDS, EARLY_WARN_S, plan_clips, write_clip
 from endostream.review.outputs import check_output_dir
 from endostream.review.procedure import load_procedure
+from endostream.segmentation.section import UNUSABLE
 
 EXAMPLES = """\
 examples:
@@ -30,7 +31,8 @@ examples:
   endostream clips sections.json --out-dir clips/ --label vocal_folds --exact
   endostream clips sections.json --video /archive/procedure.mp4 --out-dir clips/ --format mp4
 
-exit codes: 0 done, 2 bad arguments, 3 video unreadable, 5 output not writable
+exit codes: 0 done, 2 bad arguments or sections file (or a clip that would replace an
+input), 3 video missing or unreadable, 5 output not writable
 """
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -49,8 +51,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-metadata", action="store_true",
                    help="copy the recording's container metadata into the clips (it may name "
                         "the patient; default: dropped)")
-    p.add_argument("--force", action="store_true",
-                   help="replace clips that exist already (default: keep them)")
+    add_overwrite_option(p)
     p.add_argument("--quiet", action="store_true",
                    help="no progress line (default: a progress line on stderr)")
 
@@ -62,20 +63,29 @@ def run(args: argparse.Namespace) -> int:
         suffix = "." + args.format
     else:
         suffix = video.suffix.lower() if video.suffix.lower() in CLIP_KINDS else ".mkv"
-    plans = plan_clips(procedure.sections, Path(args.out_dir), suffix, labels=args.labels)
+    plans = plan_clips(procedure.sections, Path(args.out_dir), suffix, labels=args.labels,
+                       known_labels=[*procedure.organ_labels, UNUSABLE])
     out_dir = check_output_dir(args.out_dir)
-    if not args.force:
-        existing = [p.path.name for p in plans if p.path.exists()]
-        if existing:
-            raise OutputError(f"{len(existing)} clip(s) exist already in '{out_dir}' (e.g. "
-                              f"'{existing[0]}'); pass --force to replace them or choose "
-                              "another --out-dir")
-    progress = Progress(len(plans), enabled=not args.quiet, label="clips")
+    check_outputs({f"--out-dir's {p.path.name}": p.path for p in plans},
+                  {"the recording": video, "SECTIONS": args.sections},
+                  overwrite=args.overwrite)
+    progress = Progress(len(plans), enabled=not args.quiet, label="clips", analysed=False)
+    written = []
     try:
         for done, plan in enumerate(plans, 1):
-            write_clip(video, plan, exact=args.exact, keep_metadata=args.keep_metadata)
+            written.append(write_clip(video, plan, exact=args.exact,
+                                      keep_metadata=args.keep_metadata))
             progress.update(done=done, analysed=done)
     finally:
         progress.close()
-    print(f"wrote {len(plans)} clips to {out_dir}", file=sys.stderr)
+    print(f"wrote {count(len(plans), 'clip')} to {out_dir}", file=sys.stderr)
+    early = [c for c in written if c.early_s > EARLY_WARN_S]
+    if early:
+        worst = max(early, key=lambda c: c.early_s)
+        one = len(early) == 1
+        print(f"endostream: warning: {count(len(early), 'clip')} of {len(written)} "
+              f"{'starts' if one else 'start'} more than {EARLY_WARN_S:g} s before "
+              f"{'its section' if one else 'their sections'}, at the keyframe before "
+              f"(up to {worst.early_s:.1f} s: '{worst.path.name}'); use --exact for exactly "
+              "the sections' frames", file=sys.stderr)
     return 0

@@ -40,8 +40,10 @@ class Progress:
     """Throttled progress reporting of ``done`` out of ``total`` decoded frames."""
 
     def __init__(self, total: int | None, *, stream: TextIO | None = None,
-                 enabled: bool = True, label: str = "frames"):
+                 enabled: bool = True, label: str = "frames", analysed: bool = True):
+        """``analysed``: the line counts analysed frames too (not for clips or files)."""
         self.total = total if total and total > 0 else None
+        self.show_analysed = analysed
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.label = label
@@ -51,6 +53,7 @@ class Progress:
         self._done = 0
         self._analysed = 0
         self._drawn = False
+        self._drawn_at: tuple[int, int] | None = None  # (done, analysed) last drawn
 
     def update(self, *, done: int, analysed: int, force: bool = False) -> None:
         """Record progress; redraw if the interval has passed (or ``force``)."""
@@ -76,6 +79,8 @@ class Progress:
         else:
             head = f"{self._done} {self.label}"
             tail = f"elapsed {format_duration(elapsed)}"
+        if not self.show_analysed:
+            return f"{head} · {rate:6.1f} {self.label}/s · {tail}"
         analysed = f"{self._analysed} analysed ({arate:.1f}/s)"
         return f"{head} · {rate:6.1f} {self.label}/s · {analysed} · {tail}"
 
@@ -87,6 +92,7 @@ class Progress:
 
     def _draw(self, now: float) -> None:
         text = self.line(now)
+        self._drawn_at = (self._done, self._analysed)
         if self._tty:
             self.stream.write("\r\x1b[2K" + text)
         else:
@@ -99,7 +105,9 @@ class Progress:
         (a video that cannot be opened) draws nothing, so its error line stands alone."""
         if not self.enabled or (not self._drawn and self._done == 0):
             return
-        self._draw(time.monotonic())
+        # In a log, the last line already drawn is not repeated.
+        if self._tty or self._drawn_at != (self._done, self._analysed):
+            self._draw(time.monotonic())
         if self._tty:
             self.stream.write("\n")
             self.stream.flush()

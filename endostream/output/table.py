@@ -17,6 +17,15 @@ from collections.abc import Sequence
 from endostream.segmentation.section import Section
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and the noun, in the plural unless one: ``count(1, "video")`` → ``'1 video'``.
+
+    >>> count(1, "clip"), count(3, "section"), count(0, "video")
+    ('1 clip', '3 sections', '0 videos')
+    """
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def format_clock(seconds: float) -> str:
     """``83.44`` → ``'1:23.4'``: minutes:seconds with tenths, and hours in front from an
     hour on (a procedure or an archive file can be longer than one).

@@ -35,6 +35,9 @@ CLIP_KINDS = (".mp4", ".mkv", ".mov")
 #: Seconds the seek backs off each time it lands after the start (no keyframe at or
 #: before the requested time was found); doubled up to the file start.
 SEEK_BACKOFF_S = 2.0
+#: A stream-copied clip that starts this many seconds or more before its section is
+#: reported (it shows another section's frames first); ``--exact`` avoids it.
+EARLY_WARN_S = 1.0
 #: Encoder of --exact clips, and its quality (x264 CRF: 18 looks like the source).
 EXACT_CODEC = "libx264"
 EXACT_OPTIONS = {"crf": "18", "preset": "fast"}
@@ -44,6 +47,25 @@ def clip_name(number: int, section: Section, suffix: str) -> str:
     """The file name of a clip: number, label and start only (never metadata)."""
     label = re.sub(r"[^A-Za-z0-9_-]+", "_", section.label).strip("_") or "section"
     return f"{number:02d}-{label}-{section.start_s:.1f}s{suffix}"
+
+
+def label_key(label: str) -> str:
+    """How a typed label is compared with the model's: case and spaces do not matter, so
+    ``Ear``, ``ear`` and ``Vocal folds`` (as the report shows it) find their sections.
+
+    >>> label_key("Vocal folds") == label_key("vocal_folds")
+    True
+    """
+    return "_".join(label.casefold().split())
+
+
+@dataclass(frozen=True)
+class WrittenClip:
+    """A clip on disk and how far before its section it starts (stream copy: the
+    keyframe before the section; 0 for ``exact``)."""
+
+    path: Path
+    early_s: float
 
 
 @dataclass(frozen=True)
@@ -56,25 +78,28 @@ class ClipPlan:
 
 
 def plan_clips(sections: Sequence[Section], out_dir: Path, suffix: str, *,
-               labels: Iterable[str] | None = None) -> list[ClipPlan]:
-    """The clips for ``sections`` (all, or those whose label is in ``labels``)."""
-    wanted = set(labels) if labels else None
+               labels: Iterable[str] | None = None,
+               known_labels: Iterable[str] = ()) -> list[ClipPlan]:
+    """The clips for ``sections`` (all, or those whose label matches one of ``labels``,
+    see :func:`label_key`). A label that is neither in ``known_labels`` (the model's and
+    ``unusable``) nor on a section is refused, naming the labels there are."""
+    wanted = {label_key(label) for label in labels} if labels else None
     if wanted is not None:
-        unknown = wanted - {s.label for s in sections}
+        known = {*known_labels, *(s.label for s in sections)}
+        unknown = sorted(w for w in wanted if w not in {label_key(k) for k in known})
         if unknown:
-            known = ", ".join(sorted({s.label for s in sections}))
-            raise UsageError(f"no section labelled {', '.join(sorted(unknown))}; the labels "
-                             f"here are: {known}")
+            raise UsageError(f"no label {', '.join(unknown)} in this model; the labels are: "
+                             f"{', '.join(sorted(known))}")
     return [ClipPlan(i, s, out_dir / clip_name(i, s, suffix))
             for i, s in enumerate(sections, 1)
-            if (wanted is None or s.label in wanted) and s.end_s > s.start_s]
+            if (wanted is None or label_key(s.label) in wanted) and s.end_s > s.start_s]
 
 
 def write_clip(video: str | os.PathLike, plan: ClipPlan, *, exact: bool = False,
-               keep_metadata: bool = False) -> Path:
+               keep_metadata: bool = False) -> WrittenClip:
     """Cut ``plan.section`` out of ``video`` into ``plan.path`` (atomically)."""
     if same_file(plan.path, video):
-        raise OutputError(f"'{plan.path}' is the recording itself; choose another --out-dir")
+        raise UsageError(f"'{plan.path}' is the recording itself; choose another --out-dir")
     suffix = plan.path.suffix.lower()
     with open_video(video) as inp, AtomicFile(plan.path, open_file=False,
                                               suffix=".tmp" + suffix,
@@ -83,11 +108,13 @@ def write_clip(video: str | os.PathLike, plan: ClipPlan, *, exact: bool = False,
             with av.open(str(target.temp_path), "w") as out:
                 if keep_metadata:
                     out.metadata.update(inp.metadata)
-                _cut(inp, out, plan.section, exact=exact, keep_metadata=keep_metadata)
+                first_s = _cut(inp, out, plan.section, exact=exact,
+                               keep_metadata=keep_metadata)
         except av.FFmpegError as e:
             raise OutputError(f"cannot write clip '{plan.path.name}' "
                               f"({' '.join(str(e).split())}); try --format mkv") from e
-    return plan.path
+    early = plan.section.start_s - first_s if first_s is not None else 0.0
+    return WrittenClip(plan.path, max(early, 0.0))
 
 
 def _seek_to_keyframe(inp, vs, start_s: float, origin: float) -> None:
@@ -104,7 +131,8 @@ def _seek_to_keyframe(inp, vs, start_s: float, origin: float) -> None:
         back = SEEK_BACKOFF_S if back == 0.0 else 2 * back
 
 
-def _cut(inp, out, section: Section, *, exact: bool, keep_metadata: bool) -> None:
+def _cut(inp, out, section: Section, *, exact: bool, keep_metadata: bool) -> float | None:
+    """Copy or encode the section; return the container time the clip starts at."""
     vs = inp.streams.video[0]
     audio = list(inp.streams.audio)
     origin = origin_s(vs)
@@ -176,6 +204,7 @@ def _cut(inp, out, section: Section, *, exact: bool, keep_metadata: bool) -> Non
             break
     if exact and not video_done:
         _flush(out, ovs)
+    return shift_s
 
 
 def _encode_range(packet, out, ovs, origin: float, start_s: float, end_s: float,
