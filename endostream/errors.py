@@ -25,6 +25,9 @@ EXIT_PARTIAL = 6  #: decoding failed part way; a partial result (complete: false
 EXIT_SOURCE = 7  #: a live source (camera) could not be opened or was lost for good
 #: an archive run finished, but some videos failed or are partial (see archive.json)
 EXIT_ARCHIVE_FAILURES = 8
+#: a corrections file is refused (broken schema, sections that overlap or leave gaps,
+#: another video, labels the model does not know); nothing was written
+EXIT_CORRECTIONS = 9
 EXIT_INTERRUPTED = 130  #: Ctrl+C / SIGTERM; a partial result was written where possible
 
 
@@ -72,6 +75,13 @@ class SourceError(EndostreamError):
     """A live source (camera, stream URL) cannot be opened or was lost."""
 
     exit_code = EXIT_SOURCE
+
+
+class CorrectionsError(EndostreamError):
+    """A reviewer's corrections break the sections file's invariants or do not belong to
+    the video and model they claim to correct."""
+
+    exit_code = EXIT_CORRECTIONS
 
 
 class Interrupted(EndostreamError):

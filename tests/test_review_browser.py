@@ -7,45 +7,22 @@ the executables are given). Skips cleanly where either, or Selenium, is not inst
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 from endostream.cli import main
 from endostream.review.report import clock
+from helpers.browser import WAIT_S, chrome
 from helpers.review import FPS, LAYOUT, make_procedure
 
 webdriver = pytest.importorskip("selenium.webdriver")
 pytest.importorskip("matplotlib")
 pytest.importorskip("jinja2")
 
-BROWSERS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
-DRIVERS = ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver")
-#: Seconds to wait for the page, the video's metadata and a seek.
-WAIT_S = 20
-
-
-def _first(paths, name):
-    found = next((p for p in paths if Path(p).is_file()), None) or shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed (apt-get install chromium chromium-driver)")
-    return found
-
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = _first(BROWSERS, "chromium")
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update",
-                "--no-first-run", "--mute-audio", "--window-size=1100,900",
-                f"--user-data-dir={tmp_path / 'chrome-profile'}"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(_first(DRIVERS, "chromedriver")),
-                              options=options)
-    driver.set_page_load_timeout(WAIT_S)
+    driver = chrome(tmp_path / "chrome-profile")
     try:
         yield driver
     finally:

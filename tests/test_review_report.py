@@ -85,7 +85,10 @@ def test_html_references_nothing_outside_and_escapes_markup(html):
     for url in re.findall(r'(?:src|href)="([^"]*)"', html):
         assert url.startswith("data:") or not re.match(r"^[a-z]+:|^//", url), url
     assert "url(" not in html
-    assert html.count("<script") == 1  # our own, none from the label or the file name
+    # Our own three (the page's script, the edit mode's data and script), none from the
+    # label or the file name; in the edit mode's JSON the label's markup is escaped.
+    assert html.count("<script") == 3
+    assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     video = re.search(r'<video id="player"[^>]* src="([^"]+)"', html).group(1)
     assert video == "in/v%3Cscript%3Ealert%281%29%3Cscript%3E.mp4"

@@ -134,6 +134,31 @@ class Analysis:
 
 
 @dataclass(frozen=True)
+class Review:
+    """``review``: present when a person corrected the sections (the report's edit mode,
+    Label Studio); :mod:`endostream.output.corrections` makes and checks it.
+
+    ``changed`` are indices into the document's sections that the reviewer made or
+    changed; ``original_sections`` the model's sections, kept through later reviews.
+    """
+
+    tool: str
+    reviewed_at: str
+    changed: tuple[int, ...]
+    original_sections: tuple[Section, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tool": self.tool, "reviewed_at": self.reviewed_at,
+                "changed": list(self.changed),
+                "original_sections": [s.to_json() for s in self.original_sections]}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Review:
+        return cls(str(d["tool"]), str(d["reviewed_at"]), tuple(int(i) for i in d["changed"]),
+                   tuple(Section.from_json(s) for s in d["original_sections"]))
+
+
+@dataclass(frozen=True)
 class SectionsDocument:
     """One ``sections.json``: the typed result of an analysis (see the module docstring)."""
 
@@ -142,6 +167,8 @@ class SectionsDocument:
     models: ModelsInfo
     analysis: Analysis
     sections: tuple[Section, ...]
+    #: A reviewer's corrections (``None``: the model's findings as they are).
+    review: Review | None = None
 
     # -- what readers ask ----------------------------------------------------------------
 
@@ -193,6 +220,7 @@ class SectionsDocument:
             "models": self.models.to_json(),
             "analysis": self.analysis.to_json(),
             "sections": [s.to_json() for s in self.sections],
+            **({"review": self.review.to_json()} if self.review is not None else {}),
         }
 
     def dumps(self) -> str:
@@ -231,6 +259,7 @@ class SectionsDocument:
             models=ModelsInfo.from_json(data["models"]),
             analysis=Analysis.from_json(data["analysis"]),
             sections=tuple(Section.from_json(s) for s in data["sections"]),
+            review=Review.from_json(data["review"]) if "review" in data else None,
         )
 
 

@@ -59,10 +59,12 @@ def _where(path: str) -> str:
 def _check(value: Any, schema: dict[str, Any], root: dict[str, Any], path: str) -> str | None:
     if "$ref" in schema:
         ref = schema["$ref"]
-        if not ref.startswith("#/$defs/"):
+        if not ref.startswith("#/"):  # a pointer into this schema ("#/properties/x")
             raise ValueError(f"schema reference {ref!r} is not supported")
-        schema = {**root["$defs"][ref[len("#/$defs/"):]],
-                  **{k: v for k, v in schema.items() if k != "$ref"}}
+        target = root
+        for part in ref[2:].split("/"):
+            target = target[part]
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
     unknown = set(schema) - _ANNOTATIONS - _KEYWORDS
     if unknown:
         raise ValueError(f"schema keyword(s) {sorted(unknown)} are not supported")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from endostream import __version__
 from endostream.errors import UsageError
 from endostream.evaluation.plots import INSTALL_HINT
 from endostream.output.atomic import write_bytes_atomic, write_text_atomic
+from endostream.output.corrections import CORRECTED_SUFFIX, allowed_labels
 from endostream.output.palette import display_label, label_hex, text_hex_on
 from endostream.output.table import format_clock
 from endostream.review.chapters import chapters_of, to_webvtt
@@ -94,11 +95,15 @@ def load_template():
     except ImportError as e:
         raise UsageError(f"the HTML report needs jinja2, which is not installed; "
                          f"{INSTALL_HINT}") from e
-    text = resources.files("endostream.review").joinpath("templates", TEMPLATE).read_text(
-        encoding="utf-8")
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(text)
+    templates = resources.files("endostream.review").joinpath("templates")
+
+    def source(name: str) -> str:  # the page's parts ({% include %}) ship beside it
+        return templates.joinpath(name).read_text(encoding="utf-8")
+
+    env = jinja2.Environment(loader=jinja2.FunctionLoader(source), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    return env.get_template(TEMPLATE)
 
 
 def video_link(video: Path, report: Path) -> str:
@@ -152,6 +157,8 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
     duration = geometry.duration_s
     models = procedure.models
     video_shown = shown_path(source.path, path_mode)
+    # A model's path names no patient, but may name a colleague's home folder.
+    model_shown = shown_path(models.path, "full" if path_mode == "full" else "name")
     context: dict[str, Any] = {
         "title": (Path(video_shown).name if video_shown else None) or UNNAMED_TITLE,
         "complete": procedure.complete,
@@ -179,8 +186,7 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
             "duration": clock(procedure.duration_s),
         },
         "model": {
-            # A model's path names no patient, but may name a colleague's home folder.
-            "path": shown_path(models.path, "full" if path_mode == "full" else "name"),
+            "path": model_shown,
             "sha256": ", ".join(h[:12] for h in models.sha256.split(",")),
             "heads": {h: ", ".join(map(display_label, labels))
                       for h, labels in models.heads.items()},
@@ -192,8 +198,32 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
         "legend": [(display_label(lab), label_hex(lab, procedure.organ_labels))
                    for lab in [*procedure.organ_labels, UNUSABLE]],
         "version": __version__,
+        "corrections": corrections_context(procedure, video_path=video_shown,
+                                           model_path=model_shown),
     }
     return template.render(**context)
+
+
+def corrections_context(procedure: Procedure, *, video_path: str | None,
+                        model_path: str | None) -> dict[str, Any]:
+    """What the edit mode's script needs: the document as it was read, the labels it may
+    use (with their colours) and the name of the file it saves.
+
+    The paths are those the page may show (``--path-in-report``): a file saved from a
+    report that names no video has an empty ``source.path`` (give the video with
+    ``--video`` wherever it is used) and a neutral name.
+    """
+    document = procedure.document
+    doc = replace(document, source=replace(document.source, path=video_path or ""),
+                  models=replace(document.models, path=model_path or "")).to_json()
+    labels = []
+    for value in allowed_labels(procedure.models):
+        color = label_hex(value, procedure.organ_labels)
+        labels.append({"value": value, "name": display_label(value), "color": color,
+                       "text": text_hex_on(color)})
+    stem = Path(video_path).stem if video_path else "procedure"
+    return {"document": doc, "labels": labels, "tool": f"endostream report {__version__}",
+            "filename": f"{stem}{CORRECTED_SUFFIX}"}
 
 
 def write_report(procedure: Procedure, out: str | os.PathLike, *,
