@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     procedure = load_procedure(args.sections, args.video)
     video = procedure.require_video()
     check_output(args.out, inputs=[args.sections, video, args.csv], overwrite=args.overwrite)
-    frames = read_frames_csv(args.csv) if args.csv else None
+    frames = read_frames_csv(args.csv, procedure) if args.csv else None
     progress = Progress(procedure.source.frames, enabled=not args.quiet,
                         label="frames")
     try:

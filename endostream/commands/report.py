@@ -72,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
     procedure = load_procedure(args.sections, args.video)
     check_output(args.out, inputs=[args.sections, procedure.video, args.csv],
                  overwrite=args.overwrite)
-    frames = read_frames_csv(args.csv) if args.csv else None
+    frames = read_frames_csv(args.csv, procedure) if args.csv else None
     if suffix in HTML_KINDS and procedure.video is None:
-        print(f"endostream: the video '{procedure.source.path}' was not found: the "
-              "report has no player and no pictures (pass --video PATH)", file=sys.stderr)
+        print(f"endostream: {procedure.not_found()}: the report has no player and no "
+              "pictures (pass --video PATH)", file=sys.stderr)
     write_report(procedure, args.out, frames=frames, player=not args.no_player,
                  path_mode=args.path_in_report)
     print(f"wrote {args.out}", file=sys.stderr)

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ class Procedure:
     sections_path: Path
     document: SectionsDocument
     video: Path | None
+    #: Where the video was looked for (see :func:`video_candidates`).
+    looked: tuple[Path, ...] = ()
 
     @property
     def sections(self) -> list[Section]:
@@ -79,11 +82,15 @@ class Procedure:
     def fps(self) -> float | None:
         return self.source.fps or None
 
+    def not_found(self) -> str:
+        """Where the video was looked for, as a message says it."""
+        where = ", ".join(f"'{p}'" for p in self.looked) or "nowhere (no source.path)"
+        return f"the video of '{self.sections_path}' was not found (looked at {where})"
+
     def require_video(self) -> Path:
         """The video, or a :class:`VideoError` that says to pass ``--video``."""
         if self.video is None:
-            raise VideoError(f"the video of '{self.sections_path}' was not found at "
-                             f"'{self.source.path}'; pass it with --video PATH")
+            raise VideoError(f"{self.not_found()}; pass it with --video PATH")
         return self.video
 
 
@@ -101,19 +108,35 @@ def load_procedure(sections_path: str | os.PathLike,
         found: Path | None = Path(video)
         if not found.is_file():
             raise VideoError(f"video not found: '{video}'; check the --video path")
-    else:
-        found = _find_video(path, document.source.path)
-    return Procedure(path, document, found)
+        return Procedure(path, document, found)
+    looked = video_candidates(path, document.source.path)
+    return Procedure(path, document, next((p for p in looked if p.is_file()), None), looked)
 
 
-def _find_video(sections_path: Path, recorded: str) -> Path | None:
+def video_candidates(sections_path: Path, recorded: str) -> tuple[Path, ...]:
+    """Where the video of a sections file may be, in order: ``source.path`` as written
+    (absolute), or relative to the sections file's folder and then to the current one
+    (``segment`` records the path as typed); then, for any path, a file of that name
+    beside the sections file, which is where a moved recording usually went with it.
+
+    >>> [str(p) for p in video_candidates(Path("/b/s.json"), "/a/v.mp4")]
+    ['/a/v.mp4', '/b/v.mp4']
+    >>> [str(p) for p in video_candidates(Path("/b/s.json"), "in/v.mp4")]
+    ['/b/in/v.mp4', 'in/v.mp4', '/b/v.mp4']
+    """
     if not recorded:
-        return None
-    candidate = Path(recorded)
-    options = [candidate] if candidate.is_absolute() else [candidate,
-                                                           sections_path.parent / candidate,
-                                                           sections_path.parent / candidate.name]
-    return next((p for p in options if p.is_file()), None)
+        return ()
+    recorded_path = Path(recorded)
+    beside = sections_path.parent / recorded_path.name
+    if recorded_path.is_absolute():
+        options = [recorded_path, beside]
+    else:
+        options = [sections_path.parent / recorded_path, recorded_path, beside]
+    unique: list[Path] = []
+    for p in options:
+        if p not in unique:
+            unique.append(p)
+    return tuple(unique)
 
 
 #: A frame counts as good when its probability of good quality reaches this: the
@@ -139,8 +162,10 @@ class FrameTable:
         return len(self.frame)
 
 
-def read_frames_csv(path: str | os.PathLike) -> FrameTable:
-    """Read the CSV written by ``segment --csv`` (:mod:`endostream.output.frames_csv`).
+def read_frames_csv(path: str | os.PathLike,
+                    procedure: Procedure | None = None) -> FrameTable:
+    """Read the CSV written by ``segment --csv`` (:mod:`endostream.output.frames_csv`);
+    with ``procedure``, also check that it comes from the same run (:func:`check_frames_of`).
 
     Raises :class:`UsageError` when the file is missing or is not such a CSV.
     """
@@ -174,5 +199,37 @@ def read_frames_csv(path: str | os.PathLike) -> FrameTable:
     except (ValueError, IndexError) as e:
         raise UsageError(f"'{path}' has a malformed row ({e}); give the file written by "
                          "'endostream segment --csv'") from e
-    return FrameTable(frame=frame, pts_s=pts, good=good,
-                      organ_labels=[name for _, name in organ_cols], organ=organ)
+    table = FrameTable(frame=frame, pts_s=pts, good=good,
+                       organ_labels=[name for _, name in organ_cols], organ=organ)
+    if procedure is not None:
+        check_frames_of(table, procedure, path)
+    return table
+
+
+def check_frames_of(table: FrameTable, procedure: Procedure, path: Path) -> None:
+    """Refuse a per-frame CSV written by another run than ``procedure``'s sections file:
+    it would draw one video's probabilities under another's sections. The CSV and the
+    sections file of one run agree on the model's organ labels, the number of analysed
+    frames, and the video's length (the last row lies inside it)."""
+    problem = None
+    doc = procedure.document
+    organs = list(doc.heads.get("organ") or [])
+    if organs and table.organ_labels != organs:
+        problem = (f"its organ columns are {', '.join(table.organ_labels) or 'none'}, the "
+                   f"model's are {', '.join(organs)}")
+    elif len(table) != doc.analysis.frames_analysed:
+        problem = (f"it has {len(table)} analysed frames, the sections were made from "
+                   f"{doc.analysis.frames_analysed}")
+    elif len(table):
+        fps = procedure.fps
+        slack_s = (2.0 / fps if fps else 0.0) + 0.5  # as the sections' own check allows
+        frames, duration = procedure.source.frames, procedure.source.duration_s
+        if duration and table.pts_s.max() > duration + slack_s:
+            problem = (f"its last frame is at {table.pts_s.max():.1f} s, the video lasts "
+                       f"{duration:.1f} s")
+        elif frames and fps and table.frame.max() > frames - 1 + math.ceil(slack_s * fps):
+            problem = f"its last frame is {table.frame.max()}, the video has {frames}"
+    if problem:
+        raise UsageError(f"'{path}' is not the per-frame CSV of '{procedure.sections_path}' "
+                         f"({problem}); give the CSV written by the same 'endostream "
+                         "segment' run")
