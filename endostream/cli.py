@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "cut each section (or some labels) into its own video file"),
     "annotate": ("endostream.commands.annotate",
                  "re-encode the recording with the label overlay and timeline burned in"),
+    "dicom": ("endostream.commands.dicom",
+              "write key frames and sections as DICOM (optionally sent to a PACS)"),
     "export": ("endostream.export.command",
                "turn PyTorch EfficientNetB0 checkpoints into one contract-conforming ONNX file"),
     "doctor": ("endostream.commands.doctor",

@@ -28,6 +28,8 @@ EXIT_ARCHIVE_FAILURES = 8
 #: a corrections file is refused (broken schema, sections that overlap or leave gaps,
 #: another video, labels the model does not know); nothing was written
 EXIT_CORRECTIONS = 9
+#: DICOM files were written but the archive (--send) did not store all of them
+EXIT_SEND = 10
 EXIT_INTERRUPTED = 130  #: Ctrl+C / SIGTERM; a partial result was written where possible
 
 
@@ -82,6 +84,13 @@ class CorrectionsError(EndostreamError):
     the video and model they claim to correct."""
 
     exit_code = EXIT_CORRECTIONS
+
+
+class SendError(EndostreamError):
+    """The DICOM archive could not be reached, refused the association, or did not store
+    every file; the files stay in the output folder."""
+
+    exit_code = EXIT_SEND
 
 
 class Interrupted(EndostreamError):

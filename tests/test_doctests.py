@@ -16,7 +16,10 @@ import pytest
 
 #: Packages whose modules need an extra that may not be installed.
 NEEDS = {"endostream.export": "torch", "endostream.gui": "PyQt5",
-         "endostream.archive.ray_engine": "ray"}
+         "endostream.archive.ray_engine": "ray",
+         # The dicom extra: the most specific prefix first (the first match is used).
+         "endostream.dicom.send": "pynetdicom", "endostream.dicom.document": "highdicom",
+         "endostream.dicom.write": "highdicom", "endostream.dicom.": "pydicom"}
 
 
 def module_names() -> list[str]:

@@ -8,10 +8,10 @@ when a package folder does not ship in the wheel.
 Runtime stages, bottom to top: the shared core (``errors``, ``frames``, ``contract``,
 ``crop``, ``fov``, ``bundled``) → ``sources`` → ``inference`` → ``segmentation`` →
 ``output`` → ``pipeline`` → ``evaluation`` / ``synth`` / ``archive`` → ``review`` →
-``loop`` → ``commands`` → ``cli``. ``export`` (torch) and ``gui`` (Qt) sit beside the top and use the
+``loop`` / ``dicom`` → ``commands`` → ``cli``. ``export`` (torch) and ``gui`` (Qt) sit beside the top and use the
 runtime, never ``commands`` or ``cli``; the runtime never imports torch, Qt or ``export``,
 except that ``commands.live`` starts the window from inside a function; only ``archive``
-imports Ray.
+imports Ray; only ``dicom`` imports pydicom, highdicom and pynetdicom.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ ALLOWED = {
     "archive": {"core", "sources", "inference", "segmentation", "output", "pipeline"},
     "review": {"core", "sources", "segmentation", "output", "evaluation"},
     "loop": {"core", "sources", "segmentation", "output", "evaluation", "review"},
+    "dicom": {"core", "sources", "segmentation", "output", "review"},
     "commands": {"core", "sources", "inference", "segmentation", "output", "pipeline",
-                 "evaluation", "synth", "archive", "review", "loop"},
+                 "evaluation", "synth", "archive", "review", "loop", "dicom"},
     "cli": {"core", "commands"},
     "export": {"core", "sources", "inference", "segmentation", "output", "evaluation",
                "synth"},
@@ -54,7 +55,9 @@ ALLOWED = {
 HEAVY = {"torch": {"export"}, "torchvision": {"export"}, "onnx": {"export"},
          "PyQt5": {"gui"}, "ray": {"archive"},
          # Plotting and templates, behind the review extra: only where pictures are made.
-         "matplotlib": {"review", "evaluation"}, "jinja2": {"review"}}
+         "matplotlib": {"review", "evaluation"}, "jinja2": {"review"},
+         # DICOM, behind the dicom extra (commands.dicom imports the layer in its run).
+         "pydicom": {"dicom"}, "highdicom": {"dicom"}, "pynetdicom": {"dicom"}}
 #: Imports that are allowed although they cross a rule, each with its reason; only inside
 #: a function (never at module level).
 LAZY_EXCEPTIONS = {("commands", "gui"): "endostream live opens the window it was asked for"}

@@ -1,7 +1,8 @@
 """Security basics, checked on the source itself: nothing listens, nothing runs a shell.
 
 A tool that runs next to a patient and over an archive of recordings must not open a
-network port, must not hand user paths to a shell, and must not unpickle what a
+network port (the one exception: ``endostream dicom --send`` connects to the archive the
+user names, from one module, as a client only; see NETWORK_ALLOWED), must not hand user paths to a shell, and must not unpickle what a
 checkpoint file says (the runtime test of that is in test_export.py: a pickled payload is
 refused and never run). These tests read every module of the product with :mod:`ast`, so
 a future change that adds such a call fails here with the file and line.
@@ -20,7 +21,13 @@ PRODUCT_DIRS = ("endostream", "export", "gui", "benchmarks")
 
 #: Modules that open or serve network connections; none belongs in this product.
 NETWORK_MODULES = {"socket", "socketserver", "http", "xmlrpc", "asyncio", "ssl", "ftplib",
-                   "smtplib", "telnetlib", "urllib", "requests", "aiohttp", "QtNetwork"}
+                   "smtplib", "telnetlib", "urllib", "requests", "aiohttp", "QtNetwork",
+                   "pynetdicom"}
+#: The narrow exceptions, module by module, each with its reason. A PACS receives images
+#: only over DICOM's network protocol, so storing them there needs pynetdicom; it lives in
+#: this one file, which is imported only when ``--send`` is given and acts as a client
+#: (SCU): it listens on nothing. Any other networking import there still fails.
+NETWORK_ALLOWED = {"endostream/dicom/send.py": {"pynetdicom"}}
 #: Calls that run a command line through a shell.
 SHELL_CALLS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput"),
                ("subprocess", "getstatusoutput")}
@@ -47,7 +54,9 @@ def network_imports(root: Path = ROOT) -> list[str]:
             else:
                 continue
             parts = {part for name in names for part in name.split(".")}
-            found += [f"{path}:{node.lineno} imports {m}" for m in sorted(parts & NETWORK_MODULES)]
+            allowed = NETWORK_ALLOWED.get(path.as_posix(), set())
+            found += [f"{path}:{node.lineno} imports {m}"
+                      for m in sorted((parts & NETWORK_MODULES) - allowed)]
     return found
 
 
@@ -77,6 +86,19 @@ def test_the_scan_sees_the_product():
 
 def test_no_module_imports_networking():
     assert network_imports() == []
+
+
+def test_only_the_dicom_sender_imports_pynetdicom(tmp_path):
+    """The exception is one file wide: pynetdicom elsewhere, or socket in that file, fails."""
+    send = ROOT / "endostream" / "dicom" / "send.py"
+    assert "pynetdicom" in send.read_text(encoding="utf-8")
+    for rel, text in (("endostream/dicom/send.py", "import pynetdicom\nimport socket\n"),
+                      ("endostream/dicom/write.py", "from pynetdicom import AE\n")):
+        bad = tmp_path / rel
+        bad.parent.mkdir(parents=True, exist_ok=True)
+        bad.write_text(text)
+    assert network_imports(tmp_path) == ["endostream/dicom/send.py:2 imports socket",
+                                         "endostream/dicom/write.py:1 imports pynetdicom"]
 
 
 def test_no_shell_is_ever_started():
