@@ -6,8 +6,9 @@ Comprehensive SR document that lists every section (label, start, end, share of 
 frames, confidence, the model's sha256) and references the images, all in one study.
 Patient and study identity come only from the options below or from --like; never from
 the recording's file name or metadata. Without them the files are marked anonymous.
-With --send the files are stored in an archive by C-STORE; they stay in --out-dir
-whatever the archive answers. Needs the dicom extra: pip install 'endostream[dicom]'.
+With --send the files are stored in an archive by C-STORE, each status checked and
+each stored file looked up again with C-FIND where the archive allows it; they stay in
+--out-dir whatever the archive answers. Needs the dicom extra: pip install 'endostream[dicom]'.
 """
 
 from __future__ import annotations
@@ -154,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         raise SendError(f"the archive stored {len(report.stored)} of {len(written)} files; "
                         f"not stored: {len(report.failed)} (e.g. {first.name}: {why}); the "
                         f"files are kept in '{out_dir}'")
-    print(f"stored {len(report.stored)} files at {args.called_aet}@{host}:{port}",
-          file=sys.stderr)
+    checked = (f"not verified: {report.unverified}" if report.unverified else
+               "each found again by C-FIND")
+    print(f"stored {len(report.stored)} files at {args.called_aet}@{host}:{port} "
+          f"({checked})", file=sys.stderr)
     return 0

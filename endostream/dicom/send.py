@@ -11,6 +11,13 @@ tried again ``retries`` times with a growing pause; after that nothing was store
 (0x0000) and the standard's warnings (0xB000 coercion, 0xB006 elements discarded, 0xB007
 data set does not match the SOP class) count as stored (the warning is reported); any
 other status, or no answer, as not stored. The files stay where they are either way.
+
+A success status is not proof: Orthanc, for one, answers success for an instance its own
+filter discards. So, on the same association, each stored instance is then looked up
+with C-FIND (Study Root, IMAGE level, by its UIDs); one the archive answered for but does
+not find counts as not stored. Where the archive offers or allows no C-FIND, the report
+says the storage could not be verified (not a failure: many archives allow C-FIND only
+to registered callers).
 """
 
 from __future__ import annotations
@@ -22,8 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import ComprehensiveSRStorage, VLEndoscopicImageStorage
+from pynetdicom.sop_class import (ComprehensiveSRStorage,
+                                  StudyRootQueryRetrieveInformationModelFind,
+                                  VLEndoscopicImageStorage)
 
 from endostream.errors import SendError, UsageError
 
@@ -43,6 +53,10 @@ class SendReport:
     stored: list[Path] = field(default_factory=list)
     warnings: dict[Path, str] = field(default_factory=dict)
     failed: dict[Path, str] = field(default_factory=dict)
+    #: why the stored files could not be looked up afterwards ("" when they were)
+    unverified: str = ""
+    #: (study, series, instance) UID of each file the archive answered success for
+    uids: dict[Path, tuple[str, str, str]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -95,7 +109,8 @@ def send_files(paths: Sequence[Path], *, host: str, port: int, calling_aet: str,
     ae = AE(ae_title=calling_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = TIMEOUT_S
     ae.connection_timeout = TIMEOUT_S
-    for sop_class in (VLEndoscopicImageStorage, ComprehensiveSRStorage):
+    for sop_class in (VLEndoscopicImageStorage, ComprehensiveSRStorage,
+                      StudyRootQueryRetrieveInformationModelFind):
         ae.add_requested_context(sop_class)
     assoc, problem = None, ""
     for attempt in range(1 + retries):
@@ -125,10 +140,42 @@ def send_files(paths: Sequence[Path], *, host: str, port: int, calling_aet: str,
                 for rest in paths[paths.index(path) + 1:]:
                     report.failed[rest] = "the archive closed the association"
                 break
+        if assoc.is_established:
+            _verify(assoc, report)
     finally:
         if assoc.is_established:
             assoc.release()
     return report
+
+
+def _verify(assoc, report: SendReport) -> None:
+    """Look up each stored instance with C-FIND; move those not found to ``failed``."""
+    if not any(c.abstract_syntax == StudyRootQueryRetrieveInformationModelFind
+               for c in assoc.accepted_contexts):
+        report.unverified = "the archive offers no C-FIND to this AE title"
+        return
+    for path in list(report.stored):
+        study, series, instance = report.uids[path]
+        query = Dataset()
+        query.QueryRetrieveLevel = "IMAGE"
+        query.StudyInstanceUID, query.SeriesInstanceUID = study, series
+        query.SOPInstanceUID = instance
+        found, final = False, None
+        for status, identifier in assoc.send_c_find(query,
+                                                    StudyRootQueryRetrieveInformationModelFind):
+            final = getattr(status, "Status", None) if status else None
+            if final in (0xFF00, 0xFF01) and identifier is not None and \
+                    identifier.get("SOPInstanceUID") == instance:
+                found = True
+        if final != 0x0000 and not found:
+            report.unverified = ("the archive refused C-FIND" if final is not None else
+                                 "the archive did not answer C-FIND")
+            return
+        if not found:
+            report.stored.remove(path)
+            report.warnings.pop(path, None)
+            report.failed[path] = ("answered success, but the archive does not have it "
+                                   "(C-FIND finds no such instance: a filter or a rule there?)")
 
 
 def _store(assoc, path: Path, report: SendReport) -> str:
@@ -147,9 +194,11 @@ def _store(assoc, path: Path, report: SendReport) -> str:
         report.failed[path] = "no answer from the archive"
     elif code == 0x0000:
         report.stored.append(path)
+        report.uids[path] = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
         return "stored"
     elif code in WARNING_STATUSES:
         report.stored.append(path)
+        report.uids[path] = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
         report.warnings[path] = f"stored with warning 0x{code:04X} ({WARNING_STATUSES[code]})"
         return report.warnings[path]
     else:

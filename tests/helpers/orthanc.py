@@ -66,19 +66,26 @@ class Orthanc:
                 self.process.wait(timeout=10)
 
 
-def start_orthanc(folder: Path, *, timeout_s: float = 60.0) -> Orthanc:
-    """Orthanc with its storage under ``folder``, answering on free local ports."""
+def start_orthanc(folder: Path, *, timeout_s: float = 60.0, dicom_port: int | None = None,
+                  lua: str | None = None, allow_find: bool = True) -> Orthanc:
+    """Orthanc with its storage under ``folder``, answering on free local ports (or on
+    ``dicom_port``); ``lua``: a script Orthanc runs (e.g. a ``ReceivedInstanceFilter``);
+    ``allow_find``: C-FIND for callers it does not know (Orthanc's default: no)."""
     folder.mkdir(parents=True, exist_ok=True)
-    http_port, dicom_port = free_port(), free_port()
+    http_port, dicom_port = free_port(), dicom_port or free_port()
     config = {
         "Name": "endostream-test", "StorageDirectory": str(folder / "storage"),
         "IndexDirectory": str(folder / "storage"), "Plugins": [],
         "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": ORTHANC_AET,
         "DicomCheckCalledAet": True, "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False, "DicomAlwaysAllowStore": True,
+        "DicomAlwaysAllowFind": allow_find,
         "DicomServerEnabled": True, "HttpServerEnabled": True, "ConcurrentJobs": 1,
         "StorageCompression": False,
     }
+    if lua is not None:
+        (folder / "filter.lua").write_text(lua)
+        config["LuaScripts"] = [str(folder / "filter.lua")]
     config_path = folder / "orthanc.json"
     config_path.write_text(json.dumps(config))
     log = open(folder / "orthanc.log", "wb")

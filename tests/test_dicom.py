@@ -1,0 +1,361 @@
+"""`endostream dicom`: key frames and sections as DICOM, validated, stored in a real Orthanc.
+
+The procedure is the review tests' tiny clip (flat colours per section, the frame number
+drawn in the top-left quarter), so each image can be checked for the section it shows,
+the frame it was taken from and its full resolution. Files are validated with dciodvfy
+(Debian's dicom3tools) and sent to Debian's Orthanc started on free local ports; each
+part skips where its tool is not installed.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pydicom = pytest.importorskip("pydicom")
+pytest.importorskip("highdicom")
+pytest.importorskip("pynetdicom")
+
+from endostream.cli import main  # noqa: E402
+from helpers.clips import read_index  # noqa: E402
+from helpers.orthanc import ORTHANC_AET, free_port, orthanc_available, start_orthanc  # noqa: E402
+from helpers.review import COLORS, HEIGHT, LAYOUT, WIDTH, make_procedure  # noqa: E402
+
+needs_orthanc = pytest.mark.skipif(not orthanc_available(),
+                                   reason="Debian's orthanc is not installed")
+needs_dciodvfy = pytest.mark.skipif(shutil.which("dciodvfy") is None,
+                                    reason="dciodvfy (Debian's dicom3tools) is not installed")
+
+#: dciodvfy warnings that remain, and why (anything else, and every error, fails):
+EXPECTED_WARNINGS = (
+    # Study Date, Study Time and Study ID are type 2: known only to the hospital (--like
+    # copies them); endostream leaves them empty rather than invent them.
+    "would be needed to build DICOMDIR - Study Date",
+    "would be needed to build DICOMDIR - Study Time",
+    "would be needed to build DICOMDIR - Study ID",
+    # Laterality (type 2C, an ear is paired): which side was examined is not known, which
+    # is exactly when the standard allows it empty.
+    "is only permitted to be empty when actually unknown",
+    # The SR's local codes: a 99-prefixed scheme is the standard's way to have them; it is
+    # described in Coding Scheme Identification Sequence, which dciodvfy does not consult.
+    "Unrecognized defined term <99ENDOSTREAM>",
+)
+NOSE_PEAK_FRAME = 75  #: the frame the CSV makes the nose section's most confident one
+
+
+@pytest.fixture
+def procedure(tmp_path):
+    """The tiny procedure under a file name and container tags that name a patient, and a
+    CSV whose nose section is most confident at frame 75 (not its first frame)."""
+    t = make_procedure(tmp_path / "in", name="smith_john_1970.mp4",
+                       metadata={"title": "Smith^John", "comment": "patient 987654",
+                                 "artist": "Dr Who"})
+    rows = list(csv.reader(t.csv.open()))
+    col = rows[0].index("organ_nose")
+    for r in rows[1:]:
+        if int(r[0]) == NOSE_PEAK_FRAME:
+            r[col] = "0.9900"
+    with t.csv.open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return t
+
+
+def export(procedure, out: Path, *extra: str) -> int:
+    return main(["dicom", str(procedure.sections), "--csv", str(procedure.csv),
+                 "--out-dir", str(out), *extra])
+
+
+def read_all(out: Path) -> dict[str, pydicom.Dataset]:
+    return {p.name: pydicom.dcmread(p) for p in sorted(out.glob("*.dcm"))}
+
+
+def test_key_frames_full_resolution_and_one_document_in_one_study(procedure, tmp_path):
+    out = tmp_path / "dicom"
+    assert export(procedure, out, "--patient-id", "12345", "--patient-name", "Doe^Jane",
+                  "--accession", "A7") == 0
+    files = read_all(out)
+    organ_sections = [(i, s) for i, s in enumerate(LAYOUT, 1) if s[0] != "unusable"]
+    assert len(files) == len(organ_sections) + 1
+    images = [ds for ds in files.values() if ds.Modality == "ES"]
+    (sr,) = [ds for ds in files.values() if ds.Modality == "SR"]
+    assert {ds.SOPClassUID for ds in images} == {"1.2.840.10008.5.1.4.1.1.77.1.1"}
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR
+    # One study, one series per kind, identity from the options only.
+    assert len({ds.StudyInstanceUID for ds in files.values()}) == 1
+    assert len({ds.SeriesInstanceUID for ds in images}) == 1
+    assert sr.SeriesInstanceUID != images[0].SeriesInstanceUID
+    for ds in files.values():
+        assert (ds.PatientID, str(ds.PatientName), ds.AccessionNumber) == ("12345", "Doe^Jane",
+                                                                          "A7")
+        assert "PatientIdentityRemoved" not in ds
+        assert (ds.Manufacturer, ds.ManufacturerModelName) == ("endostream", "endostream")
+        assert ds.SoftwareVersions == "0.1.0"
+    # Each image: its section's colour, full resolution, the CSV's most confident frame.
+    for ds, (number, (label, first, last)) in zip(images, organ_sections):
+        assert (ds.Rows, ds.Columns, ds.PhotometricInterpretation) == (HEIGHT, WIDTH, "RGB")
+        pixels = ds.pixel_array
+        assert np.abs(pixels[-20:, -40:].reshape(-1, 3).mean(0) - COLORS[label]).max() < 12
+        frame = read_index(pixels[: HEIGHT // 2, : WIDTH // 2])
+        assert frame == (NOSE_PEAK_FRAME if label == "nose" else first)
+        assert ds.ImageType == ["DERIVED", "PRIMARY"] and ds.LossyImageCompression == "01"
+        assert ds.LossyImageCompressionMethod == "ISO_14496_10"
+        assert f"section {number}: {label}" in ds.ImageComments
+
+
+def _items(ds) -> list:
+    out = []
+    for item in ds.get("ContentSequence", []):
+        out.append(item)
+        out += _items(item)
+    return out
+
+
+def _section_of(container) -> dict:
+    found = {}
+    for item in container.ContentSequence:
+        name = item.ConceptNameCodeSequence[0].CodeMeaning
+        if item.ValueType == "TEXT":
+            found[name] = item.TextValue
+        elif item.ValueType == "NUM":
+            value = item.MeasuredValueSequence[0]
+            found[name] = (float(value.NumericValue),
+                           value.MeasurementUnitsCodeSequence[0].CodeValue)
+        elif item.ValueType == "IMAGE":
+            found[name] = item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+    return found
+
+
+def test_the_document_lists_every_section_with_numbers_and_its_key_frame(procedure, tmp_path):
+    out = tmp_path / "dicom"
+    assert export(procedure, out, "--patient-id", "1") == 0
+    files = read_all(out)
+    sr = files.pop("sections-sr.dcm")
+    assert (sr.CompletionFlag, sr.VerificationFlag) == ("COMPLETE", "UNVERIFIED")
+    texts = {i.ConceptNameCodeSequence[0].CodeMeaning: i.TextValue
+             for i in sr.ContentSequence if i.ValueType == "TEXT"}
+    assert texts["Algorithm Parameters"] == "model sha256 " + "0" * 64
+    assert texts["Algorithm Name"] == "endostream" and "not a diagnosis" in texts["Note"]
+    sections = [_section_of(i) for i in sr.ContentSequence if i.ValueType == "CONTAINER"]
+    assert [s["Section label"] for s in sections] == [label for label, _, _ in LAYOUT]
+    by_uid = {ds.SOPInstanceUID: name for name, ds in files.items()}
+    for s, (label, first, last) in zip(sections, LAYOUT):
+        assert s["Section start time"] == (pytest.approx(first / 25), "s")
+        assert s["Section end time"] == (pytest.approx((last + 1) / 25), "s")
+        assert s["Share of good frames"][1] == "%" and s["Mean label probability"][1] == "1"
+        if label == "unusable":
+            assert "Best illustration of finding" not in s
+        else:
+            assert by_uid[s["Best illustration of finding"]].endswith(f"-{label}-"
+                                                                       f"{first / 25:.1f}s.dcm")
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
+    assert evidence.StudyInstanceUID == sr.StudyInstanceUID
+    assert {r.ReferencedSOPInstanceUID for s in evidence.ReferencedSeriesSequence
+            for r in s.ReferencedSOPSequence} == set(by_uid)
+
+
+def test_nothing_identifying_comes_from_file_names_or_metadata(procedure, tmp_path, capsys):
+    out = tmp_path / "dicom"
+    assert export(procedure, out) == 0
+    err = capsys.readouterr().err
+    assert "marked anonymous" in err
+    for path in out.iterdir():
+        assert "smith" not in path.name.lower()
+        data = path.read_bytes().lower()
+        for word in (b"smith", b"john", b"987654", b"dr who", b"1970"):
+            assert word not in data, (path.name, word)
+        ds = pydicom.dcmread(path)
+        assert (str(ds.PatientName), ds.PatientIdentityRemoved) == ("ANONYMOUS^", "YES")
+        assert ds.PatientID.startswith("ANON-") and ds.DeidentificationMethod
+    assert "smith" not in err.lower()
+
+
+def write_exam(path: Path) -> Path:
+    """A DICOM file of "the same exam", as another modality of the hospital wrote it."""
+    exam = pydicom.Dataset()
+    exam.PatientName, exam.PatientID, exam.PatientBirthDate = "Roe^Ann", "P9", "19800102"
+    exam.StudyInstanceUID, exam.StudyDate, exam.StudyTime = "1.2.3.4.5", "20261201", "101500"
+    exam.StudyID, exam.AccessionNumber, exam.Modality = "S1", "ACC1", "ES"
+    exam.SOPClassUID, exam.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.77.1.1", "1.2.3.4.5.6"
+    exam.file_meta = pydicom.dataset.FileMetaDataset()
+    exam.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    exam.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_like_copies_patient_and_study_and_options_win(procedure, tmp_path):
+    like = write_exam(tmp_path / "exam.dcm")
+    out = tmp_path / "dicom"
+    assert export(procedure, out, "--like", str(like), "--accession", "ACC2") == 0
+    for ds in read_all(out).values():
+        assert (ds.PatientID, str(ds.PatientName), ds.PatientBirthDate) == ("P9", "Roe^Ann",
+                                                                            "19800102")
+        assert (ds.StudyInstanceUID, ds.StudyDate, ds.StudyID) == ("1.2.3.4.5", "20261201", "S1")
+        assert ds.AccessionNumber == "ACC2" and ds.SOPInstanceUID != "1.2.3.4.5.6"
+
+
+@needs_dciodvfy
+@pytest.mark.parametrize("identity", ["anonymous", "like"])
+def test_every_file_passes_dciodvfy(procedure, tmp_path, identity):
+    extra = []
+    if identity == "like":
+        extra = ["--like", str(write_exam(tmp_path / "exam.dcm"))]
+    out = tmp_path / "dicom"
+    assert export(procedure, out, *extra) == 0
+    for path in sorted(out.glob("*.dcm")):
+        result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True,
+                                timeout=60)
+        lines = [ln for ln in (result.stdout + result.stderr).splitlines() if ln.strip()]
+        iod = "ComprehensiveSR" if path.name.startswith("sections") else "VLEndoscopicImage"
+        assert iod in lines, lines
+        assert not [ln for ln in lines if ln.startswith("Error")], (path.name, lines)
+        unexplained = [ln for ln in lines if ln.startswith("Warning")
+                       and not any(w in ln for w in EXPECTED_WARNINGS)]
+        assert unexplained == [], (path.name, unexplained)
+        if identity == "like":  # the study's date, time and ID are there: no DICOMDIR note
+            assert not [ln for ln in lines if "DICOMDIR" in ln], lines
+
+
+def test_bad_requests_get_one_line_and_their_exit_code(procedure, tmp_path, capsys):
+    out = tmp_path / "dicom"
+    runs = [
+        (["--send", "127.0.0.1:104", "--called-aet", "PACS"], 2),  # no identity
+        (["--patient-id", "1", "--send", "nohost", "--called-aet", "PACS"], 2),
+        (["--patient-id", "1", "--send", "127.0.0.1:104"], 2),  # no --called-aet
+        (["--patient-id", "1", "--send", "127.0.0.1:104", "--called-aet", "A" * 17], 2),
+        (["--called-aet", "PACS"], 2),  # only with --send
+        (["--study-uid", "1.2.abc"], 2),
+        (["--like", str(procedure.csv)], 2),
+        (["--patient-id", " "], 2),
+    ]
+    for extra, code in runs:
+        assert export(procedure, out, *extra) == code, extra
+    assert not out.exists() or not list(out.iterdir())  # refused before any file
+    procedure.video.rename(tmp_path / "moved.mp4")
+    assert export(procedure, out) == 3  # a sections file without its video
+    assert main(["dicom", str(procedure.sections), "--out-dir", str(out),
+                 "--video", str(tmp_path / "moved.mp4")]) == 0
+    assert main(["dicom", str(procedure.sections), "--out-dir", str(out),
+                 "--video", str(tmp_path / "moved.mp4")]) == 5  # exists: --overwrite
+    assert main(["dicom", str(procedure.sections), "--out-dir", str(out), "--overwrite",
+                 "--video", str(tmp_path / "moved.mp4")]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("endostream: error:") == len(runs) + 2
+
+
+def test_an_unreachable_archive_exits_9_and_keeps_the_files(procedure, tmp_path, capsys):
+    out = tmp_path / "dicom"
+    port = free_port()  # nothing listens there
+    assert export(procedure, out, "--patient-id", "1", "--send", f"127.0.0.1:{port}",
+                  "--called-aet", "PACS", "--retries", "1") == 9
+    err = capsys.readouterr().err
+    assert "no connection could be made" in err and "2 tries" in err and "kept in" in err
+    assert len(list(out.glob("*.dcm"))) == 4 and "Traceback" not in err
+
+
+@needs_orthanc
+def test_orthanc_receives_study_series_pixels_and_document(procedure, tmp_path, capsys):
+    out = tmp_path / "dicom"
+    orthanc = start_orthanc(tmp_path / "orthanc")
+    try:
+        assert export(procedure, out, "--patient-id", "12345", "--patient-name", "Doe^Jane",
+                      "--send", f"127.0.0.1:{orthanc.dicom_port}", "--aet", "ENDOSTREAM",
+                      "--called-aet", ORTHANC_AET) == 0
+        err = capsys.readouterr().err
+        assert "stored 4 files" in err and "each found again by C-FIND" in err
+        files = read_all(out)
+        (study,) = orthanc.get("/studies")
+        tags = orthanc.get(f"/studies/{study}")
+        sr = files["sections-sr.dcm"]
+        assert tags["MainDicomTags"]["StudyInstanceUID"] == sr.StudyInstanceUID
+        assert tags["PatientMainDicomTags"]["PatientID"] == "12345"
+        series = {s["MainDicomTags"]["Modality"]: s for s in orthanc.get(f"/studies/{study}/series")}
+        assert set(series) == {"ES", "SR"} and len(series["ES"]["Instances"]) == 3
+        stored = {orthanc.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"]: i
+                  for s in series.values() for i in s["Instances"]}
+        assert set(stored) == {ds.SOPInstanceUID for ds in files.values()}
+        for ds in files.values():
+            back = pydicom.dcmread(__import__("io").BytesIO(
+                orthanc.get_bytes(f"/instances/{stored[ds.SOPInstanceUID]}/file")))
+            if ds.Modality == "ES":  # the pixels arrived bit for bit
+                raw = orthanc.get_bytes(f"/instances/{stored[ds.SOPInstanceUID]}/frames/0/raw")
+                assert raw == ds.PixelData == back.PixelData
+            else:  # the document arrived intact
+                assert back.ContentSequence == ds.ContentSequence
+                assert _section_of(back.ContentSequence[5])["Section label"] == "ear"
+    finally:
+        orthanc.stop()
+
+
+@needs_orthanc
+def test_an_archive_without_c_find_stores_but_says_unverified(procedure, tmp_path, capsys):
+    orthanc = start_orthanc(tmp_path / "orthanc", allow_find=False)
+    try:
+        assert export(procedure, tmp_path / "dicom", "--patient-id", "1", "--send",
+                      f"127.0.0.1:{orthanc.dicom_port}", "--called-aet", ORTHANC_AET) == 0
+        assert "stored 4 files" in (err := capsys.readouterr().err) and "not verified" in err
+        assert len(orthanc.get("/instances")) == 4
+    finally:
+        orthanc.stop()
+
+
+@needs_orthanc
+def test_a_refused_association_exits_9_and_keeps_the_files(procedure, tmp_path, capsys):
+    out = tmp_path / "dicom"
+    orthanc = start_orthanc(tmp_path / "orthanc")
+    try:
+        assert export(procedure, out, "--patient-id", "1", "--send",
+                      f"127.0.0.1:{orthanc.dicom_port}", "--called-aet", "NOTORTHANC",
+                      "--retries", "1") == 9
+        err = capsys.readouterr().err
+        assert "rejected the association" in err and "2 tries" in err
+        assert err.count("endostream: error:") == 1 and "Traceback" not in err
+        assert orthanc.get("/instances") == [] and len(list(out.glob("*.dcm"))) == 4
+    finally:
+        orthanc.stop()
+
+
+@needs_orthanc
+def test_instances_the_archive_refuses_are_reported_not_lost(procedure, tmp_path, capsys):
+    """Orthanc's own filter discards the SR: reported as not stored, exit 9."""
+    lua = ("function ReceivedInstanceFilter(dicom, origin, info)\n"
+           "  return dicom.Modality ~= 'SR'\nend\n")
+    out = tmp_path / "dicom"
+    orthanc = start_orthanc(tmp_path / "orthanc", lua=lua)
+    try:
+        assert export(procedure, out, "--patient-id", "1", "--send",
+                      f"127.0.0.1:{orthanc.dicom_port}", "--called-aet", ORTHANC_AET) == 9
+        err = capsys.readouterr().err
+        # Orthanc 1.10 answers success for what its filter discards; the C-FIND after the
+        # stores finds it missing.
+        assert "stored 3 of 4 files" in err and "C-FIND finds no such instance" in err
+        assert len(orthanc.get("/instances")) == 3 and (out / "sections-sr.dcm").is_file()
+    finally:
+        orthanc.stop()
+
+
+@needs_orthanc
+def test_an_archive_that_comes_up_during_the_retries_gets_everything(procedure, tmp_path):
+    port = free_port()
+    started: list = []
+    timer = threading.Timer(1.0, lambda: started.append(
+        start_orthanc(tmp_path / "orthanc", dicom_port=port)))
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        assert export(procedure, tmp_path / "dicom", "--patient-id", "1", "--send",
+                      f"127.0.0.1:{port}", "--called-aet", ORTHANC_AET) == 0
+        assert time.monotonic() - t0 >= 1.0  # the first try found nothing there
+        timer.join()
+        assert len(started[0].get("/instances")) == 4
+    finally:
+        timer.cancel()
+        timer.join()
+        for server in started:
+            server.stop()
