@@ -26,13 +26,14 @@ procedure into one patient in most archives).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import generate_uid
 
 from endostream.errors import UsageError
 
@@ -71,8 +72,12 @@ class Identity:
         return f"patient ID {self.dataset.PatientID}, study {self.study_uid}"
 
 
+#: A UID (PS3.5 9.1): numeric components without leading zeros, dot-separated.
+UID_PATTERN = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+")
+
+
 def _check_uid(value: str, option: str) -> str:
-    if not UID(value).is_valid:
+    if len(value) > 64 or not UID_PATTERN.fullmatch(value):
         raise UsageError(f"{option} '{value}' is not a valid DICOM UID (digits and dots, at "
                          "most 64 characters); copy it from the worklist or the exam")
     return value
