@@ -49,17 +49,20 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "good frame becomes its image (default: the section's middle frame)")
     add_overwrite_option(p, also="the files of an earlier export in --out-dir, and ")
     who = p.add_argument_group("identity (only from here: never from file names or metadata)")
-    who.add_argument("--patient-id", metavar="ID", help="Patient ID, as the hospital's "
-                     "information system has it")
+    who.add_argument("--patient-id", metavar="ID",
+                     help="Patient ID, as the hospital's information system has it (default: "
+                          "--like's, else none: the files are marked anonymous)")
     who.add_argument("--patient-name", metavar="NAME",
-                     help="Patient's Name in DICOM form, e.g. 'Doe^Jane'")
+                     help="Patient's Name in DICOM form, e.g. 'Doe^Jane' (default: --like's, "
+                          "else empty)")
     who.add_argument("--study-uid", metavar="UID",
                      help="Study Instance UID of the exam (from the worklist); default: a new "
                           "one, or the one of --like")
-    who.add_argument("--accession", metavar="NUMBER", help="Accession Number of the order")
+    who.add_argument("--accession", metavar="NUMBER",
+                     help="Accession Number of the order (default: --like's, else empty)")
     who.add_argument("--like", type=Path, metavar="exam.dcm",
                      help="a DICOM file of the same exam: its patient and study attributes "
-                          "are copied (options given as well win)")
+                          "are copied (options given as well win; default: none)")
     net = p.add_argument_group("sending (the only time endostream opens a connection)")
     net.add_argument("--send", metavar="HOST:PORT",
                      help="store the files in this archive with C-STORE (default: write only)")
