@@ -107,7 +107,7 @@ def write_procedure(procedure: Procedure, frames: FrameTable | None, identity: I
     sr = sections_document(procedure.sections,
                            [by_section.get(i) for i in range(1, len(procedure.sections) + 1)],
                            identity=identity, series=Series.new(*DOCUMENT_SERIES),
-                           model_sha256=str(procedure.models.get("sha256") or "unknown"),
+                           model_sha256=procedure.models.sha256 or "unknown",
                            duration_s=procedure.duration_s, complete=procedure.complete,
                            when=when)
     path = out_dir / DOCUMENT_NAME
