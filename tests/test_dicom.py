@@ -24,6 +24,7 @@ pytest.importorskip("highdicom")
 pytest.importorskip("pynetdicom")
 
 from endostream.cli import main  # noqa: E402
+from endostream.errors import EXIT_SEND  # noqa: E402
 from helpers.clips import read_index  # noqa: E402
 from helpers.orthanc import ORTHANC_AET, free_port, orthanc_available, start_orthanc  # noqa: E402
 from helpers.review import COLORS, HEIGHT, LAYOUT, WIDTH, make_procedure  # noqa: E402
@@ -253,11 +254,12 @@ def test_bad_requests_get_one_line_and_their_exit_code(procedure, tmp_path, caps
     assert "Traceback" not in err and err.count("endostream: error:") == len(runs) + 2
 
 
-def test_an_unreachable_archive_exits_9_and_keeps_the_files(procedure, tmp_path, capsys):
+def test_an_unreachable_archive_exits_10_and_keeps_the_files(procedure, tmp_path, capsys):
+    assert EXIT_SEND == 10  # as the README's table and --help say
     out = tmp_path / "dicom"
     port = free_port()  # nothing listens there
     assert export(procedure, out, "--patient-id", "1", "--send", f"127.0.0.1:{port}",
-                  "--called-aet", "PACS", "--retries", "1") == 9
+                  "--called-aet", "PACS", "--retries", "1") == EXIT_SEND
     err = capsys.readouterr().err
     assert "no connection could be made" in err and "2 tries" in err and "kept in" in err
     assert len(list(out.glob("*.dcm"))) == 4 and "Traceback" not in err
@@ -279,7 +281,8 @@ def test_orthanc_receives_study_series_pixels_and_document(procedure, tmp_path, 
         sr = files["sections-sr.dcm"]
         assert tags["MainDicomTags"]["StudyInstanceUID"] == sr.StudyInstanceUID
         assert tags["PatientMainDicomTags"]["PatientID"] == "12345"
-        series = {s["MainDicomTags"]["Modality"]: s for s in orthanc.get(f"/studies/{study}/series")}
+        series = {s["MainDicomTags"]["Modality"]: s
+                  for s in orthanc.get(f"/studies/{study}/series")}
         assert set(series) == {"ES", "SR"} and len(series["ES"]["Instances"]) == 3
         stored = {orthanc.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"]: i
                   for s in series.values() for i in s["Instances"]}
@@ -310,13 +313,13 @@ def test_an_archive_without_c_find_stores_but_says_unverified(procedure, tmp_pat
 
 
 @needs_orthanc
-def test_a_refused_association_exits_9_and_keeps_the_files(procedure, tmp_path, capsys):
+def test_a_refused_association_exits_10_and_keeps_the_files(procedure, tmp_path, capsys):
     out = tmp_path / "dicom"
     orthanc = start_orthanc(tmp_path / "orthanc")
     try:
         assert export(procedure, out, "--patient-id", "1", "--send",
                       f"127.0.0.1:{orthanc.dicom_port}", "--called-aet", "NOTORTHANC",
-                      "--retries", "1") == 9
+                      "--retries", "1") == EXIT_SEND
         err = capsys.readouterr().err
         assert "rejected the association" in err and "2 tries" in err
         assert err.count("endostream: error:") == 1 and "Traceback" not in err
@@ -327,14 +330,15 @@ def test_a_refused_association_exits_9_and_keeps_the_files(procedure, tmp_path, 
 
 @needs_orthanc
 def test_instances_the_archive_refuses_are_reported_not_lost(procedure, tmp_path, capsys):
-    """Orthanc's own filter discards the SR: reported as not stored, exit 9."""
+    """Orthanc's own filter discards the SR: reported as not stored, exit 10."""
     lua = ("function ReceivedInstanceFilter(dicom, origin, info)\n"
            "  return dicom.Modality ~= 'SR'\nend\n")
     out = tmp_path / "dicom"
     orthanc = start_orthanc(tmp_path / "orthanc", lua=lua)
     try:
         assert export(procedure, out, "--patient-id", "1", "--send",
-                      f"127.0.0.1:{orthanc.dicom_port}", "--called-aet", ORTHANC_AET) == 9
+                      f"127.0.0.1:{orthanc.dicom_port}",
+                      "--called-aet", ORTHANC_AET) == EXIT_SEND
         err = capsys.readouterr().err
         # Orthanc 1.10 answers success for what its filter discards; the C-FIND after the
         # stores finds it missing.

@@ -35,7 +35,7 @@ examples:
 
 exit codes: 0 done, 2 bad arguments (or --send without an identity), 3 the recording is
 missing or unreadable, 5 output not writable (or files exist without --overwrite),
-9 the archive could not be reached, refused the association, or did not store every file
+10 the archive could not be reached, refused the association, or did not store every file
 (the files stay in --out-dir)
 """
 
