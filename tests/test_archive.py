@@ -223,7 +223,8 @@ def test_a_users_file_at_an_output_is_never_replaced(archive, model, tmp_path):
     assert got["p02.mp4"]["status"] == "done"
 
 
-def test_a_video_cut_short_is_partial_and_redone_next_time(archive, model, tmp_path):
+def test_a_video_cut_short_is_partial_and_kept_until_it_changes(archive, model, tmp_path,
+                                                                 load_count):
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy2(archive / "2024/q/p05.mp4", src / "good.mp4")
@@ -236,8 +237,18 @@ def test_a_video_cut_short_is_partial_and_redone_next_time(archive, model, tmp_p
     assert got["cut.mp4"]["status"] == "partial" and got["cut.mp4"]["exit_code"] == EXIT_PARTIAL
     assert json.loads((out / "cut.mp4.sections.json").read_text())["complete"] is False
     assert summary(out)["totals"]["failures"] == 1
-    assert main(args) == EXIT_ARCHIVE_FAILURES
+    loads = load_count[0]
+    assert main(args) == EXIT_ARCHIVE_FAILURES  # still a failure, but not analysed again
     assert statuses(out) == {"cut.mp4": "partial", "good.mp4": "skipped"}
+    assert load_count[0] == loads  # nothing to analyse: no model loaded
+    assert summary(out)["totals"]["run"]["videos_analysed"] == 0
+    st = (src / "cut.mp4").stat()
+    os.utime(src / "cut.mp4", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # it changed
+    assert main(args) == EXIT_ARCHIVE_FAILURES
+    assert load_count[0] == loads + 1
+    assert summary(out)["totals"]["run"]["videos_analysed"] == 1
+    assert main([*args, "--force"]) == EXIT_ARCHIVE_FAILURES
+    assert summary(out)["totals"]["run"]["videos_analysed"] == 2
 
 
 def test_a_stop_event_ends_a_video_as_incomplete(archive, model):

@@ -4,9 +4,11 @@ A result is kept when its ``sections.json`` is complete and was made from the sa
 (size and modification time, stored in the file under ``analysis.input``), the same model
 (sha256 of each file, checked without loading it) and the same analysis settings
 (``sample_fps`` and the segmenter's settings). Anything else — no file, ``complete:
-false``, a touched video, another model or other settings — is redone. A file at the
-output path that is not an endostream sections file is never overwritten without
-``--force``.
+false``, a touched video, another model or other settings — is redone, except the
+``complete: false`` file of a video damaged part way (``partial`` in ``archive.json``),
+which is kept like an unreadable video's failure until the video changes (the driver
+decides that, with ``partial_ok``). A file at the output path that is not an endostream
+sections file is never overwritten without ``--force``.
 
 >>> from endostream.output.sections_file import build_document
 >>> from endostream.segmentation.section import Section
@@ -63,9 +65,11 @@ class AnalysisSettings:
         # As the offline segmenter describes itself in analysis.segmenter.
         return cls(models_sha256, sample_fps, describe_offline(config))
 
-    def stale_reason(self, doc: SectionsDocument, fingerprint: InputFingerprint) -> str | None:
-        """``None`` when ``doc`` (a checked sections file) can be kept, else why not."""
-        if not doc.complete:
+    def stale_reason(self, doc: SectionsDocument, fingerprint: InputFingerprint, *,
+                     partial_ok: bool = False) -> str | None:
+        """``None`` when ``doc`` (a checked sections file) can be kept, else why not;
+        ``partial_ok``: a ``complete: false`` file of a damaged video may be kept too."""
+        if not doc.complete and not partial_ok:
             return "incomplete (complete: false)"
         if doc.analysis.input_fingerprint != fingerprint.to_json():
             return "the video changed since"

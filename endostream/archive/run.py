@@ -47,6 +47,7 @@ from endostream.archive.summary import (
 from endostream.errors import (
     EXIT_ARCHIVE_FAILURES,
     EXIT_OK,
+    EXIT_PARTIAL,
     EXIT_VIDEO,
     Interrupted,
     ModelError,
@@ -112,7 +113,7 @@ def run_archive(jobs: Sequence[ArchiveJob], config: ArchiveConfig, *,
     previous = _prepare_out_dir(config.out_dir, config.force)
     sha = _models_sha256(config.model.paths)
     settings = AnalysisSettings.of(sha, config.options.sample_fps, config.options.segmenter)
-    unreadable = {} if config.force else _unreadable_before(previous)
+    unreadable = {} if config.force else _failed_before(previous)
     records: dict[str, VideoRecord] = {}
     pending: list[ArchiveJob] = []
     for job in jobs:
@@ -207,13 +208,17 @@ def _prepare_out_dir(out_dir: Path, force: bool) -> dict | None:
     return None
 
 
-def _unreadable_before(previous: dict | None) -> dict[str, VideoRecord]:
-    """Videos the last run found unreadable (exit 3): they are not opened again while
-    their size and modification time stay the same (``--force`` tries them anyway)."""
+def _failed_before(previous: dict | None) -> dict[str, VideoRecord]:
+    """Videos the last run found unreadable (exit 3) or damaged part way (``partial``,
+    exit 6): one rule for both, they are not analysed again while their size and
+    modification time stay the same, since the same bytes fail the same way
+    (``--force`` tries them anyway)."""
     out = {}
     for d in (previous or {}).get("videos", []):
-        if isinstance(d, dict) and d.get("status") == "failed" and \
-                d.get("exit_code") == EXIT_VIDEO:
+        if not isinstance(d, dict):
+            continue
+        if (d.get("status"), d.get("exit_code")) in (("failed", EXIT_VIDEO),
+                                                     ("partial", EXIT_PARTIAL)):
             out[d.get("name")] = VideoRecord.from_json(d)
     return out
 
@@ -247,12 +252,17 @@ def _existing_record(job: ArchiveJob, config: ArchiveConfig, settings: AnalysisS
     except UsageError as e:  # ours, but broken: redone
         log.info("redoing %s: %s", job.name, e)
         return None
-    if doc is None and unreadable is not None and \
-            (unreadable.size_bytes, unreadable.mtime_ns) == (job.size_bytes, job.mtime_ns):
+    fingerprint = InputFingerprint(job.size_bytes, job.mtime_ns)
+    unchanged = unreadable is not None and \
+        (unreadable.size_bytes, unreadable.mtime_ns) == (job.size_bytes, job.mtime_ns)
+    if unchanged and doc is None and unreadable.status == "failed":
+        return replace(unreadable, wall_s=None, worker=None)
+    if unchanged and doc is not None and unreadable.status == "partial" and \
+            settings.stale_reason(doc, fingerprint, partial_ok=True) is None:
         return replace(unreadable, wall_s=None, worker=None)
     if doc is None or config.force:
         return None
-    reason = settings.stale_reason(doc, InputFingerprint(job.size_bytes, job.mtime_ns))
+    reason = settings.stale_reason(doc, fingerprint)
     if reason is None and job.csv is not None and not job.csv.exists():
         reason = "its per-frame CSV is missing"
     if reason is not None:
