@@ -251,6 +251,39 @@ def test_a_video_cut_short_is_partial_and_kept_until_it_changes(archive, model, 
     assert summary(out)["totals"]["run"]["videos_analysed"] == 2
 
 
+def test_one_layout_whatever_the_inputs_and_the_summary_keeps_earlier_videos(
+        archive, model, tmp_path, load_count, capsys):
+    src = tmp_path / "arch"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy2(archive / "2024/q/p05.mp4", src / "a.mp4")
+    shutil.copy2(archive / "2024/q/p05.mp4", src / "sub/b.mp4")
+    out = tmp_path / "out"
+    base = ["--out-dir", str(out), "--models", str(model), "--quiet"]
+    assert main(["segment", str(src), *base]) == 0
+    assert statuses(out) == {"a.mp4": "done", "sub/b.mp4": "done"}
+    loads = load_count[0]
+    # one video of the archive, named on its own: the same place, up to date, and the
+    # summary still lists both
+    assert main(["segment", str(src / "sub/b.mp4"), *base]) == 0
+    assert not (out / "b.mp4.sections.json").exists()
+    assert load_count[0] == loads
+    assert statuses(out) == {"a.mp4": "done", "sub/b.mp4": "skipped"}
+    assert summary(out)["totals"]["videos"] == 2 and summary(out)["root"] == str(src)
+    # a video outside the recorded root, or another --root: refused before any work
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy2(archive / "2024/q/p05.mp4", other / "c.mp4")
+    assert main(["segment", str(other / "c.mp4"), *base]) == EXIT_USAGE
+    assert main(["segment", str(src / "sub"), "--root", str(src / "sub"), *base]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("endostream: error:") == 2 and str(src) in err
+    # an explicit --root lays out a first run the same way
+    out2 = tmp_path / "out2"
+    assert main(["segment", str(src / "sub/b.mp4"), "--root", str(src), "--out-dir", str(out2),
+                 "--models", str(model), "--quiet"]) == 0
+    assert (out2 / "sub/b.mp4.sections.json").is_file()
+
+
 def test_a_stop_event_ends_a_video_as_incomplete(archive, model):
     """What the Ray workers use after Ctrl+C: segment_video's stop keeps what was analysed
     and says the result is not complete."""

@@ -2,7 +2,9 @@
 
 Inputs are videos, directories (searched recursively for files with a video suffix),
 globs, or the lines of a list file. Every video gets its results at its path relative to
-one root — the deepest folder that holds all the inputs — inside the output directory,
+one root — ``--root``, else the root an earlier run recorded in the output directory's
+``archive.json`` (so a second call with fewer or other inputs lays its results out the
+same way), else the deepest folder that holds all the inputs — inside the output directory,
 named after the whole file name (``a.mp4`` → ``a.mp4.sections.json``). Two different
 videos therefore never share an output (``a.mp4`` and ``a.mkv`` in one folder, or
 ``p1/video.mp4`` and ``p2/video.mp4``), and a name never changes with the order of the
@@ -87,11 +89,12 @@ def read_list(path: Path) -> list[Path]:
 
 
 def discover(paths: Iterable[str | os.PathLike], *, out_dir: Path,
-             csv: bool = False) -> list[ArchiveJob]:
-    """The jobs for ``paths`` (videos, directories, globs), sorted by name.
+             csv: bool = False, root: Path | None = None) -> list[ArchiveJob]:
+    """The jobs for ``paths`` (videos, directories, globs), sorted by name, laid out from
+    ``root`` (default: the deepest folder that holds every input).
 
-    Raises :class:`UsageError` when nothing is found or an output would land on an input,
-    :class:`VideoError` for a path that does not exist.
+    Raises :class:`UsageError` when nothing is found, a video lies outside ``root`` or an
+    output would land on an input, :class:`VideoError` for a path that does not exist.
     """
     out_dir = Path(os.path.abspath(out_dir))
     anchors: list[Path] = []  # what the root must hold: folders searched, files' parents
@@ -119,10 +122,23 @@ def discover(paths: Iterable[str | os.PathLike], *, out_dir: Path,
     if not videos:
         raise UsageError("no video found in " + ", ".join(f"'{os.fspath(p)}'" for p in paths)
                          + f"; videos are found by suffix ({', '.join(sorted(VIDEO_SUFFIXES))})")
-    root = Path(os.path.commonpath([*anchors, *(v.parent for v in videos)]))
+    if root is None:
+        root = Path(os.path.commonpath([*anchors, *(v.parent for v in videos)]))
+    else:
+        root = Path(os.path.abspath(root))
+        outside = next((v for v in videos if not v.is_relative_to(root)), None)
+        if outside is not None:
+            raise UsageError(f"'{outside}' is not inside the archive root '{root}'; results "
+                             "are laid out from that root: give videos under it, or another "
+                             "--out-dir")
     jobs = [_job(v, root, out_dir, csv) for v in videos]
     _refuse_outputs_on_inputs(jobs, out_dir)
     return sorted(jobs, key=lambda j: j.name)
+
+
+def root_of(job: ArchiveJob) -> Path:
+    """The archive root ``job`` was laid out from (its video less its name)."""
+    return job.video.parents[len(Path(job.name).parts) - 1]
 
 
 def _search(folder: Path, *, skip: Path) -> list[Path]:

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from endostream.archive.inputs import SUMMARY_JSON, ArchiveJob
+from endostream.archive.inputs import SUMMARY_JSON, ArchiveJob, root_of
 from endostream.archive.local import LocalEngine, ModelSpec
 from endostream.archive.outcome import INTERRUPTED, VideoOutcome, store
 from endostream.archive.progress import ArchiveProgress
@@ -114,7 +114,8 @@ def run_archive(jobs: Sequence[ArchiveJob], config: ArchiveConfig, *,
     sha = _models_sha256(config.model.paths)
     settings = AnalysisSettings.of(sha, config.options.sample_fps, config.options.segmenter)
     unreadable = {} if config.force else _failed_before(previous)
-    records: dict[str, VideoRecord] = {}
+    # Videos of earlier runs into this folder that this run was not given stay listed.
+    records: dict[str, VideoRecord] = _earlier_records(previous, jobs)
     pending: list[ArchiveJob] = []
     for job in jobs:
         record = _existing_record(job, config, settings, unreadable.get(job.name))
@@ -124,14 +125,18 @@ def run_archive(jobs: Sequence[ArchiveJob], config: ArchiveConfig, *,
             pending.append(job)
     labels: list[str] = []
 
+    root = str(root_of(jobs[0])) if jobs else None
+
     def refresh() -> None:
-        doc = build_summary(list(records.values()), engine=config.engine,
+        doc = build_summary(sorted(records.values(), key=lambda r: r.name),
+                            engine=config.engine, root=root,
                             models={"path": ",".join(map(str, config.model.paths)),
                                     "sha256": sha},
                             analysis={"sample_fps": settings.sample_fps,
                                       "segmenter": settings.segmenter},
                             started_at=started_at, wall_s=time.monotonic() - started)
-        write_summary(config.out_dir, doc, list(records.values()), labels)
+        write_summary(config.out_dir, doc, sorted(records.values(), key=lambda r: r.name),
+                      labels)
 
     refresh()  # the first write also proves the directory takes files
     kept = sum(r.status == "skipped" for r in records.values())
@@ -162,7 +167,8 @@ def run_archive(jobs: Sequence[ArchiveJob], config: ArchiveConfig, *,
         finally:
             engine.close()
             refresh()
-    return _finish(list(records.values()), config, interrupted, stream)
+    # The exit code and closing line are about the videos this run was given.
+    return _finish([records[j.name] for j in jobs], config, interrupted, stream)
 
 
 def _note(record: VideoRecord) -> str:
@@ -206,6 +212,34 @@ def _prepare_out_dir(out_dir: Path, force: bool) -> dict | None:
         raise OutputError(f"'{summary}' exists and is not an endostream archive summary; "
                           "choose another --out-dir or pass --force to replace it")
     return None
+
+
+def recorded_root(out_dir: Path) -> Path | None:
+    """The archive root an earlier run recorded in ``out_dir``'s ``archive.json``: later
+    runs lay their results out from it too (``None``: no such summary, or an old one)."""
+    try:
+        doc = read_existing(out_dir / SUMMARY_JSON)
+    except OutputError:
+        return None
+    if isinstance(doc, dict) and doc.get("schema") == SCHEMA_ID and \
+            isinstance(doc.get("root"), str):
+        return Path(doc["root"])
+    return None
+
+
+def _earlier_records(previous: dict | None,
+                     jobs: Sequence[ArchiveJob]) -> dict[str, VideoRecord]:
+    """The records of ``previous`` (the last summary) for videos not in ``jobs``, as they
+    were, so a run over part of the archive does not shrink ``archive.json``."""
+    given = {j.name for j in jobs}
+    out = {}
+    for d in (previous or {}).get("videos", []):
+        if isinstance(d, dict) and isinstance(d.get("name"), str) and d["name"] not in given:
+            try:
+                out[d["name"]] = replace(VideoRecord.from_json(d), wall_s=None, worker=None)
+            except TypeError:  # a record this version cannot read: left out
+                continue
+    return out
 
 
 def _failed_before(previous: dict | None) -> dict[str, VideoRecord]:

@@ -146,10 +146,10 @@ def totals(records: Sequence[VideoRecord], wall_s: float) -> dict[str, Any]:
 
 def build_summary(records: Sequence[VideoRecord], *, engine: str, models: dict[str, Any],
                   analysis: dict[str, Any], started_at: datetime,
-                  wall_s: float) -> dict[str, Any]:
+                  wall_s: float, root: str | None = None) -> dict[str, Any]:
     """The ``archive.json`` document. ``complete`` is false while any video is pending
-    or was interrupted."""
-    return {
+    or was interrupted; ``root`` is the folder the videos' names are relative to."""
+    doc = {
         "schema": SCHEMA_ID,
         "complete": not any(r.status in ("pending", "interrupted") for r in records),
         "engine": engine,
@@ -160,6 +160,9 @@ def build_summary(records: Sequence[VideoRecord], *, engine: str, models: dict[s
         "totals": totals(records, wall_s),
         "videos": [r.to_json() for r in records],
     }
+    if root is not None:
+        doc["root"] = root
+    return doc
 
 
 def summary_csv(records: Sequence[VideoRecord], labels: Sequence[str] = ()) -> str:

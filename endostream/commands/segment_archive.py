@@ -17,7 +17,7 @@ from pathlib import Path
 
 from endostream.archive.inputs import discover, has_glob, read_list
 from endostream.archive.local import ModelSpec
-from endostream.archive.run import ENGINES, ArchiveConfig, run_archive
+from endostream.archive.run import ENGINES, ArchiveConfig, recorded_root, run_archive
 from endostream.commands.models import resolve_model_paths
 from endostream.errors import UsageError
 from endostream.pipeline.offline import SegmentOptions
@@ -32,9 +32,14 @@ def add_archive_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("archives (several videos, a folder or a glob)")
     g.add_argument("--out-dir", type=Path, metavar="DIR",
                    help="write one sections file per video here, at the video's path relative "
-                        "to the inputs' common folder (a.mp4 -> a.mp4.sections.json), plus "
-                        "archive.json and archive.csv; finished videos are skipped on a rerun "
+                        "to the archive root (--root) (a.mp4 -> a.mp4.sections.json), plus "
+                        "archive.json and archive.csv, which keep the videos of earlier runs "
+                        "into DIR; finished videos are skipped on a rerun "
                         "(default: none, one video to --out)")
+    g.add_argument("--root", type=Path, metavar="DIR",
+                   help="lay results out at each video's path relative to DIR (every video "
+                        "must be under it) (default: the root recorded in DIR's archive.json "
+                        "by an earlier run, else the inputs' common folder)")
     g.add_argument("--from-list", type=Path, metavar="FILE",
                    help="also take the paths in FILE, one per line (relative to FILE's folder) "
                         "(default: none)")
@@ -68,11 +73,25 @@ def single_video(args: argparse.Namespace) -> str:
     if args.csv is CSV_BESIDE:
         raise UsageError("--csv needs a file name for one video: --csv frames.csv")
     for option, given in (("--engine", args.engine != "local"),
-                          ("--ray-address", args.ray_address)):
+                          ("--ray-address", args.ray_address), ("--root", args.root)):
         if given:
             raise UsageError(f"{option} is for archive runs (--out-dir DIR); drop it, or "
                              "give --out-dir")
     return args.paths[0]
+
+
+def archive_root(given: Path | None, out_dir: Path) -> Path | None:
+    """The root to lay results out from: ``--root``, else the one an earlier run recorded
+    in ``out_dir``; a ``--root`` that differs from the recorded one is refused, since the
+    same video would get a second result at another path."""
+    recorded = recorded_root(out_dir)
+    if given is None or recorded is None:
+        return given if given is not None else recorded
+    if Path(os.path.abspath(given)) != recorded:
+        raise UsageError(f"'{out_dir}' holds results laid out from the root '{recorded}' "
+                         f"(its archive.json); drop --root or give --root '{recorded}', or "
+                         "choose another --out-dir")
+    return recorded
 
 
 def run_archive_command(args: argparse.Namespace) -> int:
@@ -101,5 +120,6 @@ def run_archive_command(args: argparse.Namespace) -> int:
         engine=args.engine,
         ray_address=args.ray_address,
     )
-    jobs = discover(paths, out_dir=args.out_dir, csv=config.csv)
+    jobs = discover(paths, out_dir=args.out_dir, csv=config.csv,
+                    root=archive_root(args.root, args.out_dir))
     return run_archive(jobs, config)
