@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "generate a synthetic stand-in procedure video (or a training dataset)"),
     "dataset": ("endostream.commands.dataset",
                 "turn reviewed sections files and their videos into a labels CSV for train"),
+    "next": ("endostream.commands.next",
+             "rank the stretches of analysed videos where the model is least sure"),
     "train": ("endostream.export.train_command",
               "fine-tune an EfficientNetB0 quality or organ classifier (thesis recipe)"),
     "evaluate": ("endostream.commands.evaluate",
