@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from endostream.cli import main
-from endostream.errors import EXIT_OUTPUT, EXIT_USAGE, EXIT_VIDEO
+from endostream.errors import EXIT_CORRECTIONS, EXIT_OUTPUT, EXIT_USAGE, EXIT_VIDEO
 from endostream.evaluation.datasets import read_dataset
 from endostream.loop.dataset import rows_of_sections
 from endostream.segmentation.section import Section
@@ -125,6 +125,32 @@ def test_a_bad_sections_file_is_one_line_and_exit_2(tiny, tmp_path, capsys, chan
     err = capsys.readouterr().err.strip()
     assert err.startswith("endostream: error:") and "\n" not in err and words in err, err
     assert not out.exists()
+
+
+def test_a_reviewed_file_keeps_the_rules_of_a_correction(tiny, tmp_path, capsys):
+    from endostream.output.corrections import reviewed_document
+    from endostream.output.document import read_sections
+    from endostream.output.sections_file import write_document
+
+    original = read_sections(tiny.sections)
+    fixed = list(original.sections)
+    fixed[2] = Section("ear", *[getattr(fixed[2], f) for f in (
+        "start_s", "end_s", "start_frame", "end_frame", "good_fraction", "confidence")])
+    reviewed = reviewed_document(original, fixed, tool="test")
+    good = tmp_path / "rec" / "reviewed.sections.json"
+    write_document(good, reviewed)
+    out = tmp_path / "labels.csv"
+    assert main(["dataset", str(good), "--out", str(out), "--margin", "0.2"]) == 0
+    assert [r["organ"] for r in _rows(out)] == ["ear", "", "ear", "vocal_folds"]
+    # A review record whose correction lengthens the video breaks a correction's rule.
+    doc = json.loads(good.read_text())
+    doc["sections"][-1]["end_s"] = 5.0
+    doc["source"]["duration_s"] = 5.2
+    bad = tmp_path / "rec" / "bad.sections.json"
+    bad.write_text(json.dumps(doc))
+    assert main(["dataset", str(bad), "--out", str(out)]) == EXIT_CORRECTIONS
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("endostream: error:") and "same video" in err[-1], err
 
 
 def test_wrong_or_missing_video_and_unwritable_output(tiny, tmp_path, capsys):

@@ -20,12 +20,16 @@ and crop. The rules:
   ``--task quality`` skips them;
 - **unusable sections** give quality ``bad`` and no organ.
 
-The file is checked first (:func:`check_reviewed`): sections ordered, each starting
-where the previous ended (in time and in frames), from the start of the video to its
-end (``complete`` files), labels among the model's organ head plus ``unusable`` (or
-``labels``), and the video being the one the file names: same frame size, same duration
-within :data:`DURATION_TOLERANCE_S` or :data:`DURATION_TOLERANCE_FRACTION`. Each problem
-is one :class:`~endostream.errors.UsageError` (exit 2) naming the section and the fix.
+The file is checked first: read through the one reader of sections files
+(:func:`~endostream.output.document.read_sections`: schema, sections ordered, each
+starting where the previous ended in time and in frames, from 0); a reviewed file (one
+with a ``review`` record) must keep the rules of a correction
+(:mod:`endostream.output.corrections`, exit 9); then (:func:`check_trainable`) the
+sections must reach the end of the video (``complete`` files) with labels among the
+model's organ head plus ``unusable`` (or ``labels``), and the video must be the one the
+file names: same frame size, same duration within :data:`DURATION_TOLERANCE_S` or
+:data:`DURATION_TOLERANCE_FRACTION`. Each problem is one line naming the file and the
+fix (exit 2 unless said otherwise).
 
 >>> from endostream.segmentation.section import Section
 >>> secs = [Section("nose", 0, 10, 0, 99, 1, 1), Section("unusable", 10, 14, 100, 139, 0, 1),
@@ -47,6 +51,7 @@ from pathlib import Path
 
 from endostream.errors import UsageError
 from endostream.evaluation.datasets import DEFAULT_VIDEO_FPS, label_rows
+from endostream.output.corrections import check_reviewed
 from endostream.review.procedure import Procedure, load_procedure
 from endostream.segmentation.section import UNUSABLE, Section
 from endostream.sources.file import FileSource
@@ -64,9 +69,6 @@ ORGAN_QUALITY_CHOICES = ("good", "unknown")
 #: (and by more than the fraction) is not the video the sections were made from.
 DURATION_TOLERANCE_S = 1.0
 DURATION_TOLERANCE_FRACTION = 0.01
-#: Slack when comparing one section's end with the next one's start (times are written
-#: rounded to the millisecond).
-JOIN_TOLERANCE_S = 0.002
 #: Columns of the CSV written by :func:`write_labels_csv`, in order.
 COLUMNS = ("path", "recording", "organ", "quality", "start_s", "end_s", "fps", "sections")
 
@@ -115,38 +117,29 @@ def rows_of_sections(sections: Sequence[Section], video: str, recording: str, *,
     return rows
 
 
-def check_reviewed(procedure: Procedure, labels: Iterable[str] | None = None) -> None:
-    """Refuse a sections file that cannot be training data (one line each, exit 2)."""
+def check_trainable(procedure: Procedure, labels: Iterable[str] | None = None) -> None:
+    """Refuse a sections file that cannot be training data (one line each).
+
+    Order, gaps and overlaps were checked when the file was read
+    (:func:`~endostream.output.document.read_sections`); a file with a ``review`` record
+    must keep the rules of a correction (:func:`endostream.output.corrections.check_reviewed`:
+    exit 9, like every other reader of corrections); training data also needs labels
+    the model knows (or ``labels``) and sections that reach the end of the video (exit 2).
+    """
     where = procedure.sections_path
+    if procedure.document.review is not None:
+        check_reviewed(procedure.document, name=f"'{where}'")
     sections = procedure.sections
-    if not sections:
-        raise UsageError(f"'{where}' has no sections; correct it in the report or give "
-                         "another file")
     known = set(labels) if labels is not None else set(
         procedure.models.heads.get("organ", ()))
     if not known:
         raise UsageError(f"'{where}' does not name the model's organ labels; give them "
                          "with --labels ear,nose,...")
     for k, s in enumerate(sections):
-        what = f"'{where}': section {k + 1} ({s.label} {s.start_s:g}-{s.end_s:g} s)"
         if s.label != UNUSABLE and s.label not in known:
-            raise UsageError(f"{what} has a label the model does not know; use one of "
-                             f"{', '.join(sorted(known))}, {UNUSABLE} (or --labels)")
-        if not s.end_s > s.start_s or s.end_frame < s.start_frame:
-            raise UsageError(f"{what} ends before it starts; correct the file")
-        if k == 0:
-            if s.start_s > JOIN_TOLERANCE_S + _frame_s(procedure) or s.start_frame != 0:
-                raise UsageError(f"{what} does not start at the start of the video; the "
-                                 "sections must cover it")
-            continue
-        prev = sections[k - 1]
-        gap = s.start_s - prev.end_s
-        if abs(gap) > JOIN_TOLERANCE_S or s.start_frame != prev.end_frame + 1:
-            kind = "overlaps the one before" if gap < 0 or s.start_frame <= prev.end_frame \
-                else "leaves a gap after the one before"
-            raise UsageError(f"{what} {kind} (ends {prev.end_s:g} s, frame "
-                             f"{prev.end_frame}); sections must follow each other without "
-                             "gaps or overlaps")
+            raise UsageError(f"'{where}': section {k + 1} ({s.label} {s.start_s:g}-"
+                             f"{s.end_s:g} s) has a label the model does not know; use one "
+                             f"of {', '.join(sorted(known))}, {UNUSABLE} (or --labels)")
     stated = procedure.source.duration_s
     if procedure.complete and stated:
         end = sections[-1].end_s
@@ -175,11 +168,6 @@ def check_video(procedure: Procedure, video: Path) -> None:
             "with --video")
 
 
-def _frame_s(procedure: Procedure) -> float:
-    fps = procedure.fps
-    return 1.0 / fps if fps else 0.0
-
-
 def _duration_tolerance(duration_s: float) -> float:
     return max(DURATION_TOLERANCE_S, DURATION_TOLERANCE_FRACTION * duration_s)
 
@@ -191,7 +179,7 @@ def reviewed_rows(sections_path: str | os.PathLike, *, video: str | os.PathLike 
     """Read, check and convert one reviewed sections file (its video found as ``segment``
     wrote it, or ``video``); paths in the rows are relative to ``csv_dir`` when given."""
     procedure = load_procedure(sections_path, video)
-    check_reviewed(procedure, labels)
+    check_trainable(procedure, labels)
     found = procedure.require_video()
     check_video(procedure, found)
     if not procedure.complete:
@@ -235,6 +223,6 @@ def labels_csv_text(rows: Sequence[LabelRow], included: Sequence[dict[str, str]]
     return out.getvalue()
 
 
-__all__ = ["LabelRow", "rows_of_sections", "check_reviewed", "check_video", "reviewed_rows",
+__all__ = ["LabelRow", "rows_of_sections", "check_trainable", "check_video", "reviewed_rows",
            "included_rows", "labels_csv_text", "DEFAULT_MARGIN_S", "DEFAULT_FPS",
            "ORGAN_QUALITY_CHOICES"]

@@ -29,7 +29,7 @@ from typing import Any
 from endostream.loop.uncertainty import FrameDoubt, Stretch, frame_doubt
 from endostream.output.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from endostream.output.table import format_clock
-from endostream.review.procedure import GOOD_AT, Procedure, load_procedure, read_frames_csv
+from endostream.review.procedure import Procedure, load_procedure, read_frames_csv
 from endostream.review.thumbnails import jpeg_bytes, shrink
 from endostream.review.video import grab_frames
 
@@ -65,21 +65,15 @@ def frames_csv_beside(sections: Path) -> Path:
     return sections.with_name(stem + ".frames.csv")
 
 
-def good_threshold(procedure: Procedure) -> float:
-    """The good-frame threshold the analysis used (the default where it did not say)."""
-    value = (procedure.analysis.get("segmenter") or {}).get("good_threshold")
-    return float(value) if isinstance(value, (int, float)) else GOOD_AT
-
-
 def gather(inputs: Sequence[tuple[Path, Path]]) -> tuple[list[AnalysedVideo], list[FrameDoubt]]:
     """Read every ``(sections file, frames CSV)`` pair; doubt per frame of each."""
     videos, doubts = [], []
     for k, (sections, frames_csv) in enumerate(inputs):
         procedure = load_procedure(sections)
-        frames = read_frames_csv(frames_csv)
+        frames = read_frames_csv(frames_csv, procedure)  # refused if of another run
         videos.append(AnalysedVideo(sections, frames_csv, procedure))
         doubts.append(frame_doubt(frames, procedure.sections,
-                                  good_at=good_threshold(procedure), video=k))
+                                  good_at=procedure.analysis.good_threshold, video=k))
     return videos, doubts
 
 
