@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "draw the timeline (.png, .svg) or write a self-contained HTML report"),
     "clips": ("endostream.commands.clips",
               "cut each section (or some labels) into its own video file"),
+    "labelstudio": ("endostream.commands.labelstudio",
+                    "correct sections in Label Studio: export tasks, import the corrections"),
     "annotate": ("endostream.commands.annotate",
                  "re-encode the recording with the label overlay and timeline burned in"),
     "dicom": ("endostream.commands.dicom",

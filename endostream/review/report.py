@@ -116,14 +116,19 @@ def video_link(video: Path, report: Path) -> str:
         rel = os.path.relpath(video.resolve(), report.resolve().parent)
     except ValueError:  # another drive (Windows)
         return video.resolve().as_uri()
-    return _percent_encode(Path(rel).as_posix())
+    return percent_encode(Path(rel).as_posix())
 
 
 #: Characters a relative URL path keeps as they are (RFC 3986 unreserved, and "/").
 _URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/")
 
 
-def _percent_encode(path: str) -> str:
+def percent_encode(path: str) -> str:
+    """``path`` for a URL: unreserved characters and ``/`` kept, the rest percent-encoded.
+
+    >>> percent_encode("a b/ö.mp4")
+    'a%20b/%C3%B6.mp4'
+    """
     # By hand: urllib is a networking package, which the runtime does not import
     # (tests/test_security.py).
     return "".join(c if c in _URL_SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8"))

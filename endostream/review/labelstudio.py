@@ -1,0 +1,277 @@
+"""Label Studio round trip: sections as tasks to correct, corrected tasks as sections files.
+
+Label Studio's ``<Video>`` with a ``<TimelineLabels>`` control labels spans of frames. Each
+sections file becomes one task: the video's URL, its frame rate (``$fps``, read by the
+``frameRate`` attribute), the sections as a *prediction* (one timeline region per
+section) and the original document, so that the export alone can be turned back into a
+corrected ``sections.json`` (:func:`corrected_documents`).
+
+Label Studio's frame convention, read from its own code (label-studio 1.23.2 from PyPI:
+``web/dist/apps/labelstudio/358.js``, the bundle of ``web/libs/editor/src/tags/object/
+Video/Video.js``, ``components/VideoCanvas/VideoCanvas.tsx`` and
+``regions/TimelineRegion.js``):
+
+- frames are numbered from **1**: the video's frame range is ``{start: 1, end: length}``
+  (``fullFrameRange``) with ``length = ceil(duration × frameRate)``, and frame ``k`` is
+  shown at time ``(k - 1) / frameRate`` (``goToFrame``);
+- a timeline range ``{start, end}`` is **inclusive** at both ends (a one-frame region has
+  ``start == end``);
+- the rate is **one fixed number** per video (``frameRate``, default 24): Label Studio
+  does not read the video's timestamps.
+
+So endostream's decoder frame ``f`` (0-based, inclusive ranges) is Label Studio's frame
+``f + 1``, exactly, but only for a video whose frames really come at one fixed rate from
+time 0: :func:`check_constant_rate` refuses the others with the ffmpeg command that makes
+such a copy (segment the copy, then export it), never shifting frames silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from endostream.errors import CorrectionsError, VideoError
+from endostream.output.corrections import (CORRECTED_SUFFIX, allowed_labels, frame_time,
+                                           reviewed_document)
+from endostream.output.document import SectionsDocument
+from endostream.output.palette import label_hex
+from endostream.review.report import percent_encode
+from endostream.review.video import open_video
+from endostream.segmentation.section import Section
+
+log = logging.getLogger(__name__)
+
+#: Label Studio's number of a video's first frame (endostream's frame 0).
+LS_FIRST_FRAME = 1
+#: Names in the labelling config; the import reads regions of this control only.
+CONTROL, OBJECT = "sections", "video"
+#: ``review.tool`` of a corrected file made from a Label Studio export.
+TOOL = "label-studio"
+#: Frame intervals may differ from 1/fps by this share and still count as one rate
+#: (timestamps are rounded to the container's time base).
+RATE_TOLERANCE = 0.01
+
+
+def ls_frame(frame: int) -> int:
+    """Label Studio's number of endostream's decoder frame ``frame``.
+
+    >>> ls_frame(0), ls_frame(129)
+    (1, 130)
+    """
+    return frame + LS_FIRST_FRAME
+
+
+def labelling_config(labels: Sequence[str], organ_labels: Sequence[str]) -> str:
+    """The labelling config to paste into the project's settings (Labeling Interface →
+    Code): the video at the task's own frame rate and one timeline label per label.
+
+    >>> print(labelling_config(["ear", "unusable"], ["ear"]))  # doctest: +ELLIPSIS
+    <View>
+    ...
+      <Video name="video" value="$video" frameRate="$fps" timelineHeight="120"/>
+      <TimelineLabels name="sections" toName="video">
+        <Label value="ear" background="#E69F00"/>
+    ...
+    """
+    lines = ["<View>",
+             '  <Header value="Correct the sections: drag a boundary, relabel a region, '
+             'split or join regions; every frame needs exactly one label."/>',
+             f'  <Video name="{OBJECT}" value="$video" frameRate="$fps" timelineHeight="120"/>',
+             f'  <TimelineLabels name="{CONTROL}" toName="{OBJECT}">']
+    for label in labels:
+        lines.append(f"    <Label value={quoteattr(label)} "
+                     f"background={quoteattr(label_hex(label, list(organ_labels)))}/>")
+    lines += ["  </TimelineLabels>", "</View>"]
+    return "\n".join(lines)
+
+
+def _cfr_hint(video: Path, fps: float) -> str:
+    rate = f"{fps:g}" if fps else "30"
+    copy = video.with_name(f"{video.stem}-cfr.mp4")
+    return (f"make a constant-rate copy that starts at 0 with 'ffmpeg -i {video} -vf "
+            f"fps={rate},setpts=PTS-STARTPTS -c:v libx264 -crf 18 -an {copy}', segment the "
+            "copy and export that")
+
+
+def check_constant_rate(video: Path, fps: float | None) -> None:
+    """Refuse (:class:`VideoError`, exit 3) a video whose frames do not come at one fixed
+    rate ``fps`` from time 0: Label Studio would count other frames than the decoder.
+
+    Reads packet timestamps only (no decoding).
+    """
+    if not fps:
+        raise VideoError(f"the sections of '{video}' give no frame rate; Label Studio needs "
+                         f"one: {_cfr_hint(video, 0.0)}")
+    container = open_video(video)
+    try:
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
+    finally:
+        container.close()
+    if not pts or not tb:
+        raise VideoError(f"'{video}' has no frame timestamps; {_cfr_hint(video, fps)}")
+    step = 1.0 / fps
+    first_s = float(pts[0] * Fraction(tb))
+    if abs(first_s) > step / 2:
+        raise VideoError(f"'{video}' starts at {first_s:.3f} s, not at 0 (Label Studio "
+                         f"counts frames from 0 s); {_cfr_hint(video, fps)}")
+    intervals = [float((b - a) * Fraction(tb)) for a, b in zip(pts, pts[1:])]
+    off = [d for d in intervals if abs(d - step) > step * RATE_TOLERANCE]
+    if off:
+        raise VideoError(f"'{video}' has a variable frame rate ({len(off)} of "
+                         f"{len(intervals)} frame intervals are not 1/{fps:g} s, e.g. "
+                         f"{off[0] * 1000:.1f} ms); {_cfr_hint(video, fps)}")
+
+
+def task_of(doc: SectionsDocument, video_url: str) -> dict[str, Any]:
+    """One Label Studio task: the video, its rate, the sections as a prediction and the
+    document itself (under ``data.endostream``) for the way back."""
+    results = [{"id": f"s{i}", "from_name": CONTROL, "to_name": OBJECT,
+                "type": "timelinelabels",
+                "value": {"ranges": [{"start": ls_frame(s.start_frame),
+                                      "end": ls_frame(s.end_frame)}],
+                          "timelinelabels": [s.label]}}
+               for i, s in enumerate(doc.sections)]
+    score = sum(s.confidence for s in doc.sections) / len(doc.sections)
+    return {"data": {"video": video_url, "fps": doc.source.fps, "endostream": doc.to_json()},
+            "predictions": [{"model_version": f"endostream {doc.models.sha256[:12]}",
+                             "score": round(score, 4), "result": results}]}
+
+
+def video_url(video: Path, *, root: Path, prefix: str) -> str:
+    """The video's URL for Label Studio: ``prefix`` + its path below ``root``.
+
+    >>> video_url(Path("/data/p1/a b.mp4"), root=Path("/data"), prefix="/data/local-files/?d=")
+    '/data/local-files/?d=p1/a%20b.mp4'
+    """
+    try:
+        rel = video.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise VideoError(f"'{video}' is not below --root '{root}'; give a --root that "
+                         "holds every video") from None
+    return prefix + percent_encode(rel.as_posix())
+
+
+# -- the way back ------------------------------------------------------------------------
+
+
+def _latest_annotation(task: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+    if not done:
+        return None
+    return max(done, key=lambda a: (str(a.get("updated_at") or ""), a.get("id") or 0))
+
+
+def _spans(annotation: Mapping[str, Any], name: str) -> list[tuple[int, int, str]]:
+    """(first frame, last frame, label) of every timeline region, endostream's frames."""
+    spans = []
+    for r in annotation.get("result") or []:
+        if r.get("from_name") != CONTROL or r.get("type") != "timelinelabels":
+            continue
+        value = r.get("value") or {}
+        labels = value.get("timelinelabels") or []
+        if len(labels) != 1:
+            raise CorrectionsError(f"{name}: a region has {len(labels)} labels; give each "
+                                   "region exactly one label in Label Studio")
+        for rng in value.get("ranges") or []:
+            start, end = rng.get("start"), rng.get("end")
+            if not isinstance(start, int) or not isinstance(end, int) or end < start:
+                raise CorrectionsError(f"{name}: a region has the range {rng}; draw it again "
+                                       "in Label Studio")
+            spans.append((start - LS_FIRST_FRAME, end - LS_FIRST_FRAME, str(labels[0])))
+    return sorted(spans)
+
+
+def sections_of_spans(spans: Sequence[tuple[int, int, str]], original: SectionsDocument,
+                      name: str) -> list[Section]:
+    """Sections of Label Studio's regions: every frame labelled once, times from the
+    original where a boundary did not move, else the frame's time at the fixed rate.
+
+    Label Studio's timeline may run one frame past the video (its length is rounded up
+    from the duration): a region's end there is taken as the video's last frame.
+    """
+    model = original.sections
+    first, last = model[0].start_frame, model[-1].end_frame
+    fps = float(original.source.fps or 0.0)
+    times = {s.start_frame: s.start_s for s in model}
+    merged: list[list[Any]] = []
+    expect = first
+    for a, b, label in spans:
+        b = min(b, last)
+        if a > last:
+            raise CorrectionsError(f"{name}: a region starts at Label Studio frame "
+                                   f"{ls_frame(a)}, after the video's last frame "
+                                   f"{ls_frame(last)}; delete it in Label Studio")
+        if a < expect:
+            raise CorrectionsError(f"{name}: regions overlap at Label Studio frames "
+                                   f"{ls_frame(a)}-{ls_frame(min(b, expect - 1))}; give every "
+                                   "frame exactly one label")
+        if a > expect:
+            raise CorrectionsError(f"{name}: Label Studio frames {ls_frame(expect)}-"
+                                   f"{ls_frame(a - 1)} have no label; label them (unusable "
+                                   "where no organ is visible)")
+        if merged and merged[-1][2] == label:  # a region cut in two: one section
+            merged[-1][1] = b
+        else:
+            merged.append([a, b, label])
+        expect = b + 1
+    if expect <= last:
+        raise CorrectionsError(f"{name}: Label Studio frames {ls_frame(expect)}-"
+                               f"{ls_frame(last)} have no label; label them (unusable where "
+                               "no organ is visible)")
+
+    def time_of(frame: int) -> float:
+        return times.get(frame, frame_time(frame, t0=model[0].start_s, f0=first, fps=fps))
+
+    sections = []
+    for k, (a, b, label) in enumerate(merged):
+        end_s = time_of(b + 1) if k + 1 < len(merged) else model[-1].end_s
+        sections.append(Section(label, time_of(a), end_s, a, b, 0.0, 0.0))
+    return sections
+
+
+def corrected_documents(tasks: Iterable[Mapping[str, Any]]
+                        ) -> tuple[list[SectionsDocument], int]:
+    """The corrected documents of a Label Studio JSON export (its list of tasks), and how
+    many tasks had no annotation (left out). Raises :class:`CorrectionsError` (exit 9)
+    for the first task whose annotation cannot be a correction: nothing is returned then.
+    """
+    docs, unannotated = [], 0
+    for n, task in enumerate(tasks, 1):
+        if not isinstance(task, Mapping) or not isinstance(task.get("data"), Mapping) \
+                or "endostream" not in task["data"]:
+            raise CorrectionsError(f"task {n} of the export was not made by 'endostream "
+                                   "labelstudio export'; export the project that holds the "
+                                   "tasks it wrote")
+        name = f"task {task.get('id', n)}"
+        try:
+            original = SectionsDocument.from_json(task["data"]["endostream"], origin=name)
+        except CorrectionsError:
+            raise
+        except Exception as e:  # the embedded document was edited: say so, in one line
+            raise CorrectionsError(f"{name}: its endostream document is damaged ({e})") from e
+        annotation = _latest_annotation(task)
+        if annotation is None:
+            unannotated += 1
+            continue
+        sections = sections_of_spans(_spans(annotation, name), original, name)
+        labels = allowed_labels(original.models)
+        unknown = sorted({s.label for s in sections} - set(labels))
+        if unknown:
+            raise CorrectionsError(f"{name}: the label(s) {', '.join(unknown)} are not the "
+                                   f"model's ({', '.join(labels)}); use the labelling config "
+                                   "that 'labelstudio export' wrote")
+        when = str(annotation.get("updated_at") or annotation.get("created_at") or "") or None
+        docs.append(reviewed_document(original, sections, tool=TOOL, reviewed_at=when))
+    return docs, unannotated
+
+
+def corrected_name(doc: SectionsDocument, n: int) -> str:
+    """File name of a corrected document: after its video, else its place in the export."""
+    stem = Path(doc.source.path).stem if doc.source.path else f"task-{n}"
+    return f"{stem}{CORRECTED_SUFFIX}"

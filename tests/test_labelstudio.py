@@ -1,0 +1,273 @@
+"""Label Studio round trip: sections out as tasks, corrections back as sections files.
+
+The first tests check the conversion and the refusals without a server (the export's
+shape is Label Studio's: tasks with ``annotations`` whose ``result`` holds timeline
+regions). The last one runs a real Label Studio: found as ``$ENDOSTREAM_LABEL_STUDIO`` or
+``label-studio`` on PATH (installed in a venv of its own: its dependencies clash with
+ours), started once for the module on a free 127.0.0.1 port with a temporary data folder;
+the test creates a project with the labelling config, imports the tasks, posts a
+reviewer's annotation through the HTTP API, exports JSON and imports it back. It skips
+where Label Studio is not installed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from endostream.cli import main
+from endostream.errors import EXIT_CORRECTIONS, EXIT_VIDEO
+from endostream.output.document import read_sections
+from helpers.clips import encode_clip, index_frames
+from helpers.review import LAYOUT, make_procedure
+
+
+def _export(tmp_path, *sections) -> list[dict]:
+    out = tmp_path / "tasks.json"
+    assert main(["labelstudio", "export", *map(str, sections), "--out", str(out),
+                 "--config", str(tmp_path / "config.xml")]) == 0
+    return json.loads(out.read_text())
+
+
+def _as_annotated(tasks: list[dict], edit=None) -> list[dict]:
+    """What Label Studio exports after a reviewer accepted (or ``edit``-ed) each
+    prediction: the prediction's regions as the task's one annotation."""
+    out = []
+    for i, task in enumerate(copy.deepcopy(tasks), 1):
+        result = task["predictions"][0]["result"]
+        if edit:
+            result = edit(result)
+        out.append({"id": i, "data": task["data"], "predictions": task["predictions"],
+                    "annotations": [{"id": i, "was_cancelled": False, "result": result,
+                                     "updated_at": "2026-12-03T00:30:00.000000Z"}]})
+    return out
+
+
+def _import(tmp_path, export: list[dict], *extra) -> tuple[int, Path]:
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export))
+    out = tmp_path / "corrected"
+    return main(["labelstudio", "import", str(path), "--out-dir", str(out), *extra]), out
+
+
+def test_export_numbers_frames_from_one_inclusive_and_writes_the_config(tmp_path):
+    t = make_procedure(tmp_path / "p")
+    (task,) = _export(tmp_path, t.sections)
+    ranges = [(r["value"]["ranges"][0]["start"], r["value"]["ranges"][0]["end"],
+               r["value"]["timelinelabels"][0]) for r in task["predictions"][0]["result"]]
+    assert ranges == [(a + 1, b + 1, label) for label, a, b in LAYOUT]
+    assert task["data"]["fps"] == 25.0
+    assert task["data"]["video"] == "/data/local-files/?d=procedure.mp4"
+    config = (tmp_path / "config.xml").read_text()
+    assert 'frameRate="$fps"' in config and '<TimelineLabels name="sections"' in config
+    for label in ("ear", "nose", "vocal_folds", "unusable"):
+        assert f'<Label value="{label}"' in config
+
+
+def test_accepted_predictions_come_back_as_the_same_frames_and_times(tmp_path):
+    t = make_procedure(tmp_path / "p")
+    code, out = _import(tmp_path, _as_annotated(_export(tmp_path, t.sections)))
+    assert code == 0
+    doc = read_sections(out / "procedure.corrected.sections.json")
+    assert doc.sections == read_sections(t.sections).sections  # exactly, figures too
+    assert doc.review.changed == () and doc.review.tool == "label-studio"
+
+
+def test_a_moved_boundary_and_a_new_label_come_back_exactly(tmp_path):
+    t = make_procedure(tmp_path / "p")
+
+    def edit(result):
+        result[0]["value"]["ranges"][0]["end"] = 33         # ear ends at LS frame 33
+        result[1]["value"]["ranges"][0]["start"] = 34       # unusable from LS frame 34
+        result[2]["value"]["timelinelabels"] = ["ear"]      # nose was wrong
+        return result
+
+    code, out = _import(tmp_path, _as_annotated(_export(tmp_path, t.sections), edit))
+    assert code == 0
+    doc = read_sections(out / "procedure.corrected.sections.json")
+    assert [(s.label, s.start_frame, s.end_frame, s.start_s) for s in doc.sections] == [
+        ("ear", 0, 32, 0.0), ("unusable", 33, 59, 1.32), ("ear", 60, 89, 2.4),
+        ("vocal_folds", 90, 129, 3.6)]
+    assert doc.review.changed == (0, 1, 2)
+
+
+BAD_EDITS = {
+    "overlap": (lambda r: r[1]["value"]["ranges"][0].update(start=38), "overlap"),
+    "gap": (lambda r: r[1]["value"]["ranges"][0].update(start=45), "have no label"),
+    "unknown label": (lambda r: r[0]["value"].update(timelinelabels=["larynx"]),
+                      "not the model's"),
+    "missing end": (lambda r: r.pop(), "have no label"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_EDITS))
+def test_an_annotation_that_cannot_be_a_correction_is_refused(tmp_path, capsys, case):
+    t = make_procedure(tmp_path / "p")
+    how, words = BAD_EDITS[case]
+    tasks = _export(tmp_path, t.sections)
+    capsys.readouterr()
+    code, out = _import(tmp_path, _as_annotated(tasks, lambda r: (how(r), r)[1]))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_CORRECTIONS, err
+    assert len(err) == 1 and err[0].startswith("endostream: error: task 1") and words in err[0]
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+
+
+def test_import_never_replaces_a_file_without_overwrite(tmp_path, capsys):
+    t = make_procedure(tmp_path / "p")
+    export = _as_annotated(_export(tmp_path, t.sections))
+    assert _import(tmp_path, export)[0] == 0
+    target = tmp_path / "corrected" / "procedure.corrected.sections.json"
+    target.write_text("the reviewer's own file")
+    assert _import(tmp_path, export)[0] == 2
+    assert target.read_text() == "the reviewer's own file"
+    assert _import(tmp_path, export, "--overwrite")[0] == 0
+
+
+def _sections_for(video: Path, n: int, fps: float = 25.0) -> Path:
+    doc = {"schema": "endostream.sections/1", "complete": True,
+           "source": {"path": str(video), "fps": fps, "frames": n, "duration_s": n / fps,
+                      "width": 64, "height": 48},
+           "models": {"path": "m.onnx", "sha256": "0" * 64,
+                      "heads": {"quality": ["bad", "good"], "organ": ["ear", "nose"]}},
+           "analysis": {"frames_analysed": n, "sample_fps": None, "segmenter": {}},
+           "sections": [{"label": "ear", "start_s": 0.0, "end_s": n / fps, "start_frame": 0,
+                         "end_frame": n - 1, "good_fraction": 1.0, "confidence": 0.9}]}
+    path = video.with_suffix(".sections.json")
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("case, pts_ms, words", [
+    ("vfr", [40 * i for i in range(10)] + [500 + 100 * i for i in range(10)],
+     "variable frame rate"),
+    ("offset", [2000 + 40 * i for i in range(20)], "not at 0"),
+])
+def test_a_video_label_studio_would_count_differently_is_refused(tmp_path, capsys, case,
+                                                                  pts_ms, words):
+    video = encode_clip(tmp_path / f"{case}.mkv", index_frames(len(pts_ms), 64, 48),
+                        pts=pts_ms, time_base=Fraction(1, 1000))
+    sections = _sections_for(video, len(pts_ms))
+    code = main(["labelstudio", "export", str(sections), "--out", str(tmp_path / "t.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_VIDEO and len(err) == 1, err
+    assert words in err[0] and "ffmpeg -i" in err[0] and "fps=25" in err[0]
+    assert not (tmp_path / "t.json").exists()
+
+
+# -- a real Label Studio -------------------------------------------------------------------
+
+#: Seconds to wait for Label Studio to answer /health (about 45 s on an idle machine;
+#: database migrations take longer on a loaded one).
+LS_START_S = 400
+USER, PASSWORD, TOKEN = "reviewer@example.com", "endostream-test", "endostream0test0token"
+
+
+def _label_studio() -> str:
+    found = os.environ.get("ENDOSTREAM_LABEL_STUDIO") or shutil.which("label-studio")
+    if not found or not Path(found).is_file():
+        pytest.skip("Label Studio is not installed (see .ci/run: a venv of its own, "
+                    "ENDOSTREAM_LABEL_STUDIO=/path/to/bin/label-studio)")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _http(base: str, method: str, path: str, body=None, *, timeout: float = 60):
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method, headers={
+        "Authorization": f"Token {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        text = r.read().decode()
+    return json.loads(text) if text else None
+
+
+@pytest.fixture(scope="module")
+def label_studio(tmp_path_factory):
+    """A Label Studio server on 127.0.0.1 with a user whose API token is ``TOKEN``."""
+    exe = _label_studio()
+    folder = tmp_path_factory.mktemp("label-studio")
+    port = _free_port()
+    env = {**os.environ, "LATEST_VERSION_CHECK": "false",
+           "LABEL_STUDIO_LATEST_VERSION_CHECK": "false", "PYTHONWARNINGS": "ignore"}
+    log = open(folder / "server.log", "w")
+    proc = subprocess.Popen(
+        [exe, "start", "--no-browser", "--data-dir", str(folder / "data"),
+         "--internal-host", "127.0.0.1", "--port", str(port), "--username", USER,
+         "--password", PASSWORD, "--user-token", TOKEN, "--enable-legacy-api-token"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        cwd=folder, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + LS_START_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"Label Studio exited ({proc.returncode}); see {folder}/server.log")
+            try:
+                if _http(base, "GET", "/health", timeout=5).get("status") == "UP":
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"Label Studio did not answer in {LS_START_S} s; see "
+                            f"{folder}/server.log")
+            time.sleep(2)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and its workers
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        log.close()
+
+
+@pytest.mark.slow
+def test_round_trip_through_a_real_label_studio(tmp_path, label_studio):
+    t = make_procedure(tmp_path / "p")
+    tasks = _export(tmp_path, t.sections)
+    config = (tmp_path / "config.xml").read_text()
+    project = _http(label_studio, "POST", "/api/projects",
+                    {"title": "endostream round trip", "label_config": config})
+    _http(label_studio, "POST", f"/api/projects/{project['id']}/import", tasks)
+    listed = _http(label_studio, "GET", f"/api/tasks?project={project['id']}&fields=all")
+    (task,) = listed["tasks"] if isinstance(listed, dict) else listed
+    (prediction,) = task["predictions"]
+    assert [r["value"] for r in prediction["result"]] == [
+        r["value"] for r in tasks[0]["predictions"][0]["result"]]
+    # The reviewer: the unusable stretch really starts 6 frames later, the nose is an ear.
+    result = copy.deepcopy(prediction["result"])
+    result[0]["value"]["ranges"][0]["end"] = 46
+    result[1]["value"]["ranges"][0]["start"] = 47
+    result[2]["value"]["timelinelabels"] = ["ear"]
+    _http(label_studio, "POST", f"/api/tasks/{task['id']}/annotations",
+          {"result": result, "was_cancelled": False})
+    exported = _http(label_studio, "GET",
+                     f"/api/projects/{project['id']}/export?exportType=JSON")
+    (tmp_path / "ls-export.json").write_text(json.dumps(exported))
+    out = tmp_path / "corrected"
+    assert main(["labelstudio", "import", str(tmp_path / "ls-export.json"),
+                 "--out-dir", str(out)]) == 0
+    doc = read_sections(out / "procedure.corrected.sections.json")
+    assert [(s.label, s.start_frame, s.end_frame) for s in doc.sections] == [
+        ("ear", 0, 45), ("unusable", 46, 59), ("ear", 60, 89), ("vocal_folds", 90, 129)]
+    assert doc.sections[1].start_s == 46 / 25
+    assert doc.sections[3] == read_sections(t.sections).sections[3]  # untouched: exact
+    assert doc.review.tool == "label-studio" and doc.review.changed == (0, 1, 2)
