@@ -169,7 +169,7 @@ def test_a_video_label_studio_would_count_differently_is_refused(tmp_path, capsy
 
 #: Seconds to wait for Label Studio to answer /health (about 45 s on an idle machine;
 #: database migrations take longer on a loaded one).
-LS_START_S = 400
+LS_START_S = 600
 USER, PASSWORD, TOKEN = "reviewer@example.com", "endostream-test", "endostream0test0token"
 
 
