@@ -42,6 +42,20 @@ class SourceInfo:
     height: int
     live: bool = False
 
+    @property
+    def expected_frames(self) -> int | None:
+        """The frame count, or where the container states none (Matroska, MPEG-PS) the
+        one its duration and frame rate imply: enough for a percentage and an ETA.
+
+        >>> SourceInfo("a.mkv", 25.0, None, 39.0, 64, 48).expected_frames
+        975
+        """
+        if self.frames:
+            return self.frames
+        if self.duration_s and self.fps:
+            return max(int(round(self.duration_s * self.fps)), 1)
+        return None
+
 
 @dataclass(frozen=True)
 class Frame:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -282,6 +283,29 @@ def test_one_layout_whatever_the_inputs_and_the_summary_keeps_earlier_videos(
     assert main(["segment", str(src / "sub/b.mp4"), "--root", str(src), "--out-dir", str(out2),
                  "--models", str(model), "--quiet"]) == 0
     assert (out2 / "sub/b.mp4.sections.json").is_file()
+
+
+def test_progress_is_sane_from_the_first_line_and_ends_with_a_total(archive, model, tmp_path,
+                                                                     capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy2(archive / "2024/p03.mkv", src / "m.mkv")  # Matroska: no frame count
+    shutil.copy2(archive / "2024/q/p05.mp4", src / "v.mp4")
+    (src / "bad.mp4").write_bytes(b"")
+    out = tmp_path / "results"
+    assert main(["segment", str(src), "--out-dir", str(out), "--models", str(model)]) \
+        == EXIT_ARCHIVE_FAILURES
+    err = capsys.readouterr().err
+    frame_lines = [line for line in err.splitlines() if " frames/s" in line]
+    assert len(frame_lines) >= 2, err
+    for line in frame_lines:
+        assert "%)" in line and "ETA" in line, line  # the .mkv's total from its duration
+        rate = re.search(r"(\S+) frames/s", line).group(1)
+        assert rate == "?" or float(rate) < 10_000, line  # never a burst over a microsecond
+    last = err.strip().splitlines()[-2:]
+    assert re.match(r"archive: 3 videos in 0:\d\d:\d\d: \d+\.\d\d h of video analysed "
+                    r"\(\d+\.\d video-h/wall-h\), 0 up to date, 1 failed or partial", last[0]), last
+    assert "1 of 3 videos failed or is partial" in last[1]
 
 
 def test_a_stop_event_ends_a_video_as_incomplete(archive, model):

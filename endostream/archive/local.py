@@ -61,21 +61,16 @@ class LocalEngine:
                 return
 
     def _analyse(self, job: ArchiveJob) -> VideoOutcome:
-        # The frame line is made at the first analysed frame: a video that cannot be
-        # opened draws none.
-        progress: list[Progress] = []
-
-        def on_progress(decoded: int, analysed: int, total: int | None) -> None:
-            if not progress:
-                progress.append(Progress(None, enabled=self.video_progress))
-            progress[0].update_frames(decoded, analysed, total)
-
+        # Started with the video, so its rates count from the video's start (made at the
+        # first frame, its first rate was that frame's burst over a microsecond); a video
+        # that cannot be opened draws nothing (see Progress.close).
+        progress = Progress(None, enabled=self.video_progress)
         try:
             return analyse_video(job, self._classifier, self.options,
-                                 keep_predictions=self.keep_predictions, on_progress=on_progress)
+                                 keep_predictions=self.keep_predictions,
+                                 on_progress=progress.update_frames)
         finally:
-            if progress:
-                progress[0].close()
+            progress.close()
 
     def close(self) -> None:
         if self._classifier is not None:

@@ -18,10 +18,35 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from endostream.archive.summary import FAILURE_STATUSES, VideoRecord
 from endostream.output.progress import format_duration
+from endostream.output.table import count
+
+
+def closing_line(records: Sequence[VideoRecord], wall_s: float) -> str:
+    """The run's last line: videos, wall time, hours of video analysed and their rate,
+    and how many failed.
+
+    >>> r = [VideoRecord("a.mp4", "a.json", "done", duration_s=1800.0, wall_s=60.0),
+    ...      VideoRecord("b.mp4", "b.json", "failed", wall_s=1.0),
+    ...      VideoRecord("c.mp4", "c.json", "skipped", duration_s=600.0)]
+    >>> closing_line(r, 90.0)
+    'archive: 3 videos in 0:01:30: 0.50 h of video analysed (20.0 video-h/wall-h), 1 up to date, 1 failed or partial'
+    """
+    analysed_h = sum(r.duration_s or 0.0 for r in records
+                     if r.wall_s is not None and r.status in ("done", "partial",
+                                                              "interrupted")) / 3600
+    up_to_date = sum(r.status == "skipped" for r in records)
+    failed = sum(r.status in FAILURE_STATUSES for r in records)
+    wall = format_duration(wall_s)
+    wall = wall if wall.count(":") == 2 else "0:" + wall.zfill(5)
+    rate = f"{analysed_h * 3600 / wall_s:.1f}" if wall_s > 0 else "?"
+    return (f"archive: {count(len(records), 'video')} in {wall}: {analysed_h:.2f} h of video "
+            f"analysed ({rate} video-h/wall-h), {up_to_date} up to date, {failed} failed or "
+            "partial")
 
 
 class ArchiveProgress:

@@ -34,7 +34,8 @@ import collections
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import cv2
@@ -48,7 +49,6 @@ from endostream.errors import EXIT_INTERNAL, EXIT_USAGE, EndostreamError, ModelE
 from endostream.inference.classifier import Classifier
 from endostream.pipeline.offline import SegmentOptions
 
-log = logging.getLogger(__name__)
 
 #: CPUs (and inference threads) per CPU worker when --threads is not given. One: on a
 #: 2-vCPU VM, two 1-CPU workers (two videos at once) finished an archive in 0.53 of the
@@ -137,7 +137,11 @@ class RayEngine:
 
     def __init__(self, model: ModelSpec, options: SegmentOptions, *,
                  address: str | None = None, keep_predictions: bool = False,
-                 workers: int | None = None, cpus_per_worker: int | None = None):
+                 workers: int | None = None, cpus_per_worker: int | None = None,
+                 announce: Callable[[str], None] | None = None):
+        """``announce`` receives a line for the user when the cluster and workers start
+        (they take seconds, before any video finishes)."""
+        self.announce = announce or (lambda text: None)
         self.model = model
         self.options = options
         self.address = address
@@ -151,7 +155,10 @@ class RayEngine:
 
     def start(self, jobs: int) -> None:
         """Connect to (or start) Ray and start the workers, each loading the model."""
+        started = time.monotonic()
         if not ray.is_initialized():
+            self.announce(f"ray: joining the cluster at {self.address}" if self.address else
+                          "ray: starting a local cluster (about 10 s)")
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.WARNING)
@@ -187,8 +194,9 @@ class RayEngine:
             if problem is not None:
                 code, message = problem
                 raise (UsageError if code == EXIT_USAGE else ModelError)(message)
-        log.info("ray: %d workers, %s each", count,
-                 "1 GPU" if use_gpu else f"{per} CPUs")
+        self.announce(f"ray: {count} worker{'' if count == 1 else 's'} ready, "
+                      f"{'1 GPU' if use_gpu else f'{per} CPU' + ('' if per == 1 else 's')} "
+                      f"each, after {time.monotonic() - started:.1f} s")
 
     # --- running --------------------------------------------------------------------
 

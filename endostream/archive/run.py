@@ -30,7 +30,7 @@ from typing import Protocol
 from endostream.archive.inputs import SUMMARY_JSON, ArchiveJob, root_of
 from endostream.archive.local import LocalEngine, ModelSpec
 from endostream.archive.outcome import INTERRUPTED, VideoOutcome, store
-from endostream.archive.progress import ArchiveProgress
+from endostream.archive.progress import ArchiveProgress, closing_line
 from endostream.archive.resume import (
     AnalysisSettings,
     InputFingerprint,
@@ -56,6 +56,7 @@ from endostream.errors import (
 )
 from endostream.inference.classifier import sha256_file
 from endostream.output.guard import prepare_output_folder
+from endostream.output.table import count
 from endostream.pipeline.offline import SegmentOptions
 from endostream.segmentation.section import UNUSABLE
 
@@ -88,6 +89,10 @@ class ArchiveConfig:
     ray_address: str | None = None
 
 
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def make_engine(config: ArchiveConfig) -> Engine:
     """The engine ``config`` names; the Ray one is imported only when asked for."""
     if config.engine == "ray":
@@ -98,7 +103,8 @@ def make_engine(config: ArchiveConfig) -> Engine:
                              "pip install 'endostream[cluster]'") from None
 
         return RayEngine(config.model, config.options, address=config.ray_address,
-                         keep_predictions=config.csv)
+                         keep_predictions=config.csv,
+                         announce=None if config.quiet else _to_stderr)
     return LocalEngine(config.model, config.options, keep_predictions=config.csv,
                        video_progress=not config.quiet)
 
@@ -141,7 +147,7 @@ def run_archive(jobs: Sequence[ArchiveJob], config: ArchiveConfig, *,
     refresh()  # the first write also proves the directory takes files
     kept = sum(r.status == "skipped" for r in records.values())
     if not config.quiet:
-        print(f"archive: {len(jobs)} videos, {kept} up to date, "
+        print(f"archive: {count(len(jobs), 'video')}, {kept} up to date, "
               f"{sum(r.status == 'failed' for r in records.values())} failed before and "
               f"unchanged (or not ours to replace), {len(pending)} to analyse on the "
               f"{config.engine} engine", file=stream)
@@ -168,7 +174,8 @@ def run_archive(jobs: Sequence[ArchiveJob], config: ArchiveConfig, *,
             engine.close()
             refresh()
     # The exit code and closing line are about the videos this run was given.
-    return _finish([records[j.name] for j in jobs], config, interrupted, stream)
+    return _finish([records[j.name] for j in jobs], config, interrupted, stream,
+                   wall_s=time.monotonic() - started)
 
 
 def _note(record: VideoRecord) -> str:
@@ -177,18 +184,21 @@ def _note(record: VideoRecord) -> str:
 
 
 def _finish(records: list[VideoRecord], config: ArchiveConfig, interrupted: bool,
-            stream) -> int:
+            stream, *, wall_s: float) -> int:
     counts = {s: sum(r.status == s for r in records) for s in
               ("done", "skipped", "partial", "interrupted", "failed", "pending")}
     text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     print(f"wrote {config.out_dir / SUMMARY_JSON}: {text}", file=stream)
+    if not config.quiet:
+        print(closing_line(records, wall_s), file=stream)
     if interrupted:
         raise Interrupted(f"archive run interrupted; finished videos were kept, run the same "
                           f"command again to do the {counts['pending'] + counts['interrupted']} "
                           "left")
     failures = sum(counts[s] for s in FAILURE_STATUSES)
     if failures:
-        print(f"endostream: {failures} of {len(records)} videos failed or are partial; "
+        print(f"endostream: {failures} of {count(len(records), 'video')} failed or "
+              f"{'is' if failures == 1 else 'are'} partial; "
               f"see {config.out_dir / SUMMARY_JSON}", file=stream)
         return EXIT_ARCHIVE_FAILURES
     return EXIT_OK

@@ -20,6 +20,9 @@ from typing import TextIO
 TTY_INTERVAL_S = 0.25
 #: Seconds between lines when stderr is a file or pipe.
 LOG_INTERVAL_S = 5.0
+#: Rates and ETAs are shown only after this long: the first frames arrive in a burst
+#: (a batch, a decoder's read-ahead) and would give rates of millions per second.
+MIN_RATE_S = 1.0
 
 
 def format_duration(seconds: float | None) -> str:
@@ -69,20 +72,21 @@ class Progress:
     def line(self, now: float | None = None) -> str:
         """The current progress line (without terminal control characters)."""
         elapsed = max((now or time.monotonic()) - self._start, 1e-9)
+        settled = elapsed >= MIN_RATE_S or self._done >= (self.total or float("inf"))
         rate = self._done / elapsed
-        arate = self._analysed / elapsed
+        speed = f"{rate:6.1f} {self.label}/s" if settled else f"     ? {self.label}/s"
         if self.total:
             pct = min(100.0, 100.0 * self._done / self.total)
-            eta = (self.total - self._done) / rate if rate > 0 else None
+            eta = max(self.total - self._done, 0) / rate if rate > 0 and settled else None
             head = f"{self._done}/{self.total} {self.label} ({pct:3.0f}%)"
             tail = f"ETA {format_duration(eta)}"
         else:
             head = f"{self._done} {self.label}"
             tail = f"elapsed {format_duration(elapsed)}"
         if not self.show_analysed:
-            return f"{head} · {rate:6.1f} {self.label}/s · {tail}"
-        analysed = f"{self._analysed} analysed ({arate:.1f}/s)"
-        return f"{head} · {rate:6.1f} {self.label}/s · {analysed} · {tail}"
+            return f"{head} · {speed} · {tail}"
+        arate = f"{self._analysed / elapsed:.1f}/s" if settled else "?/s"
+        return f"{head} · {speed} · {self._analysed} analysed ({arate}) · {tail}"
 
     def update_frames(self, done: int, analysed: int, total: int | None = None) -> None:
         """Callback form of :meth:`update` that also learns the total once it is known."""

@@ -165,7 +165,7 @@ def segment_video(
                 if on_prediction is not None:
                     on_prediction(item)
                 if on_progress is not None:
-                    on_progress(source.decoded_frames, analysed, source.info.frames)
+                    on_progress(source.decoded_frames, analysed, source.info.expected_frames)
             # Looked at before the threads are stopped below (which sets the Event too):
             # set now, it was the caller's stop, and the video did not end.
             stopped_by_caller = stop.is_set()
