@@ -9,7 +9,8 @@ two sides cannot drift apart. The README's "Model contract" section explains eac
 - one output per head (:data:`HEADS`), ``float32 [N, C]`` softmax probabilities; the
   quality head must have the :data:`GOOD_LABEL` class;
 - ``metadata_props``: :data:`META_SCHEMA` = :data:`SCHEMA_VERSION`, :data:`META_HEADS`
-  (JSON head → ordered labels: labels always come from the file), :data:`META_PRECISION`,
+  (JSON head → ordered labels: labels always come from the file), :data:`META_PRECISION`
+  (:data:`PRECISIONS`),
   and provenance (:data:`META_SOURCE_SHA256`, :data:`META_EXPORTED_AT`,
   :data:`META_EXPORTER`, :data:`META_VERSIONS`).
 
@@ -50,5 +51,9 @@ DEFAULT_LABELS = {"quality": ("bad", "good"), "organ": ("ear", "nose", "vocal_fo
 INPUT_NAME = "frames"
 INPUT_SHAPE = (MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, 3)
 
-#: Precisions a file may declare; fp16 is for GPUs only.
-PRECISIONS = ("fp32", "fp16")
+#: How an int8 file was quantised (JSON: format, calibration, the fp32 file's sha256);
+#: informational.
+META_QUANTIZATION = "endostream.quantization"
+
+#: Precisions a file may declare; fp16 is for GPUs only, int8 (static QDQ) for the CPU only.
+PRECISIONS = ("fp32", "fp16", "int8")

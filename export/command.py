@@ -17,6 +17,11 @@ examples:
   endostream export --organ organ.pth --organ-labels ear,nose,larynx --out organ.onnx
   endostream export --quality q.pth --organ o.pth --fp16 --out endostream-fp16.onnx
   endostream export --shared both.pth --out endostream.onnx   # train --task both
+  endostream export --shared both.pth --int8 --out endostream-int8.onnx
+  endostream export --from-onnx endostream.onnx --int8 --heldout held_out/ --out int8.onnx
+
+``--int8`` writes a statically quantised CPU variant (:mod:`.quantize`): exported in fp32
+first (parity-checked), then quantised and gated against that fp32 file.
 
 This module imports no torch: the CLI builds ``--help`` from it on any machine.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import tempfile
 from pathlib import Path
 
 from endostream.errors import UsageError
@@ -35,9 +41,11 @@ examples:
   endostream export --quality quality.pth --organ organ.pth --out endostream.onnx
   endostream export --organ organ.pth --organ-labels ear,nose,larynx --out organ.onnx
   endostream export --quality q.pth --organ o.pth --fp16 --out endostream-fp16.onnx
+  endostream export --shared both.pth --int8 --out endostream-int8.onnx
+  endostream export --from-onnx endostream.onnx --int8 --heldout held_out/ --out int8.onnx
 
 exit codes: 0 done, 2 bad arguments (or --out naming a checkpoint), 4 bad checkpoint or
-parity check failed, 5 output not writable
+parity check or int8 gate failed, 5 output not writable
 """
 
 #: Modules of the ``export`` extra that :func:`run` needs.
@@ -75,6 +83,19 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help="write the float16 GPU variant (input stays uint8, outputs float32); "
         "the runtime refuses it on the CPU (default: float32)",
     )
+    p.add_argument(
+        "--int8", action="store_true",
+        help="write the statically quantised int8 CPU variant (QDQ, calibrated on frames "
+        "through the runtime's crop and training masks), only if its argmax agrees with the "
+        "fp32 model on >= 99%% of the calibration and parity frames and its held-out accuracy "
+        "is within one point; the runtime refuses it on a GPU (default: float32)",
+    )
+    p.add_argument("--from-onnx", metavar="ONNX",
+                   help="with --int8: quantise this fp32 file (from endostream export) instead "
+                        "of exporting checkpoints (default: none)")
+    p.add_argument("--heldout", metavar="DATASET",
+                   help="with --int8: labelled frames for the accuracy gate, read as evaluate "
+                        "reads them (default: 96 generated synthetic frames)")
     add_overwrite_option(p)
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help="ONNX opset (default: %(default)s)")
@@ -86,6 +107,16 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export, print the parity figures and a one-line summary; return the exit code."""
+    if args.from_onnx is not None or args.heldout is not None:
+        if not args.int8:
+            raise UsageError("--from-onnx and --heldout belong to --int8; add --int8")
+    if args.int8 and args.fp16:
+        raise UsageError("--int8 and --fp16 are two variants; export each on its own")
+    if args.from_onnx is not None:
+        if args.quality or args.organ or args.shared:
+            raise UsageError("--from-onnx quantises a finished file; give it without "
+                             "checkpoints (--quality/--organ/--shared)")
+        return _run_int8(Path(args.from_onnx), args)
     missing = [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
     if missing:
         raise UsageError(
@@ -115,6 +146,16 @@ def run(args: argparse.Namespace) -> int:
         for name, path in (("quality", args.quality), ("organ", args.organ))
         if path is not None
     ]
+    if args.int8:
+        # The fp32 file is the int8 file's reference; it lives only as long as this run.
+        with tempfile.TemporaryDirectory(prefix="endostream-export-") as tmp:
+            fp32 = Path(tmp) / "fp32.onnx"
+            result = export_onnx(heads, fp32, opset=args.opset, exporter=args.exporter,
+                                 parity_frames=args.parity_frames)
+            print(result.parity.summary())
+            if result.shortcut is not None:
+                print(result.shortcut.summary())
+            return _run_int8(fp32, args)
     result = export_onnx(
         heads, args.out, fp16=args.fp16, opset=args.opset, exporter=args.exporter,
         parity_frames=args.parity_frames, overwrite=args.overwrite,
@@ -131,6 +172,20 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {result.precision}, "
         f"heads {heads_text}) in {result.export_s:.1f} s"
     )
+    return 0
+
+
+def _run_int8(fp32: Path, args: argparse.Namespace) -> int:
+    """Quantise ``fp32`` into ``--out``, print the gate and a one-line summary."""
+    if importlib.util.find_spec("onnx") is None:
+        raise UsageError("--int8 needs the onnx package of the export extra: "
+                         "pip install 'endostream[export]'")
+    from endostream.export.quantize import quantize_model  # onnx and the quantiser: only here
+
+    result = quantize_model(fp32, args.out, heldout=args.heldout, overwrite=args.overwrite)
+    print(result.summary())
+    print(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, int8, from "
+          f"{result.source_size_bytes / 1e6:.1f} MB fp32) in {result.quantize_s:.1f} s")
     return 0
 
 

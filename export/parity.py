@@ -127,8 +127,7 @@ def _cached_frames(count: int, seed: int) -> np.ndarray:
     frames = np.empty((count, 224, 224, 3), np.uint8)
     for i in range(count):
         renderer = renderers[i % len(renderers)]
-        scene = ORGANS[i % len(ORGANS)]
-        look = LOOKS[(i // len(ORGANS)) % len(LOOKS)]
+        scene, look = _scene_and_look(i)
         image = renderer.render(0.37 * i, scene, look, noise_index=i)
         frames[i] = preprocess(image, find_content_area(image))
         if i % TRAINING_MASK_EVERY == TRAINING_MASK_EVERY - 1:
@@ -136,6 +135,23 @@ def _cached_frames(count: int, seed: int) -> np.ndarray:
             frames[i] = FovMask.random(rng).apply(frames[i], rng)
     frames.flags.writeable = False
     return frames
+
+
+def parity_labels(count: int = PARITY_FRAMES) -> dict[str, list[str]]:
+    """What each of ``parity_frames(count)`` shows, per head: ``organ`` (the scene) and
+    ``quality`` (``good`` for the clear look, else ``bad``). The same for every seed.
+
+    >>> parity_labels(4)["organ"], parity_labels(4)["quality"]
+    (['ear', 'nose', 'vocal_folds', 'ear'], ['good', 'good', 'good', 'bad'])
+    """
+    shown = [_scene_and_look(i) for i in range(count)]
+    return {"quality": ["good" if look == "clear" else "bad" for _, look in shown],
+            "organ": [scene for scene, _ in shown]}
+
+
+def _scene_and_look(index: int) -> tuple[str, str]:
+    """Scene and look of parity frame ``index``: every combination in turn."""
+    return ORGANS[index % len(ORGANS)], LOOKS[(index // len(ORGANS)) % len(LOOKS)]
 
 
 def parity_frames(count: int = PARITY_FRAMES, seed: int = PARITY_SEED) -> np.ndarray:

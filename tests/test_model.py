@@ -241,8 +241,8 @@ VIOLATIONS = {
         "output 'organ' has 4 columns but endostream.heads lists 3 labels"),
     "logits, no softmax": (lambda d: build_stub_model(M(d), softmax=False),
                            "does not hold probabilities"),
-    "unknown precision": (lambda d: build_color_model(M(d), precision="int8"),
-                          "endostream.precision is 'int8'"),
+    "unknown precision": (lambda d: build_color_model(M(d), precision="int4"),
+                          "endostream.precision is 'int4'"),
     "fp16 on CPU": (lambda d: build_fp16_model(M(d)),
                     "fp16 variants are for GPUs; on the CPU they are slower and less exact: "
                     "use the fp32 file"),

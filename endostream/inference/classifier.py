@@ -218,7 +218,15 @@ def _load_file(path: Path, choice: ProviderChoice,
     # The contract is checked on a CPU session first: that is cheap, and a GPU provider
     # (TensorRT builds engines for minutes) is only started for a file that passes.
     session = _open(where, path, CPU_CHOICE, options)
-    heads, fp16 = _check_contract(where, session)
+    heads, precision = _check_contract(where, session)
+    fp16 = precision == "fp16"
+    if precision == "int8" and choice.on_gpu:
+        # Before any GPU session starts. The CUDA provider runs QDQ graphs as float32 with
+        # extra quantise/dequantise steps, and TensorRT's int8 path is not validated here.
+        raise ModelError(
+            f"{where} is an int8 variant: int8 variants are for the CPU and would be slower on "
+            f"the {choice.name} provider: use --device cpu, or the fp32 file on the GPU"
+        )
     if choice.on_gpu:
         session, choice = _open(where, path, choice, options, with_choice=True)
     if fp16 and not choice.on_gpu:
@@ -254,8 +262,8 @@ def _open(where: str, path: Path, choice: ProviderChoice, options: ort.SessionOp
     return (session, started) if with_choice else session
 
 
-def _check_contract(where: str, session: ort.InferenceSession) -> tuple[dict[str, list[str]], bool]:
-    """Heads and fp16-ness of a file, or :class:`ModelError` for the first violation."""
+def _check_contract(where: str, session: ort.InferenceSession) -> tuple[dict[str, list[str]], str]:
+    """Heads and precision of a file, or :class:`ModelError` for the first violation."""
     meta = session.get_modelmeta().custom_metadata_map
     schema = meta.get(META_SCHEMA)
     if schema is not None and schema != SCHEMA_VERSION:
@@ -291,7 +299,7 @@ def _check_contract(where: str, session: ort.InferenceSession) -> tuple[dict[str
     if precision not in PRECISIONS:
         raise ModelError(f"{where}: {META_PRECISION} is {precision!r}, expected one of "
                          f"{', '.join(PRECISIONS)}; {_REEXPORT}")
-    return heads, fp16 or precision == "fp16"
+    return heads, "fp16" if fp16 else precision
 
 
 def _check_input(where: str, inputs: Sequence[ort.NodeArg]) -> None:
