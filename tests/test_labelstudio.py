@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -28,6 +29,7 @@ import pytest
 from endostream.cli import main
 from endostream.errors import EXIT_CORRECTIONS, EXIT_VIDEO
 from endostream.output.document import read_sections
+from endostream.review.labelstudio import check_constant_rate
 from helpers.clips import encode_clip, index_frames
 from helpers.review import LAYOUT, make_procedure
 
@@ -137,7 +139,7 @@ def test_import_never_replaces_a_file_without_overwrite(tmp_path, capsys):
 def _sections_for(video: Path, n: int, fps: float = 25.0) -> Path:
     doc = {"schema": "endostream.sections/1", "complete": True,
            "source": {"path": str(video), "fps": fps, "frames": n, "duration_s": n / fps,
-                      "width": 64, "height": 48},
+                      "width": 65, "height": 49},
            "models": {"path": "m.onnx", "sha256": "0" * 64,
                       "heads": {"quality": ["bad", "good"], "organ": ["ear", "nose"]}},
            "analysis": {"frames_analysed": n, "sample_fps": None, "segmenter": {}},
@@ -155,14 +157,25 @@ def _sections_for(video: Path, n: int, fps: float = 25.0) -> Path:
 ])
 def test_a_video_label_studio_would_count_differently_is_refused(tmp_path, capsys, case,
                                                                   pts_ms, words):
-    video = encode_clip(tmp_path / f"{case}.mkv", index_frames(len(pts_ms), 64, 48),
-                        pts=pts_ms, time_base=Fraction(1, 1000))
+    # 65x49: odd sizes, which the copy must pad for H.264 4:2:0
+    video = encode_clip(tmp_path / f"{case}.mkv", index_frames(len(pts_ms), 65, 49),
+                        pts=pts_ms, time_base=Fraction(1, 1000), codec="ffv1",
+                        pix_fmt="yuv444p")
     sections = _sections_for(video, len(pts_ms))
     code = main(["labelstudio", "export", str(sections), "--out", str(tmp_path / "t.json")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == EXIT_VIDEO and len(err) == 1, err
     assert words in err[0] and "ffmpeg -i" in err[0] and "fps=25" in err[0]
     assert not (tmp_path / "t.json").exists()
+    # The command it gives makes a copy that Label Studio counts right.
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("ffmpeg is not installed: the suggested command was not tried")
+    command = shlex.split(err[0].split(" with '", 1)[1].split("', segment", 1)[0])
+    assert command[0] == "ffmpeg"
+    subprocess.run([ffmpeg, "-v", "error", *command[1:]], cwd=tmp_path, check=True,
+                   timeout=120)
+    check_constant_rate(tmp_path / f"{case}-cfr.mp4", 25.0)
 
 
 # -- a real Label Studio -------------------------------------------------------------------

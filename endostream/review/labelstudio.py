@@ -91,10 +91,12 @@ def labelling_config(labels: Sequence[str], organ_labels: Sequence[str]) -> str:
 
 def _cfr_hint(video: Path, fps: float) -> str:
     rate = f"{fps:g}" if fps else "30"
-    copy = video.with_name(f"{video.stem}-cfr.mp4")
+    copy = f"{video.stem}-cfr.mp4"  # in the current folder: the video's may be read-only
+    # pad: H.264 in 4:2:0 (what browsers play) needs even sizes; one black row or column
+    # is outside the field of view anyway.
     return (f"make a constant-rate copy that starts at 0 with 'ffmpeg -i {video} -vf "
-            f"fps={rate},setpts=PTS-STARTPTS -c:v libx264 -crf 18 -an {copy}', segment the "
-            "copy and export that")
+            f"\"fps={rate},setpts=PTS-STARTPTS,pad=ceil(iw/2)*2:ceil(ih/2)*2\" -c:v libx264 "
+            f"-pix_fmt yuv420p -crf 18 -an {copy}', segment the copy and export that")
 
 
 def check_constant_rate(video: Path, fps: float | None) -> None:
