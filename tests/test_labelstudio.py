@@ -109,6 +109,8 @@ BAD_EDITS = {
     "unknown label": (lambda r: r[0]["value"].update(timelinelabels=["larynx"]),
                       "not the model's"),
     "missing end": (lambda r: r.pop(), "have no label"),
+    "two labels": (lambda r: r[0]["value"].update(timelinelabels=["ear", "nose"]),
+                   "has 2 labels"),
 }
 
 
@@ -123,6 +125,16 @@ def test_an_annotation_that_cannot_be_a_correction_is_refused(tmp_path, capsys, 
     assert code == EXIT_CORRECTIONS, err
     assert len(err) == 1 and err[0].startswith("endostream: error: task 1") and words in err[0]
     assert not out.exists() or not any(out.iterdir())  # nothing written
+
+
+def test_an_export_in_another_format_is_refused(tmp_path, capsys):
+    t = make_procedure(tmp_path / "p")
+    (task,) = _export(tmp_path, t.sections)
+    json_min = [{"id": 1, "video": task["data"]["video"], "sections": []}]
+    capsys.readouterr()
+    code, out = _import(tmp_path, json_min)
+    assert code == EXIT_CORRECTIONS and "not JSON-MIN" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_import_never_replaces_a_file_without_overwrite(tmp_path, capsys):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from endostream.errors import CorrectionsError, VideoError
+from endostream.errors import CorrectionsError, UsageError, VideoError
 from endostream.output.corrections import (CORRECTED_SUFFIX, allowed_labels, frame_time,
                                            reviewed_document)
 from endostream.output.document import SectionsDocument
@@ -247,16 +247,14 @@ def corrected_documents(tasks: Iterable[Mapping[str, Any]]
     for n, task in enumerate(tasks, 1):
         if not isinstance(task, Mapping) or not isinstance(task.get("data"), Mapping) \
                 or "endostream" not in task["data"]:
-            raise CorrectionsError(f"task {n} of the export was not made by 'endostream "
-                                   "labelstudio export'; export the project that holds the "
-                                   "tasks it wrote")
+            raise CorrectionsError(f"task {n} of the export holds no endostream document; "
+                                   "export the project of the tasks 'endostream labelstudio "
+                                   "export' wrote, as JSON (not JSON-MIN or CSV)")
         name = f"task {task.get('id', n)}"
         try:
             original = SectionsDocument.from_json(task["data"]["endostream"], origin=name)
-        except CorrectionsError:
-            raise
-        except Exception as e:  # the embedded document was edited: say so, in one line
-            raise CorrectionsError(f"{name}: its endostream document is damaged ({e})") from e
+        except UsageError as e:  # the embedded document was edited: a bad correction
+            raise CorrectionsError(str(e)) from e
         annotation = _latest_annotation(task)
         if annotation is None:
             unannotated += 1
