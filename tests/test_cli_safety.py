@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import stat
 import subprocess
 import sys
@@ -500,3 +501,28 @@ def test_evaluate_read_only_output_needs_overwrite(tmp_path, capsys):
     assert main([*argv, "--overwrite"]) == 0
     assert json.loads((out / "video_metrics.json").read_text())["metrics"]["f1"] == 1.0
     assert stat.S_IMODE((out / "video_metrics.json").stat().st_mode) == 0o444
+
+
+def _readme_exit_codes() -> dict[int, str]:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Exit codes", 1)[1].split("\n\n", 2)[1]
+    return {int(m.group(1)): m.group(2) for m in re.finditer(r"^\| (\d+) \| (.*) \|$", table,
+                                                              re.M)}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_commands_exit_codes_are_the_readmes(name):
+    """The README's table is the one truth: a command's --help names only its codes, and
+    an output that is an input is exit 2 wherever it is mentioned."""
+    readme = _readme_exit_codes()
+    assert "replace an input" in readme[2] and "input" not in readme[5]
+    text = _subparsers()[name].format_help()
+    codes_text = " ".join(text.rsplit("exit codes:", 1)[1].split())
+    clauses = re.split(r"(?:^|, )(?=\d{1,3} [a-z(])", codes_text.strip())
+    codes = {int(c.split()[0]): c for c in clauses if c}
+    assert set(codes) <= set(readme), (name, sorted(set(codes) - set(readme)))
+    for code, clause in codes.items():
+        if "replace an input" in clause or "would replace" in clause:
+            assert code == 2, (name, clause)
+    if name == "segment":
+        assert 8 in codes  # archive runs

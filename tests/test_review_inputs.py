@@ -132,3 +132,14 @@ def test_a_relative_source_path_prefers_the_sections_files_folder(tmp_path, monk
     monkeypatch.chdir(elsewhere)
     assert main(["chapters", str(t.sections), "--out", str(tmp_path / "c.mkv")]) == 0
     assert _frames_of(tmp_path / "c.mkv") == N_FRAMES  # the case's recording, not cwd's
+
+
+def test_one_section_is_said_in_the_singular(tmp_path, capsys):
+    t = make_procedure(tmp_path / "in")
+    whole = dict(t.doc["sections"][0], label="nose", end_s=N_FRAMES / FPS,
+                 end_frame=N_FRAMES - 1)
+    t.sections.write_text(json.dumps(dict(t.doc, sections=[whole])))
+    assert main(["chapters", str(t.sections), "--out", str(tmp_path / "c.vtt")]) == 0
+    assert "wrote 1 chapter to" in capsys.readouterr().err
+    assert main(["report", str(t.sections), "--out", str(tmp_path / "r.html")]) == 0
+    assert "· 1 section ·" in (tmp_path / "r.html").read_text()

@@ -130,8 +130,11 @@ def test_report_refuses_bad_requests(tmp_path, capsys):
     assert main(["report", str(t.sections), "--out", str(t.sections.with_suffix(".png")),
                  "--csv", str(t.sections)]) == 2
     assert main(["report", str(t.sections), "--out", str(tmp_path / "no" / "r.html")]) == 5
+    (tmp_path / "dir.html").mkdir()
+    assert main(["report", str(t.sections), "--out", str(tmp_path / "dir.html")]) == 5
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("endostream: error:") == 4
+    assert "Traceback" not in err and err.count("endostream: error:") == 5
+    assert f"e.g. '{tmp_path / 'dir.html' / 'report.html'}'" in err  # not .../sections.json
 
 
 def _long_procedure(duration_s: float):

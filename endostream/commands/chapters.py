@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from endostream.output.guard import add_overwrite_option
+from endostream.output.table import count
 from endostream.review.chapters import MUX_KINDS, chapters_of, write_chapters
 from endostream.review.outputs import check_output
 from endostream.review.procedure import load_procedure
@@ -61,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
     video = procedure.require_video() if needs_video else procedure.video
     chapters = chapters_of(procedure.sections, skip_unusable=args.skip_unusable)
     write_chapters(args.out, chapters, video=video, keep_metadata=args.keep_metadata)
-    print(f"wrote {len(chapters)} chapters to {args.out}", file=sys.stderr)
+    print(f"wrote {count(len(chapters), 'chapter')} to {args.out}", file=sys.stderr)
     return 0

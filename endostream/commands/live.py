@@ -21,7 +21,7 @@ from endostream.commands.segment import add_model_arguments, load_classifier, po
 from endostream.errors import EXIT_INTERRUPTED, EndostreamError, UsageError, VideoError
 from endostream.inference.defaults import LIVE_BATCH
 from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout
-from endostream.output.table import format_clock, format_sections_table
+from endostream.output.table import count, format_clock, format_sections_table
 from endostream.pipeline.live import LiveSession
 from endostream.pipeline.stats import LiveStats
 from endostream.segmentation.config import SegmenterConfig
@@ -172,7 +172,7 @@ def _run_headless(args: argparse.Namespace, session: LiveSession) -> int:
     # The table on stdout, like segment's; a Ctrl+C stop is the normal end of a session.
     print(format_sections_table(sections))
     print(f"{stats.analysed} frames analysed of {stats.captured} captured "
-          f"({stats.dropped} dropped), {len(sections)} sections", file=sys.stderr)
+          f"({stats.dropped} dropped), {count(len(sections), 'section')}", file=sys.stderr)
     print(f"wrote {args.out}" + ("" if session.complete else " (complete: false)"),
           file=sys.stderr)
     if error is not None:

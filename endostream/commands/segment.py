@@ -64,7 +64,8 @@ examples:
 
 exit codes: 0 done, 2 bad arguments (or an output that would replace an input),
 3 video unreadable, 4 model problem, 5 output not writable, 6 decode error part way
-(partial result written), 130 interrupted (partial result written)
+(partial result written), 8 an archive run (--out-dir) finished but some videos failed
+or are partial (see archive.json), 130 interrupted (partial result written)
 """
 
 #: Suffix of the default output beside the video: ``procedure.mp4`` →

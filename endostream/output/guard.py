@@ -136,7 +136,7 @@ def _check_existing(key: str, path: Path, overwrite: bool) -> None:
                           f"choose another {option}") from None
     if stat.S_ISDIR(st.st_mode):
         raise OutputError(f"{key} '{path}' is a directory; give a file path inside it, "
-                          f"e.g. '{path / _example_name(key)}'")
+                          f"e.g. '{path / _example_name(key, path)}'")
     if not stat.S_ISREG(st.st_mode):
         raise OutputError(f"{key} '{path}' is not a regular file (a device or a pipe) and "
                           f"would be replaced; choose a file path, or '-' for stdout")
@@ -146,8 +146,22 @@ def _check_existing(key: str, path: Path, overwrite: bool) -> None:
                           f"replace it, or choose another {option}")
 
 
-def _example_name(key: str) -> str:
-    return {"--csv": "frames.csv", "--out": "sections.json"}.get(key, "output")
+#: A file name to suggest inside a directory given as an output, by the suffix the user
+#: gave it (``report --out dir.html``), else by the option.
+_EXAMPLES_BY_SUFFIX = {".html": "report.html", ".htm": "report.htm", ".png": "timeline.png",
+                       ".svg": "timeline.svg", ".vtt": "chapters.vtt",
+                       ".ffmeta": "chapters.ffmeta", ".mkv": "copy.mkv", ".mp4": "copy.mp4",
+                       ".csv": "frames.csv", ".json": "sections.json"}
+
+
+def _example_name(key: str, path: Path) -> str:
+    """``report --out dir.html`` (a directory) → ``report.html``, not ``sections.json``.
+
+    >>> _example_name("--out", Path("dir.html")), _example_name("--out", Path("results"))
+    ('report.html', 'sections.json')
+    """
+    by_suffix = _EXAMPLES_BY_SUFFIX.get(path.suffix.lower())
+    return by_suffix or {"--csv": "frames.csv", "--out": "sections.json"}.get(key, "output")
 
 
 def check_writable_folder(key: str, folder: PathLike) -> None:

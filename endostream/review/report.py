@@ -29,7 +29,7 @@ from endostream.evaluation.plots import INSTALL_HINT
 from endostream.output.atomic import write_bytes_atomic, write_text_atomic
 from endostream.output.corrections import CORRECTED_SUFFIX, allowed_labels
 from endostream.output.palette import display_label, label_hex, text_hex_on
-from endostream.output.table import format_clock
+from endostream.output.table import count, format_clock
 from endostream.review.chapters import chapters_of, to_webvtt
 from endostream.review.procedure import FrameTable, Procedure
 from endostream.review.thumbnails import data_uri, section_thumbnails
@@ -168,6 +168,7 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
         "title": (Path(video_shown).name if video_shown else None) or UNNAMED_TITLE,
         "complete": procedure.complete,
         "rows": rows,
+        "sections_count": count(len(rows), "section"),
         "timeline": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
         "timeline_x0": geometry.x0_px / geometry.width_px,
         "timeline_x1": geometry.x1_px / geometry.width_px,
