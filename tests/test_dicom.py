@@ -10,12 +10,14 @@ part skips where its tool is not installed.
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 import subprocess
 import threading
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -27,7 +29,8 @@ from endostream.cli import main  # noqa: E402
 from endostream.errors import EXIT_SEND  # noqa: E402
 from helpers.clips import read_index  # noqa: E402
 from helpers.orthanc import ORTHANC_AET, free_port, orthanc_available, start_orthanc  # noqa: E402
-from helpers.review import COLORS, HEIGHT, LAYOUT, WIDTH, make_procedure  # noqa: E402
+from helpers.review import (COLORS, FPS, HEIGHT, LAYOUT, WIDTH, frame_image,  # noqa: E402
+                            make_procedure)
 
 needs_orthanc = pytest.mark.skipif(not orthanc_available(),
                                    reason="Debian's orthanc is not installed")
@@ -205,19 +208,78 @@ def test_like_copies_patient_and_study_and_options_win(procedure, tmp_path):
         assert ds.AccessionNumber == "ACC2" and ds.SOPInstanceUID != "1.2.3.4.5.6"
 
 
+def video_stream(ds) -> bytes:
+    """The H.264 stream in a Video Endoscopic Image (after the empty offset table)."""
+    fragments = list(pydicom.encaps.generate_fragments(ds.PixelData))
+    assert len(fragments) == 2 and fragments[0] == b""  # one fragment, empty offset table
+    return fragments[1]
+
+
+def decoded_indices(stream: bytes) -> list[int]:
+    with av.open(io.BytesIO(stream), format="h264") as c:
+        return [read_index(f.to_ndarray(format="rgb24")[: HEIGHT // 2, : WIDTH // 2])
+                for f in c.decode(video=0)]
+
+
+def test_with_video_copies_a_qualifying_recording_packet_for_packet(procedure, tmp_path,
+                                                                    capsys):
+    out = tmp_path / "dicom"
+    assert export(procedure, out, "--patient-id", "1", "--with-video") == 0
+    assert "H.264 copied as it is" in capsys.readouterr().err
+    ds = pydicom.dcmread(out / "recording-video.dcm")
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.77.1.1.1"
+    assert ds.file_meta.TransferSyntaxUID == pydicom.uid.MPEG4HP41
+    assert (ds.NumberOfFrames, ds.Rows, ds.Columns) == (LAYOUT[-1][2] + 1, HEIGHT, WIDTH)
+    assert ds.ImageType[0] == "ORIGINAL" and ds.FrameTime == pytest.approx(1000 / FPS)
+    assert ds.StudyInstanceUID == pydicom.dcmread(out / "sections-sr.dcm").StudyInstanceUID
+    stream = video_stream(ds)
+    assert stream.startswith(b"\x00\x00\x00\x01")  # Annex B start codes
+    assert decoded_indices(stream) == list(range(LAYOUT[-1][2] + 1))
+    # The recording's own packets: decoded, every pixel equals the recording's (a re-encode,
+    # however fine, would not).
+    with av.open(str(procedure.video)) as a, av.open(io.BytesIO(stream), format="h264") as b:
+        for fa, fb in zip(a.decode(video=0), b.decode(video=0), strict=True):
+            assert np.array_equal(fa.to_ndarray(format="yuv420p"), fb.to_ndarray(format="yuv420p"))
+
+
+def test_with_video_re_encodes_a_recording_that_does_not_qualify(procedure, tmp_path, capsys):
+    ffv1 = tmp_path / "lossless.mkv"
+    with av.open(str(ffv1), "w") as outc:
+        vs = outc.add_stream("ffv1", rate=FPS)
+        vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv444p"
+        for i in range(LAYOUT[-1][2] + 1):
+            for packet in vs.encode(av.VideoFrame.from_ndarray(frame_image(i), format="rgb24")):
+                outc.mux(packet)
+        for packet in vs.encode():
+            outc.mux(packet)
+    out = tmp_path / "dicom"
+    assert main(["dicom", str(procedure.sections), "--video", str(ffv1), "--out-dir", str(out),
+                 "--with-video"]) == 0
+    assert "re-encoded to H.264 High Profile 4.1 because its codec is ffv1" in \
+        capsys.readouterr().err
+    ds = pydicom.dcmread(out / "recording-video.dcm")
+    assert ds.ImageType[0] == "DERIVED" and ds.NumberOfFrames == LAYOUT[-1][2] + 1
+    stream = video_stream(ds)
+    with av.open(io.BytesIO(stream), format="h264") as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.profile, cc.pix_fmt) == ("High", "yuv420p") and cc.level <= 41
+    assert decoded_indices(stream) == list(range(LAYOUT[-1][2] + 1))
+
+
 @needs_dciodvfy
 @pytest.mark.parametrize("identity", ["anonymous", "like"])
 def test_every_file_passes_dciodvfy(procedure, tmp_path, identity):
-    extra = []
+    extra = ["--with-video"]
     if identity == "like":
-        extra = ["--like", str(write_exam(tmp_path / "exam.dcm"))]
+        extra += ["--like", str(write_exam(tmp_path / "exam.dcm"))]
     out = tmp_path / "dicom"
     assert export(procedure, out, *extra) == 0
     for path in sorted(out.glob("*.dcm")):
         result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True,
                                 timeout=60)
         lines = [ln for ln in (result.stdout + result.stderr).splitlines() if ln.strip()]
-        iod = "ComprehensiveSR" if path.name.startswith("sections") else "VLEndoscopicImage"
+        iod = {"sections-sr.dcm": "ComprehensiveSR", "recording-video.dcm":
+               "VideoEndoscopicImage"}.get(path.name, "VLEndoscopicImage")
         assert iod in lines, lines
         assert not [ln for ln in lines if ln.startswith("Error")], (path.name, lines)
         unexplained = [ln for ln in lines if ln.startswith("Warning")
@@ -271,27 +333,31 @@ def test_orthanc_receives_study_series_pixels_and_document(procedure, tmp_path, 
     orthanc = start_orthanc(tmp_path / "orthanc")
     try:
         assert export(procedure, out, "--patient-id", "12345", "--patient-name", "Doe^Jane",
-                      "--send", f"127.0.0.1:{orthanc.dicom_port}", "--aet", "ENDOSTREAM",
-                      "--called-aet", ORTHANC_AET) == 0
+                      "--with-video", "--send", f"127.0.0.1:{orthanc.dicom_port}", "--aet",
+                      "ENDOSTREAM", "--called-aet", ORTHANC_AET) == 0
         err = capsys.readouterr().err
-        assert "stored 4 files" in err and "each found again by C-FIND" in err
+        assert "stored 5 files" in err and "each found again by C-FIND" in err
         files = read_all(out)
         (study,) = orthanc.get("/studies")
         tags = orthanc.get(f"/studies/{study}")
         sr = files["sections-sr.dcm"]
         assert tags["MainDicomTags"]["StudyInstanceUID"] == sr.StudyInstanceUID
         assert tags["PatientMainDicomTags"]["PatientID"] == "12345"
-        series = {s["MainDicomTags"]["Modality"]: s
+        series = {s["MainDicomTags"]["SeriesDescription"]: s
                   for s in orthanc.get(f"/studies/{study}/series")}
-        assert set(series) == {"ES", "SR"} and len(series["ES"]["Instances"]) == 3
+        assert {name: len(s["Instances"]) for name, s in series.items()} == {
+            "endostream key frames": 3, "endostream sections": 1, "endostream recording": 1}
         stored = {orthanc.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"]: i
                   for s in series.values() for i in s["Instances"]}
         assert set(stored) == {ds.SOPInstanceUID for ds in files.values()}
         for ds in files.values():
             back = pydicom.dcmread(__import__("io").BytesIO(
                 orthanc.get_bytes(f"/instances/{stored[ds.SOPInstanceUID]}/file")))
-            if ds.Modality == "ES":  # the pixels arrived bit for bit
-                raw = orthanc.get_bytes(f"/instances/{stored[ds.SOPInstanceUID]}/frames/0/raw")
+            raw = orthanc.get_bytes(f"/instances/{stored[ds.SOPInstanceUID]}/frames/0/raw") \
+                if ds.Modality == "ES" else b""
+            if ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.77.1.1.1":  # the video, intact
+                assert raw == video_stream(ds) and back.PixelData == ds.PixelData
+            elif ds.Modality == "ES":  # the pixels arrived bit for bit
                 assert raw == ds.PixelData == back.PixelData
             else:  # the document arrived intact
                 assert back.ContentSequence == ds.ContentSequence

@@ -3,7 +3,8 @@
 Writes into --out-dir one VL Endoscopic Image per organ section (its most confident good
 frame with --csv, else its middle frame, at the recording's full resolution) and one
 Comprehensive SR document that lists every section (label, start, end, share of good
-frames, confidence, the model's sha256) and references the images, all in one study.
+frames, confidence, the model's sha256) and references the images, all in one study; with --with-video also the whole recording
+as a Video Endoscopic Image (H.264, copied packet for packet where it qualifies).
 Patient and study identity come only from the options below or from --like; never from
 the recording's file name or metadata. Without them the files are marked anonymous.
 With --send the files are stored in an archive by C-STORE, each status checked and
@@ -47,6 +48,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", type=Path, metavar="frames.csv",
                    help="the per-frame CSV of 'segment --csv': each section's most confident "
                         "good frame becomes its image (default: the section's middle frame)")
+    p.add_argument("--with-video", action="store_true",
+                   help="also the whole recording as a Video Endoscopic Image (H.264 copied "
+                        "as it is where it qualifies, else re-encoded once; default: no)")
     add_overwrite_option(p, also="the files of an earlier export in --out-dir, and ")
     who = p.add_argument_group("identity (only from here: never from file names or metadata)")
     who.add_argument("--patient-id", metavar="ID",
@@ -122,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     procedure = load_procedure(args.sections, args.video)
     video = procedure.require_video()
     out_dir = check_output_dir(args.out_dir)
-    paths = planned_paths(procedure, out_dir)
+    paths = planned_paths(procedure, out_dir, with_video=args.with_video)
     check_outputs({f"--out-dir's {p.name}": p for p in paths},
                   {"an input": [p for p in (args.sections, video, args.csv, args.like) if p]},
                   overwrite=args.overwrite)
@@ -132,10 +136,15 @@ def run(args: argparse.Namespace) -> int:
                           f"'{existing[0]}'); pass --overwrite to replace them or choose "
                           "another --out-dir")
     frames = read_frames_csv(args.csv) if args.csv else None
-    written = write_procedure(procedure, frames, identity, out_dir)
+    written = write_procedure(procedure, frames, identity, out_dir,
+                              with_video=args.with_video)
     images = sum(w.kind == "image" for w in written)
-    print(f"wrote {images} key frame(s) and the sections document to {out_dir}: "
+    video = " and the recording" if args.with_video else ""
+    print(f"wrote {images} key frame(s), the sections document{video} to {out_dir}: "
           f"{identity.describe()}", file=sys.stderr)
+    for w in written:
+        if w.kind == "video":
+            print(f"  {w.path.name}: {w.caption}", file=sys.stderr)
     if identity.anonymous:
         print("endostream: no patient identity given: the files are marked anonymous "
               "(Patient Identity Removed = YES); give --patient-id or --like to file them "

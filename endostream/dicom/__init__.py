@@ -7,6 +7,8 @@ sent to an archive (PACS).
   resolution, from the recording;
 - :mod:`~endostream.dicom.document`: one Comprehensive SR listing the sections and
   referencing the images;
+- :mod:`~endostream.dicom.video`: the whole recording as a Video Endoscopic Image
+  (H.264 copied where it qualifies), with ``--with-video``;
 - :mod:`~endostream.dicom.write`: picking the frames, writing and re-reading the files;
 - :mod:`~endostream.dicom.send`: C-STORE to an archive, the only module of endostream
   that opens a network connection, and only when ``--send`` asks for it.

@@ -84,6 +84,21 @@ def common_attributes(ds: Dataset, identity: Identity, series: Series, modality:
     ds.InstanceCreationDate, ds.InstanceCreationTime = dicom_date_time(when)
 
 
+def new_instance(sop_class_uid: str, transfer_syntax_uid: str, identity: Identity,
+                 series: Series, when: datetime) -> Dataset:
+    """A new ``ES`` instance with its file meta, UIDs, the common attributes and its
+    content date/time (when it was made from the recording)."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = transfer_syntax_uid
+    ds.SOPClassUID = sop_class_uid
+    ds.SOPInstanceUID = generate_uid()
+    common_attributes(ds, identity, series, "ES", when)
+    ds.ContentDate, ds.ContentTime = dicom_date_time(when)
+    ds.PatientOrientation = ""
+    return ds
+
+
 def section_caption(index: int, section: Section) -> str:
     """The section as one line, for Image Comments and the summary.
 
@@ -100,17 +115,10 @@ def key_frame_image(rgb: np.ndarray, *, identity: Identity, series: Series,
     """A VL Endoscopic Image of ``rgb`` (uint8, H x W x 3), ready to save."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB uint8 frame, got {rgb.dtype} {rgb.shape}")
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = VL_ENDOSCOPIC_IMAGE
-    ds.SOPInstanceUID = generate_uid()
-    common_attributes(ds, identity, series, "ES", when)
+    ds = new_instance(VL_ENDOSCOPIC_IMAGE, ExplicitVRLittleEndian, identity, series, when)
     ds.InstanceNumber = instance_number
-    ds.PatientOrientation = ""
     # Type 2C for paired organs (an ear): which side is not known, so present and empty.
     ds.Laterality = ""
-    ds.ContentDate, ds.ContentTime = dicom_date_time(when)
     ds.ImageType = ["DERIVED", "PRIMARY"]
     ds.DerivationDescription = (f"frame at {frame_time_s:.3f} s of the procedure recording "
                                 f"({codec}), most confident good frame of its section")

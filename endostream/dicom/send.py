@@ -31,9 +31,10 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
+from pydicom.uid import MPEG4HP41
 from pynetdicom.sop_class import (ComprehensiveSRStorage,
                                   StudyRootQueryRetrieveInformationModelFind,
-                                  VLEndoscopicImageStorage)
+                                  VideoEndoscopicImageStorage, VLEndoscopicImageStorage)
 
 from endostream.errors import SendError, UsageError
 
@@ -112,6 +113,7 @@ def send_files(paths: Sequence[Path], *, host: str, port: int, calling_aet: str,
     for sop_class in (VLEndoscopicImageStorage, ComprehensiveSRStorage,
                       StudyRootQueryRetrieveInformationModelFind):
         ae.add_requested_context(sop_class)
+    ae.add_requested_context(VideoEndoscopicImageStorage, [MPEG4HP41])
     assoc, problem = None, ""
     for attempt in range(1 + retries):
         if attempt:

@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset
 from endostream.dicom.document import sections_document
 from endostream.dicom.identity import Identity
 from endostream.dicom.images import Series, key_frame_image
+from endostream.dicom.video import recording_video
 from endostream.errors import OutputError
 from endostream.output.atomic import AtomicFile
 from endostream.review.clips import clip_name
@@ -30,9 +31,10 @@ from endostream.review.thumbnails import thumbnail_times
 from endostream.review.video import grab_frames, open_video
 from endostream.segmentation.section import UNUSABLE
 
-#: The structured document's file name in --out-dir.
-DOCUMENT_NAME = "sections-sr.dcm"
+#: The structured document's and the recording's file names in --out-dir.
+DOCUMENT_NAME, RECORDING_NAME = "sections-sr.dcm", "recording-video.dcm"
 IMAGE_SERIES, DOCUMENT_SERIES = (1, "endostream key frames"), (2, "endostream sections")
+RECORDING_SERIES = (3, "endostream recording")
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,12 @@ class WrittenFile:
     caption: str
 
 
-def planned_paths(procedure: Procedure, out_dir: Path) -> list[Path]:
+def planned_paths(procedure: Procedure, out_dir: Path, *,
+                  with_video: bool = False) -> list[Path]:
     """Every path :func:`write_procedure` would write, to check before any work."""
     return [out_dir / clip_name(i, s, ".dcm") for i, s in enumerate(procedure.sections, 1)
-            if s.label != UNUSABLE] + [out_dir / DOCUMENT_NAME]
+            if s.label != UNUSABLE] + [out_dir / DOCUMENT_NAME] + \
+        ([out_dir / RECORDING_NAME] if with_video else [])
 
 
 def recording_codec(video: Path) -> str:
@@ -81,8 +85,10 @@ def read_back(path: Path, expected: Dataset) -> Dataset:
 
 
 def write_procedure(procedure: Procedure, frames: FrameTable | None, identity: Identity,
-                    out_dir: Path, *, when: datetime | None = None) -> list[WrittenFile]:
-    """Write the key frames and the document into ``out_dir``; return them, images first."""
+                    out_dir: Path, *, when: datetime | None = None,
+                    with_video: bool = False) -> list[WrittenFile]:
+    """Write the key frames, the document and (``with_video``) the recording into
+    ``out_dir``; return them in that order."""
     video = procedure.require_video()
     when = when or datetime.now()
     codec = recording_codec(video)
@@ -115,4 +121,14 @@ def write_procedure(procedure: Procedure, frames: FrameTable | None, identity: I
     read_back(path, sr)
     written.append(WrittenFile(path, "document", sr.SOPClassUID, sr.SOPInstanceUID,
                                f"{len(procedure.sections)} sections"))
+    if with_video:
+        ds, reason = recording_video(video, identity=identity,
+                                     series=Series.new(*RECORDING_SERIES), when=when)
+        path = out_dir / RECORDING_NAME
+        save(ds, path)
+        read_back(path, ds)
+        written.append(WrittenFile(path, "video", ds.SOPClassUID, ds.SOPInstanceUID,
+                                   f"the recording, {ds.NumberOfFrames} frames, " +
+                                   ("H.264 copied as it is" if reason is None else
+                                    f"re-encoded to H.264 High Profile 4.1 because {reason}")))
     return written
