@@ -10,8 +10,10 @@ defaults: a generated 720p30 H.264 procedure and the real EfficientNetB0 pair):
 3. live capture → label latency (p50, p90, p99, max) and drops at 30 and 60 fps
    (:mod:`benchmarks.live_latency`);
 4. the naive baseline, an OpenCV + PyTorch eager loop (:mod:`benchmarks.naive`);
-5. one backbone against two (:mod:`benchmarks.shared_backbone`): the two-model graph and
-   a shared-backbone model side by side, inference, end to end and live 30 fps;
+5. one backbone against two, fp32 against int8 (:mod:`benchmarks.shared_backbone`): the
+   two-model graph, a shared-backbone model and its int8 variant side by side, inference,
+   end to end (every frame, and decoded frames/s at the default rate over decoding
+   alone) and live 30 fps;
 
 Parts 1 and 2 run in ``--repeat`` interleaved rounds and keep each figure's fastest
 attempt (:mod:`benchmarks.rounds`); the CPU share other processes and the hypervisor took
@@ -95,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "graph (default without --models: a random-init one exported once)")
     p.add_argument("--skip-shared", action="store_true",
                    help="leave out the one-backbone-vs-two comparison")
+    p.add_argument("--int8-model", type=Path, metavar="PATH",
+                   help="int8 file (export --int8) to compare beside the shared model "
+                        "(default: the shared model quantised once and cached)")
+    p.add_argument("--skip-int8", action="store_true",
+                   help="leave the int8 variant out of the comparison")
     p.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
                    help="where the models run (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
@@ -153,7 +160,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         classifier.close()
     doc["shared"] = _shared_part(args, budget, live_s, video, choice.paths,
-                                 (doc.get("naive") or {}).get("fps"))
+                                 (doc.get("naive") or {}).get("fps"),
+                                 doc["stages"]["decode"], classifier.provider)
     doc = {
         **document_head(SCHEMA, args, machine),
         "quick": bool(args.quick),
@@ -234,8 +242,9 @@ def _measure(args: argparse.Namespace, budget: Budget, live_s: float, naive_fram
 
 
 def _shared_part(args: argparse.Namespace, budget: Budget, live_s: float, video: Path,
-                 pair: Sequence[Path], naive_fps: float | None) -> dict[str, Any]:
-    """The one-backbone-vs-two comparison, or why it was skipped."""
+                 pair: Sequence[Path], naive_fps: float | None,
+                 decode: dict[str, Any], provider: str) -> dict[str, Any]:
+    """The pair / shared / int8 comparison, or why it was skipped."""
     if args.skip_shared:
         return {"skipped": "--skip-shared"}
     if args.shared_model is None and args.models:
@@ -245,11 +254,19 @@ def _shared_part(args: argparse.Namespace, budget: Budget, live_s: float, video:
     def opener(paths: Sequence[Path]) -> Callable[[], Classifier]:
         return lambda: Classifier.load(list(paths), device=args.device, threads=args.threads)
 
+    models = {"pair": opener(pair), "shared": opener([shared])}
+    paths = {"pair": ",".join(map(str, pair)), "shared": str(shared)}
+    if not args.skip_int8 and provider != "cpu":
+        log.info("int8 left out: the runtime runs int8 files on the CPU only")
+    elif not args.skip_int8:
+        int8 = args.int8_model or inputs.int8_variant(shared)
+        models["int8"], paths["int8"] = opener([int8]), str(int8)
     part = shared_backbone.compare(
-        video, {"pair": opener(pair), "shared": opener([shared])}, batch=args.batch,
+        video, models, batch=args.batch,
         live_batch=args.live_batch, infer_s=budget.infer_s, live_s=live_s, repeat=args.repeat)
-    part["paths"] = {"pair": ",".join(map(str, pair)), "shared": str(shared)}
-    part["ratios"] = shared_backbone.ratios(part["models"], naive_fps)
+    part["paths"] = paths
+    part["ratios"] = shared_backbone.ratios(part["models"], naive_fps, decode["fps"],
+                                            decode.get("cpu_ms_per_frame"))
     part["targets"] = shared_backbone.targets(part["ratios"])
     return part
 

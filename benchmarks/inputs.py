@@ -163,6 +163,30 @@ def random_shared_model(cache_dir: Path = CACHE_DIR) -> Path:
                 "--shared-model FILE.onnx, --skip-shared, or install 'endostream[export]'")
 
 
+def int8_variant(shared: Path, cache_dir: Path = CACHE_DIR) -> Path:
+    """``shared`` quantised once (``export --int8``'s path) and cached under its sha256.
+
+    The gate's figures are logged, not enforced: the default shared model has random
+    weights, and int8 speed does not depend on them.
+    """
+    from endostream.inference.classifier import sha256_file
+
+    path = cache_dir / f"{shared.stem}-int8-{sha256_file(shared)[:12]}-v{endostream.__version__}.onnx"
+    if path.is_file():
+        return path
+    try:
+        from endostream.export.quantize import quantize_model
+    except ImportError as e:
+        raise UsageError(f"the int8 comparison needs the export extra ({e.name} missing): "
+                         "pass --int8-model FILE.onnx, --skip-int8, or install "
+                         "'endostream[export]'") from e
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("quantising %s to %s (once; cached)", shared, path)
+    result = quantize_model(shared, path, enforce_gate=False)
+    log.info("%s", result.summary())
+    return path
+
+
 def _export_random_once(path: Path, what: str, checkpoints, *, missing: str) -> Path:
     """``path``, exported once from the random-init checkpoints that ``checkpoints(tmp)``
     writes into a temporary folder (seeded); ``missing`` says what to do without torch."""

@@ -1,21 +1,27 @@
-"""One backbone against two: the shared model beside the two-model graph, in one run.
+"""One backbone against two, fp32 against int8: the pair, the shared model and its int8
+variant side by side, in one run.
 
 The two-model graph (the thesis pair in one file) computes an EfficientNetB0 backbone per
 head; the shared model (``endostream train --task both``) computes one and hangs both
-heads off it. :func:`compare` measures both on the same video, at the same batch, in
-interleaved rounds (pair, shared, pair, shared, ... with a fresh session each), keeping
-each figure's best attempt as :mod:`.rounds` does:
+heads off it; its int8 variant (``export --int8``) runs the same graph in int8 kernels.
+:func:`compare` measures them on the same video, at the same batch, in interleaved rounds
+(pair, shared, int8, pair, ... with a fresh session each), keeping each figure's best
+attempt as :mod:`.rounds` does:
 
-- inference alone, both heads, at the end-to-end batch: ms per frame, the two sessions
-  open side by side and run in alternation (pair, shared, pair, ...), so a load that
-  comes and goes hits both alike (:func:`measure_alternating`);
-- end to end, every frame (:func:`~endostream.pipeline.offline.segment_video`): frames/s;
+- inference alone, both heads, at the end-to-end batch: ms per frame, the sessions open
+  side by side and run in alternation, so a load that comes and goes hits all alike
+  (:func:`measure_alternating`);
+- end to end (:func:`~endostream.pipeline.offline.segment_video`), every frame: analysed
+  frames/s; and at the default sample rate: decoded frames/s, which the ratios set against
+  decoding alone measured in the same run (the physical limit of the default job);
 - live at 30 fps (:func:`.live_latency.measure_live`): p50 / p99 capture → label latency
   and drops.
 
 The ratios are figures of this run only: shared over pair end-to-end frames/s (target
-:data:`TARGET_OVER_PAIR`) and the shared model's speed-up over the naive baseline
-(target :data:`TARGET_OVER_NAIVE`).
+:data:`TARGET_OVER_PAIR`), the shared model's speed-up over the naive baseline (target
+:data:`TARGET_OVER_NAIVE`), int8 over fp32 inference (target
+:data:`TARGET_INT8_OVER_SHARED`) and the int8 model's default-rate decoded frames/s over
+decoding alone (target :data:`TARGET_DEFAULT_RATE_OVER_DECODE`).
 
 >>> r = ratios({"pair": {"e2e_fps": 30.0, "inference_ms_per_frame": 24.0},
 ...             "shared": {"e2e_fps": 57.0, "inference_ms_per_frame": 12.0}}, naive_fps=10.0)
@@ -47,6 +53,10 @@ log = logging.getLogger(__name__)
 TARGET_OVER_PAIR = 1.8
 #: Target of the shared model's end-to-end frames/s over the naive baseline's.
 TARGET_OVER_NAIVE = 5.0
+#: Target of int8 over fp32 (the shared model) in inference ms/frame.
+TARGET_INT8_OVER_SHARED = 1.5
+#: Target of decoded frames/s at the default sample rate over decoding alone (int8 model).
+TARGET_DEFAULT_RATE_OVER_DECODE = 0.6
 #: Live source rate of the comparison (the live target's rate).
 LIVE_RATE_FPS = 30.0
 
@@ -64,12 +74,17 @@ def compare(video: Path, models: dict[str, Opener], *, batch: int, live_batch: i
             inf = Attempt([alternating.value[name]], alternating.share)
             with open_() as clf:
                 e2e = attempt(f"{name} e2e", stages.measure_end_to_end, video, clf, None, batch)
+            with open_() as clf:
+                sampled = attempt(f"{name} e2e {stages.DEFAULT_SAMPLE_FPS:g} fps",
+                                  stages.measure_end_to_end, video, clf,
+                                  stages.DEFAULT_SAMPLE_FPS, batch)
             live = None
             if live_s > 0:
                 with open_() as clf:
                     live = attempt(f"{name} live", live_latency.measure_live, video, clf,
                                    LIVE_RATE_FPS, live_s, live_batch)
-            attempts[name].append({"inference": inf, "e2e": e2e, "live": live})
+            attempts[name].append({"inference": inf, "e2e": e2e, "sampled": sampled,
+                                   "live": live})
     figures = {name: _best(runs) for name, runs in attempts.items()}
     return {"batch": batch, "live_batch": live_batch, "live_rate_fps": LIVE_RATE_FPS,
             "repeat": repeat, "models": figures}
@@ -106,6 +121,7 @@ def measure_alternating(models: dict[str, Opener], batch: int, budget_s: float
 def _best(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     inf = min((r["inference"] for r in runs), key=lambda a: a.value[0].ms_median)
     e2e = min((r["e2e"] for r in runs), key=lambda a: a.value.wall_s)
+    sampled = min((r["sampled"] for r in runs), key=lambda a: a.value.wall_s)
     lives = [r["live"] for r in runs if r["live"] is not None]
     live = min(lives, key=lambda a: a.value["p99_ms"] or float("inf")) if lives else None
     timing = inf.value[0]
@@ -114,11 +130,16 @@ def _best(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "inference_fps": round(timing.fps, 2),
         "e2e_fps": round(e2e.value.analysed_fps, 2),
         "e2e_frames": e2e.value.frames_analysed,
+        "default_rate_decoded_fps": round(sampled.value.decoded_fps, 2),
+        "default_rate_analysed": sampled.value.frames_analysed,
+        "default_rate_cpu_ms_per_decoded_frame": sampled.value.to_json()[
+            "cpu_ms_per_decoded_frame"],
         "live_p50_ms": live.value["p50_ms"] if live else None,
         "live_p99_ms": live.value["p99_ms"] if live else None,
         "live_dropped": live.value["dropped"] if live else None,
         "live_analysed_fps": live.value["analysed_fps"] if live else None,
         "cpu_share_others": {"inference": inf.share.others, "e2e": e2e.share.others,
+                             "default_rate": sampled.share.others,
                              "live": live.share.others if live else None},
     }
 
@@ -127,22 +148,46 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return round(num / den, 3) if num and den else None
 
 
-def ratios(models: dict[str, dict[str, Any]], naive_fps: float | None) -> dict[str, float | None]:
-    """Shared over pair (end to end and inference alone) and shared over naive."""
+def ratios(models: dict[str, dict[str, Any]], naive_fps: float | None,
+           decode_fps: float | None = None, decode_cpu_ms: float | None = None
+           ) -> dict[str, float | None]:
+    """Shared over pair (end to end and inference alone), int8 over shared fp32, each
+    model over naive, and each model's decoded frames/s at the default sample rate over
+    decoding alone (the physical limit of the default job)."""
     pair, shared = models.get("pair") or {}, models.get("shared") or {}
-    return {
+    int8 = models.get("int8") or {}
+    out = {
         "shared_over_pair_e2e_fps": _ratio(shared.get("e2e_fps"), pair.get("e2e_fps")),
         "shared_over_pair_inference": _ratio(pair.get("inference_ms_per_frame"),
                                              shared.get("inference_ms_per_frame")),
         "shared_speedup_over_naive": _ratio(shared.get("e2e_fps"), naive_fps),
+        "int8_over_shared_inference": _ratio(shared.get("inference_ms_per_frame"),
+                                             int8.get("inference_ms_per_frame")),
+        "int8_over_shared_e2e_fps": _ratio(int8.get("e2e_fps"), shared.get("e2e_fps")),
+        "int8_speedup_over_naive": _ratio(int8.get("e2e_fps"), naive_fps),
     }
+    for name, m in models.items():
+        out[f"{name}_default_rate_over_decode"] = _ratio(m.get("default_rate_decoded_fps"),
+                                                         decode_fps)
+        # The same in CPU time per decoded frame, which the machine's load barely moves.
+        out[f"{name}_default_rate_over_decode_cpu"] = _ratio(
+            decode_cpu_ms, m.get("default_rate_cpu_ms_per_decoded_frame"))
+    return out
+
+
+#: Targets of this comparison: ratio key -> lower bound.
+TARGETS = {"shared_over_pair_e2e_fps": TARGET_OVER_PAIR,
+           "shared_speedup_over_naive": TARGET_OVER_NAIVE,
+           "int8_over_shared_inference": TARGET_INT8_OVER_SHARED,
+           "int8_default_rate_over_decode": TARGET_DEFAULT_RATE_OVER_DECODE}
 
 
 def targets(r: dict[str, float | None]) -> dict[str, dict[str, Any]]:
     """Each target with its value and whether it was met (``None``: not measured)."""
     out = {}
-    for key, bound in (("shared_over_pair_e2e_fps", TARGET_OVER_PAIR),
-                       ("shared_speedup_over_naive", TARGET_OVER_NAIVE)):
+    for key, bound in TARGETS.items():
+        if key not in r:
+            continue
         value = r.get(key)
         out[key] = {"value": value, "target": f">= {bound:g}",
                     "met": None if value is None else value >= bound}
@@ -155,19 +200,26 @@ def markdown(part: dict[str, Any]) -> list[str]:
         return ["", f"One backbone, two heads: skipped ({part['skipped']})"]
     lines = ["", f"| one backbone vs two (batch {part['batch']}, live {part['live_rate_fps']:g} "
              f"fps at batch {part['live_batch']}, best of {part['repeat']}) | inference ms/frame "
-             "| end-to-end frames/s | live p50 ms | live p99 ms | live dropped |",
-             "|---|---:|---:|---:|---:|---:|"]
+             f"| end-to-end frames/s | {stages.DEFAULT_SAMPLE_FPS:g} fps: decoded frames/s "
+             "(/ decode alone) | live p50 ms | live p99 ms | live dropped |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
 
     def f(v: Any) -> str:
         return "–" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
 
-    for name, m in part["models"].items():
-        lines.append(f"| {name}: {part['paths'][name]} | {f(m['inference_ms_per_frame'])} | "
-                     f"**{f(m['e2e_fps'])}** | {f(m['live_p50_ms'])} | {f(m['live_p99_ms'])} | "
-                     f"{f(m['live_dropped'])} |")
     r = part["ratios"]
+    for name, m in part["models"].items():
+        over = r.get(f"{name}_default_rate_over_decode")
+        over_cpu = r.get(f"{name}_default_rate_over_decode_cpu")
+        lines.append(f"| {name}: {part['paths'][name]} | {f(m['inference_ms_per_frame'])} | "
+                     f"**{f(m['e2e_fps'])}** | {f(m['default_rate_decoded_fps'])} "
+                     f"({f(over)}; CPU time {f(over_cpu)}) | {f(m['live_p50_ms'])} | {f(m['live_p99_ms'])} | "
+                     f"{f(m['live_dropped'])} |")
     lines.append(f"| shared / pair | {f(r['shared_over_pair_inference'])}x | "
-                 f"**{f(r['shared_over_pair_e2e_fps'])}x** | | | |")
+                 f"**{f(r['shared_over_pair_e2e_fps'])}x** | | | | |")
+    if "int8" in part["models"]:
+        lines.append(f"| int8 / shared | {f(r['int8_over_shared_inference'])}x | "
+                     f"**{f(r['int8_over_shared_e2e_fps'])}x** | | | | |")
     for key, t in part["targets"].items():
         met = {True: "yes", False: "**no**", None: "–"}[t["met"]]
         lines.append(f"- `{key}` = {f(t['value'])} (target {t['target']}): {met}")

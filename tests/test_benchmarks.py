@@ -170,17 +170,31 @@ def test_soak_runs_a_few_hundred_frames_and_reports(tmp_path, tiny_inputs, capsy
 def test_one_backbone_is_compared_with_the_pair_in_the_same_run(tmp_path, tiny_inputs, capsys):
     _, model = tiny_inputs  # the colour file stands in for both: figures, not speed, checked
     doc = _run(tmp_path, tiny_inputs, "--skip-naive", "--shared-model", str(model),
-               "--live-seconds", "1.2")
+               "--int8-model", str(model), "--live-seconds", "1.2")
     part = doc["shared"]
-    assert set(part["models"]) == {"pair", "shared"} and part["batch"] == 8
+    assert set(part["models"]) == {"pair", "shared", "int8"} and part["batch"] == 8
     for figures in part["models"].values():
         assert figures["e2e_fps"] > 0 and figures["inference_ms_per_frame"] > 0
         assert figures["e2e_frames"] == 30 and figures["live_p99_ms"] is not None
-    pair, shared = part["models"]["pair"], part["models"]["shared"]
-    assert math.isclose(part["ratios"]["shared_over_pair_e2e_fps"],
-                        shared["e2e_fps"] / pair["e2e_fps"], rel_tol=0.01)
+        # 3 s at 10 fps analysed at the default 5 fps: every frame decoded, half analysed.
+        assert figures["default_rate_analysed"] == 15 and figures["default_rate_decoded_fps"] > 0
+        assert figures["default_rate_cpu_ms_per_decoded_frame"] > 0
+    pair, shared, int8 = (part["models"][k] for k in ("pair", "shared", "int8"))
+    r = part["ratios"]
+    assert math.isclose(r["shared_over_pair_e2e_fps"], shared["e2e_fps"] / pair["e2e_fps"],
+                        rel_tol=0.01)
+    assert math.isclose(r["int8_over_shared_inference"], shared["inference_ms_per_frame"]
+                        / int8["inference_ms_per_frame"], rel_tol=0.01)
+    assert math.isclose(r["int8_default_rate_over_decode"], int8["default_rate_decoded_fps"]
+                        / doc["stages"]["decode"]["fps"], rel_tol=0.01)
+    assert math.isclose(r["int8_default_rate_over_decode_cpu"],
+                        doc["stages"]["decode"]["cpu_ms_per_frame"]
+                        / int8["default_rate_cpu_ms_per_decoded_frame"], rel_tol=0.02)
     assert part["targets"]["shared_speedup_over_naive"]["met"] is None  # naive skipped
-    assert "one backbone vs two" in capsys.readouterr().out
+    assert set(part["targets"]) >= {"int8_over_shared_inference",
+                                    "int8_default_rate_over_decode"}
+    text = capsys.readouterr().out
+    assert "one backbone vs two" in text and "| int8 / shared |" in text
     # Without a shared file, a run on given --models says why it left the comparison out.
     assert _run(tmp_path, tiny_inputs, "--skip-naive", "--live-seconds", "0")["shared"] == {
         "skipped": "--models given without --shared-model"}
