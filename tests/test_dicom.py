@@ -433,3 +433,41 @@ def test_an_archive_that_comes_up_during_the_retries_gets_everything(procedure, 
         timer.join()
         for server in started:
             server.stop()
+
+
+def test_segment_dicom_out_writes_the_same_files_in_the_analysis_run(tmp_path, capsys):
+    """segment --dicom-out: key frames from this run's probabilities, the document from
+    the sections just written; identity options only with it; archives refused."""
+    from endostream.synth import ProcedureSpec, render_procedure
+    from endostream.synth.scenes import SCENE_MEAN_RGB
+    from helpers.onnx_models import build_color_model
+
+    video = tmp_path / "procedure.mp4"
+    render_procedure(video, ProcedureSpec.parse("nose:4,black:3,vocal_folds:4"), width=160,
+                     height=120, fps=10.0, seed=1)
+    model = build_color_model(tmp_path / "m.onnx", organ_colors=SCENE_MEAN_RGB)
+    out = tmp_path / "dicom"
+    assert main(["segment", str(video), "--models", str(model), "--out",
+                 str(tmp_path / "s.json"), "--quiet", "--dicom-out", str(out),
+                 "--patient-id", "P1"]) == 0
+    files = read_all(out)
+    sr = files.pop("sections-sr.dcm")
+    assert [name.split("-")[1] for name in sorted(files)] == ["nose", "vocal_folds"]
+    for name, ds in files.items():
+        label = name.split("-")[1]
+        assert (ds.PatientID, ds.Rows, ds.Columns) == ("P1", 120, 160)
+        h, w = ds.Rows, ds.Columns
+        mean = ds.pixel_array[h // 3: 2 * h // 3, w // 3: 2 * w // 3].reshape(-1, 3).mean(0)
+        assert min(SCENE_MEAN_RGB, key=lambda o: np.abs(mean - SCENE_MEAN_RGB[o]).sum()) == label
+    texts = [i.TextValue for i in _items(sr) if i.ValueType == "TEXT"]
+    assert "model sha256 " + __import__("hashlib").sha256(model.read_bytes()).hexdigest() in texts
+    capsys.readouterr()
+    assert main(["segment", str(video), "--models", str(model), "--out",
+                 str(tmp_path / "t.json"), "--patient-id", "P1"]) == 2
+    assert main(["segment", str(video), str(video), "--models", str(model), "--out-dir",
+                 str(tmp_path / "arch"), "--dicom-out", str(out)]) == 2
+    assert main(["segment", str(video), "--models", str(model), "--out",
+                 str(tmp_path / "u.json"), "--dicom-out", str(out)]) == 5  # files there
+    err = capsys.readouterr().err
+    assert err.count("endostream: error:") == 3 and "only used with --dicom-out" in err
+    assert not (tmp_path / "t.json").exists() and not (tmp_path / "u.json").exists()

@@ -52,21 +52,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="also the whole recording as a Video Endoscopic Image (H.264 copied "
                         "as it is where it qualifies, else re-encoded once; default: no)")
     add_overwrite_option(p, also="the files of an earlier export in --out-dir, and ")
-    who = p.add_argument_group("identity (only from here: never from file names or metadata)")
-    who.add_argument("--patient-id", metavar="ID",
-                     help="Patient ID, as the hospital's information system has it (default: "
-                          "--like's, else none: the files are marked anonymous)")
-    who.add_argument("--patient-name", metavar="NAME",
-                     help="Patient's Name in DICOM form, e.g. 'Doe^Jane' (default: --like's, "
-                          "else empty)")
-    who.add_argument("--study-uid", metavar="UID",
-                     help="Study Instance UID of the exam (from the worklist); default: a new "
-                          "one, or the one of --like")
-    who.add_argument("--accession", metavar="NUMBER",
-                     help="Accession Number of the order (default: --like's, else empty)")
-    who.add_argument("--like", type=Path, metavar="exam.dcm",
-                     help="a DICOM file of the same exam: its patient and study attributes "
-                          "are copied (options given as well win; default: none)")
+    add_identity_arguments(p)
     net = p.add_argument_group("sending (the only time endostream opens a connection)")
     net.add_argument("--send", metavar="HOST:PORT",
                      help="store the files in this archive with C-STORE (default: write only)")
@@ -82,7 +68,49 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                           "--patient-id or --like, so that nothing lands unfiled in a PACS)")
 
 
-def _require_extra():
+def add_identity_arguments(p: argparse.ArgumentParser) -> None:
+    """The patient and study options, shared with ``segment --dicom-out``."""
+    who = p.add_argument_group("identity (only from here: never from file names or metadata)")
+    who.add_argument("--patient-id", metavar="ID",
+                     help="Patient ID, as the hospital's information system has it (default: "
+                          "--like's, else none: the files are marked anonymous)")
+    who.add_argument("--patient-name", metavar="NAME",
+                     help="Patient's Name in DICOM form, e.g. 'Doe^Jane' (default: --like's, "
+                          "else empty)")
+    who.add_argument("--study-uid", metavar="UID",
+                     help="Study Instance UID of the exam (from the worklist); default: a new "
+                          "one, or the one of --like")
+    who.add_argument("--accession", metavar="NUMBER",
+                     help="Accession Number of the order (default: --like's, else empty)")
+    who.add_argument("--like", type=Path, metavar="exam.dcm",
+                     help="a DICOM file of the same exam: its patient and study attributes "
+                          "are copied (options given as well win; default: none)")
+
+
+def identity_of(args: argparse.Namespace):
+    """The :class:`~endostream.dicom.identity.Identity` the options give."""
+    from endostream.dicom.identity import identity_from
+    return identity_from(patient_id=args.patient_id, patient_name=args.patient_name,
+                         study_uid=args.study_uid, accession=args.accession, like=args.like)
+
+
+def say_written(written, identity, out_dir: Path) -> None:
+    """What was written, for whom, on stderr (and that it is anonymous, when it is)."""
+    images = sum(w.kind == "image" for w in written)
+    video = " and the recording" if any(w.kind == "video" for w in written) else ""
+    print(f"wrote {images} key frame(s), the sections document{video} to {out_dir}: "
+          f"{identity.describe()}", file=sys.stderr)
+    for w in written:
+        if w.kind == "video":
+            print(f"  {w.path.name}: {w.caption}", file=sys.stderr)
+    if identity.anonymous:
+        print("endostream: no patient identity given: the files are marked anonymous "
+              "(Patient Identity Removed = YES); give --patient-id or --like to file them "
+              "under a patient", file=sys.stderr)
+
+
+def require_dicom_extra() -> None:
+    """:class:`UsageError` with the install hint when the dicom extra is missing."""
     try:
         from endostream.dicom import identity, write  # noqa: F401
     except ImportError as e:
@@ -112,14 +140,11 @@ def _check_send_options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    _require_extra()
-    from endostream.dicom.identity import identity_from
+    require_dicom_extra()
     from endostream.dicom.write import planned_paths, write_procedure
 
     send, address = _check_send_options(args)
-    identity = identity_from(patient_id=args.patient_id, patient_name=args.patient_name,
-                             study_uid=args.study_uid, accession=args.accession,
-                             like=args.like)
+    identity = identity_of(args)
     if send is not None and identity.anonymous and not args.allow_anonymous:
         raise UsageError("--send without a patient identity: give --patient-id (or --like "
                          "exam.dcm), or --allow-anonymous to store anonymous files")
@@ -138,17 +163,7 @@ def run(args: argparse.Namespace) -> int:
     frames = read_frames_csv(args.csv) if args.csv else None
     written = write_procedure(procedure, frames, identity, out_dir,
                               with_video=args.with_video)
-    images = sum(w.kind == "image" for w in written)
-    video = " and the recording" if args.with_video else ""
-    print(f"wrote {images} key frame(s), the sections document{video} to {out_dir}: "
-          f"{identity.describe()}", file=sys.stderr)
-    for w in written:
-        if w.kind == "video":
-            print(f"  {w.path.name}: {w.caption}", file=sys.stderr)
-    if identity.anonymous:
-        print("endostream: no patient identity given: the files are marked anonymous "
-              "(Patient Identity Removed = YES); give --patient-id or --like to file them "
-              "under a patient", file=sys.stderr)
+    say_written(written, identity, out_dir)
     if send is None:
         return 0
     host, port = address

@@ -11,7 +11,8 @@ decoded: it may not be the video, a model file or another output, and its folder
 take new files.
 
 --chapters and --report write chapters and the report in the same run (the thumbnails are
-kept during analysis, the video is not decoded twice).
+kept during analysis, the video is not decoded twice); --dicom-out DIR writes the key
+frames and sections as DICOM in the same run (see 'endostream dicom', which also sends).
 
 Several videos, a folder, a glob or --from-list with --out-dir DIR make an archive run
 (endostream.archive): one sections file per video, resumable, with archive.json/csv.
@@ -27,6 +28,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from endostream.commands.models import model_paths, resolve_model_paths
+from endostream.commands.dicom import (
+    add_identity_arguments,
+    identity_of,
+    require_dicom_extra,
+    say_written,
+)
 from endostream.commands.report import add_path_in_report_option
 from endostream.commands.segment_archive import (
     CSV_BESIDE,
@@ -35,7 +42,7 @@ from endostream.commands.segment_archive import (
     single_video,
     wants_archive,
 )
-from endostream.errors import OutputError, UsageError, VideoError
+from endostream.errors import EndostreamError, OutputError, UsageError, VideoError
 from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import DEFAULT_DEVICE, DEVICES, batch_help
@@ -50,6 +57,8 @@ from endostream.output.sections_file import (
 from endostream.output.table import format_sections_table
 from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
 from endostream.review.alongside import check_alongside, wants_thumbnails, write_alongside
+from endostream.review.outputs import check_output_dir
+from endostream.review.procedure import Procedure
 from endostream.review.recorder import AnalysisRecorder
 from endostream.segmentation.config import SegmenterConfig
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
@@ -214,6 +223,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "thumbnails kept during this run; see 'endostream report' "
                         "(default: none)")
     add_path_in_report_option(p)
+    p.add_argument("--dicom-out", type=Path, metavar="DIR",
+                   help="also write the key frames and sections as DICOM into DIR, with the "
+                        "identity options below; see 'endostream dicom' (default: none)")
+    add_identity_arguments(p)
     p.add_argument("--quiet", action="store_true",
                    help="no progress line and no table (default: both, on stderr)")
     add_archive_arguments(p)
@@ -236,7 +249,44 @@ def check_segment_outputs(args: argparse.Namespace) -> tuple[Path, Path]:
                    "--report": args.report},
                   {"VIDEO": video, "--models": model_paths(args)}, overwrite=args.overwrite)
     check_alongside(chapters=args.chapters, report=args.report)
+    check_dicom_out(args)
     return video, out
+
+
+def write_dicom_alongside(doc, out: Path, video: Path, args: argparse.Namespace,
+                          recorder: AnalysisRecorder | None) -> EndostreamError | None:
+    """--dicom-out after the sections are safe; the error is returned, not raised."""
+    from endostream.dicom.write import write_procedure
+    folder = Path(args.dicom_out)
+    try:
+        written = write_procedure(Procedure(out, doc, video),
+                                  recorder.frame_table() if recorder else None,
+                                  args.dicom_identity, folder)
+    except EndostreamError as e:
+        return e
+    say_written(written, args.dicom_identity, folder)
+    return None
+
+
+IDENTITY_OPTIONS = ("patient_id", "patient_name", "study_uid", "accession", "like")
+
+
+def check_dicom_out(args: argparse.Namespace) -> None:
+    """--dicom-out: the extra, the identity and the folder, before any analysis; the
+    identity is kept in ``args.dicom_identity``."""
+    args.dicom_identity = None
+    if args.dicom_out is None:
+        given = [o for o in IDENTITY_OPTIONS if getattr(args, o) is not None]
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} is only used with --dicom-out "
+                             "DIR (or 'endostream dicom')")
+        return
+    require_dicom_extra()
+    args.dicom_identity = identity_of(args)
+    folder = check_output_dir(args.dicom_out, option="--dicom-out")
+    if any(folder.glob("*.dcm")) and not args.overwrite:
+        raise OutputError(f"--dicom-out '{folder}' holds DICOM files already; pass "
+                          "--overwrite to replace them or choose another folder")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -253,7 +303,9 @@ def run(args: argparse.Namespace) -> int:
     classifier = load_classifier(args)
     log.info("models: %s on %s", ", ".join(map(str, classifier.paths)), classifier.provider)
     csv_writer = FrameCsvWriter(args.csv, classifier.heads) if args.csv else None
-    recorder = AnalysisRecorder(classifier.heads) if args.report else None
+    # The recorder keeps the probabilities: the report's panels, and each section's most
+    # confident good frame for --dicom-out.
+    recorder = AnalysisRecorder(classifier.heads) if args.report or args.dicom_out else None
     listeners = [f for f in (csv_writer and csv_writer.write,
                              recorder and recorder.on_prediction) if f]
     progress = Progress(None, enabled=not args.quiet)
@@ -290,6 +342,9 @@ def run(args: argparse.Namespace) -> int:
     review_error = write_alongside(doc, sections_path=out, video=video,
                                    chapters=args.chapters, report=args.report,
                                    recorder=recorder, path_mode=args.path_in_report)
+    dicom_error = None
+    if args.dicom_out is not None:
+        dicom_error = write_dicom_alongside(doc, out, video, args, recorder)
     if not args.quiet:
         print(format_sections_table(result.sections), file=sys.stderr if to_stdout else None)
         print(f"{result.frames_analysed} frames analysed of {result.frames_decoded} decoded in "
@@ -302,6 +357,8 @@ def run(args: argparse.Namespace) -> int:
         raise csv_error
     if review_error is not None:
         raise review_error
+    if dicom_error is not None:
+        raise dicom_error
     if result.error is not None:
         raise result.error
     return 0

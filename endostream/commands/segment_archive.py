@@ -104,6 +104,9 @@ def run_archive_command(args: argparse.Namespace) -> int:
                          "goes beside its sections file")
     if args.ray_address and args.engine != "ray":
         raise UsageError("--ray-address needs --engine ray")
+    if getattr(args, "dicom_out", None) is not None:  # one patient's files per export
+        raise UsageError("--dicom-out is for one video; run 'endostream dicom SECTIONS "
+                         "--out-dir DIR' for each sections file of the archive")
     paths = [Path(p) for p in args.paths]
     if args.from_list is not None:
         paths += read_list(args.from_list)
