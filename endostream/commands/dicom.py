@@ -3,13 +3,14 @@
 Writes into --out-dir one VL Endoscopic Image per organ section (its most confident good
 frame with --csv, else its middle frame, at the recording's full resolution) and one
 Comprehensive SR document that lists every section (label, start, end, share of good
-frames, confidence, the model's sha256) and references the images, all in one study; with --with-video also the whole recording
-as a Video Endoscopic Image (H.264, copied packet for packet where it qualifies).
-Patient and study identity come only from the options below or from --like; never from
-the recording's file name or metadata. Without them the files are marked anonymous.
-With --send the files are stored in an archive by C-STORE, each status checked and
-each stored file looked up again with C-FIND where the archive allows it; they stay in
---out-dir whatever the archive answers. Needs the dicom extra: pip install 'endostream[dicom]'.
+frames, confidence, the model's sha256) and references the images, all in one study;
+with --with-video also the whole recording as a Video Endoscopic Image (H.264, copied
+packet for packet where it qualifies). Patient and study identity come only from the
+options below or from --like; never from the recording's file name or metadata. Without
+them the files are marked anonymous. With --send the files are stored in an archive by
+C-STORE, each status checked and each stored file looked up again with C-FIND where the
+archive allows it; they stay in --out-dir whatever the archive answers. Needs the dicom
+extra: pip install 'endostream[dicom]'.
 """
 
 from __future__ import annotations
