@@ -58,8 +58,8 @@ def test_report_shows_every_section_and_a_click_seeks_the_player(tmp_path, brows
     assert cues in (-1, len(LAYOUT))  # the chapter track, where the browser loaded it
 
 
-#: A phone's CSS width (iPhone 12-15) and a desktop's.
-PHONE_PX, DESKTOP_PX = 390, 1280
+#: A phone's CSS width (iPhone 12-15), a tablet's or narrow window's, and a desktop's.
+PHONE_PX, TABLET_PX, DESKTOP_PX = 390, 760, 1280
 
 
 def _viewport(browser, width: int, height: int, *, mobile: bool) -> None:
@@ -135,11 +135,12 @@ def test_report_on_a_phone_is_readable_and_plays_in_view(tmp_path, browser):
     browser.save_screenshot(str(tmp_path / "phone-playing.png"))
 
 
-def test_report_on_a_desktop_aligns_figures_and_shows_the_picture(tmp_path, browser):
+@pytest.mark.parametrize("width", [DESKTOP_PX, TABLET_PX])
+def test_report_on_a_desktop_aligns_figures_and_shows_the_picture(tmp_path, browser, width):
     from selenium.webdriver.common.by import By
 
     out, _ = _report(tmp_path)
-    _viewport(browser, DESKTOP_PX, 900, mobile=False)
+    _viewport(browser, width, 900, mobile=False)
     browser.get(out.as_uri())
     assert browser.find_element(By.ID, "timeline").is_displayed()
     assert not browser.find_element(By.ID, "bar").is_displayed()
@@ -150,8 +151,11 @@ def test_report_on_a_desktop_aligns_figures_and_shows_the_picture(tmp_path, brow
         assert (browser.execute_script("return getComputedStyle(arguments[0]).textAlign", head)
                 == browser.execute_script("return getComputedStyle(arguments[0]).textAlign",
                                           cell)), head.text
-    assert browser.execute_script("return document.documentElement.scrollWidth") <= DESKTOP_PX
-    browser.save_screenshot(str(tmp_path / "desktop.png"))
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+    box = _rect(browser, browser.find_element(By.CSS_SELECTOR, ".scroll"))
+    for cell in browser.find_elements(By.CSS_SELECTOR, "#sections td.conf"):
+        assert _rect(browser, cell)["right"] <= box["right"], width  # no column cut off
+    browser.save_screenshot(str(tmp_path / f"desktop-{width}.png"))
 
 
 def test_report_prints_every_column_on_the_page(tmp_path, browser):

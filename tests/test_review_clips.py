@@ -110,3 +110,12 @@ def test_a_clip_that_starts_a_gop_early_says_so(tmp_path, capsys):
     assert main(["clips", str(t.sections), "--out-dir", str(tmp_path / "exact"), "--quiet",
                  "--exact"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_clip_that_would_replace_the_recording_is_exit_2(tmp_path, capsys):
+    t = make_procedure(tmp_path / "in", name="01-ear-0.0s.mp4")  # named as its first clip
+    before = t.video.read_bytes()
+    assert main(["clips", str(t.sections), "--out-dir", str(t.video.parent), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is the same file as the recording" in err and "--out-dir" in err
+    assert t.video.read_bytes() == before
