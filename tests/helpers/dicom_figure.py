@@ -29,10 +29,11 @@ def _tile(png: bytes, caption: str) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     h, w = img.shape[:2]
     img = cv2.resize(img, (TILE_WIDTH, round(h * TILE_WIDTH / w)), interpolation=cv2.INTER_AREA)
-    band = np.full((44, TILE_WIDTH, 3), 255, np.uint8)
+    # Large type: on a phone the row is shown about 390 px wide, a third of this.
+    band = np.full((76, TILE_WIDTH, 3), 255, np.uint8)
     for k, line in enumerate(caption.split("|")):
-        cv2.putText(band, line.strip(), (6, 17 + 20 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (30, 30, 30), 1, cv2.LINE_AA)
+        cv2.putText(band, line.strip(), (8, 30 + 34 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.85,
+                    (30, 30, 30), 2, cv2.LINE_AA)
     return np.vstack([img, band])
 
 
@@ -56,12 +57,13 @@ def make_figure(out: Path) -> None:
                         continue
                     for instance in series["Instances"]:
                         tags = orthanc.get(f"/instances/{instance}/simplified-tags")
+                        # "... section 3: vocal_folds, 13.90-25.90 s, good 90 %, ..."
                         comment = tags["ImageComments"].split("section ", 1)[1]
-                        label, rest = comment.split(", ", 1)
+                        label, span, good = comment.split(", ")[:3]
                         tiles.append((int(tags["InstanceNumber"]), _tile(
                             orthanc.get_bytes(f"/instances/{instance}/preview"),
-                            f"{label} ({tags['Columns']}x{tags['Rows']}) | "
-                            f"{rest.split(' (automatic')[0]}")))
+                            f"{label.split(': ')[1]} {tags['Columns']}x{tags['Rows']} | "
+                            f"{span}, {good}")))
         finally:
             orthanc.stop()
     row = np.hstack([t for _, t in sorted(tiles, key=lambda x: x[0])])
