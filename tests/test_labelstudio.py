@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -223,14 +224,25 @@ def _http(base: str, method: str, path: str, body=None, *, timeout: float = 60):
     return json.loads(text) if text else None
 
 
+@dataclass
+class Server:
+    base: str
+    videos: Path  #: the folder it serves local files from
+
+
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory):
-    """A Label Studio server on 127.0.0.1 with a user whose API token is ``TOKEN``."""
+    """A Label Studio server on 127.0.0.1 with a user whose API token is ``TOKEN``,
+    serving local files below ``videos`` as the README tells users to start it."""
     exe = _label_studio()
     folder = tmp_path_factory.mktemp("label-studio")
+    videos = folder / "videos"
+    videos.mkdir()
     port = _free_port()
     env = {**os.environ, "LATEST_VERSION_CHECK": "false",
-           "LABEL_STUDIO_LATEST_VERSION_CHECK": "false", "PYTHONWARNINGS": "ignore"}
+           "LABEL_STUDIO_LATEST_VERSION_CHECK": "false", "PYTHONWARNINGS": "ignore",
+           "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+           "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(videos)}
     log = open(folder / "server.log", "w")
     proc = subprocess.Popen(
         [exe, "start", "--no-browser", "--data-dir", str(folder / "data"),
@@ -253,7 +265,7 @@ def label_studio(tmp_path_factory):
                 pytest.fail(f"Label Studio did not answer in {LS_START_S} s; see "
                             f"{folder}/server.log")
             time.sleep(2)
-        yield base
+        yield Server(base, videos)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and its workers
         try:
@@ -265,14 +277,44 @@ def label_studio(tmp_path_factory):
 
 
 @pytest.mark.slow
+def _logged_in(base: str):
+    """An opener with a browser's session: Label Studio serves local files to a logged-in
+    user, not to an API token."""
+    import http.cookiejar
+    import urllib.parse
+    import urllib.request
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    login = base + "/user/login/"
+    opener.open(login, timeout=60).read()  # sets the CSRF cookie the form must echo
+    csrf = next(c.value for c in jar if c.name == "csrftoken")
+    form = urllib.parse.urlencode({"email": USER, "password": PASSWORD,
+                                   "csrfmiddlewaretoken": csrf}).encode()
+    opener.open(urllib.request.Request(login, form, headers={"Referer": login,
+                                                             "X-CSRFToken": csrf}),
+                timeout=60).read()
+    return opener
+
+
 def test_round_trip_through_a_real_label_studio(tmp_path, label_studio):
-    t = make_procedure(tmp_path / "p")
-    tasks = _export(tmp_path, t.sections)
+    base = label_studio.base
+    t = make_procedure(label_studio.videos / "p1")
+    out = tmp_path / "tasks.json"
+    assert main(["labelstudio", "export", str(t.sections), "--out", str(out), "--config",
+                 str(tmp_path / "config.xml"), "--root", str(label_studio.videos)]) == 0
+    tasks = json.loads(out.read_text())
     config = (tmp_path / "config.xml").read_text()
-    project = _http(label_studio, "POST", "/api/projects",
+    project = _http(base, "POST", "/api/projects",
                     {"title": "endostream round trip", "label_config": config})
-    _http(label_studio, "POST", f"/api/projects/{project['id']}/import", tasks)
-    listed = _http(label_studio, "GET", f"/api/tasks?project={project['id']}&fields=all")
+    _http(base, "POST", "/api/storages/localfiles",
+          {"project": project["id"], "path": str(label_studio.videos / "p1"),
+           "title": "videos", "use_blob_urls": True})
+    _http(base, "POST", f"/api/projects/{project['id']}/import", tasks)
+    # The video, served as the README says (LOCAL_FILES_* and a local files storage).
+    with _logged_in(base).open(base + tasks[0]["data"]["video"], timeout=60) as r:
+        assert r.read() == t.video.read_bytes()
+    listed = _http(base, "GET", f"/api/tasks?project={project['id']}&fields=all")
     (task,) = listed["tasks"] if isinstance(listed, dict) else listed
     (prediction,) = task["predictions"]
     assert [r["value"] for r in prediction["result"]] == [
@@ -282,9 +324,9 @@ def test_round_trip_through_a_real_label_studio(tmp_path, label_studio):
     result[0]["value"]["ranges"][0]["end"] = 46
     result[1]["value"]["ranges"][0]["start"] = 47
     result[2]["value"]["timelinelabels"] = ["ear"]
-    _http(label_studio, "POST", f"/api/tasks/{task['id']}/annotations",
+    _http(base, "POST", f"/api/tasks/{task['id']}/annotations",
           {"result": result, "was_cancelled": False})
-    exported = _http(label_studio, "GET",
+    exported = _http(base, "GET",
                      f"/api/projects/{project['id']}/export?exportType=JSON")
     (tmp_path / "ls-export.json").write_text(json.dumps(exported))
     out = tmp_path / "corrected"
