@@ -187,3 +187,40 @@ def test_edit_mode_fits_a_phone(report, tmp_path):
         _screenshot(driver, "edit-mode-390.png", tmp_path)
     finally:
         driver.quit()
+
+
+def test_a_second_review_still_compares_with_the_model(tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from endostream.output.corrections import reviewed_document
+    from endostream.segmentation.section import Section
+
+    t = make_procedure(tmp_path / "p")
+    model = read_sections(t.sections)
+    first = reviewed_document(model, [Section("ear", 0.0, 1.0, 0, 24, 0, 0),
+                                      Section("nose", 1.0, 2.4, 25, 59, 0, 0),
+                                      *model.sections[2:]], tool="first review")
+    reviewed = tmp_path / "p" / "reviewed.json"
+    reviewed.write_text(first.dumps())
+    out = tmp_path / "again.html"
+    assert main(["report", str(reviewed), "--video", str(t.video), "--out", str(out)]) == 0
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver = chrome(tmp_path / "profile", width=1280, height=1000, downloads=downloads)
+    try:
+        driver.get(out.as_uri())
+        driver.find_element(By.ID, "edit-toggle").click()
+        Select(_rows(driver)[2].find_element(By.TAG_NAME, "select")).select_by_value("ear")
+        driver.find_element(By.CSS_SELECTOR, "button[data-op=save]").click()
+        saved = downloads / f"procedure{CORRECTED_SUFFIX}"
+        deadline = time.monotonic() + WAIT_S
+        while not saved.is_file() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        driver.quit()
+    second = read_corrections(saved, model)
+    assert second.review.original_sections == model.sections  # the model's, not the first
+    assert [(s.label, s.start_frame) for s in second.sections] == [
+        ("ear", 0), ("nose", 25), ("ear", 60), ("vocal_folds", 90)]
+    assert second.review.changed == (0, 1, 2)
