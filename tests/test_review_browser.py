@@ -133,6 +133,15 @@ def test_report_on_a_phone_is_readable_and_plays_in_view(tmp_path, browser):
     wait.until(lambda d: _rect(d, player)["top"] >= -1
                and _rect(d, player)["bottom"] <= d.execute_script("return innerHeight") + 1)
     browser.save_screenshot(str(tmp_path / "phone-playing.png"))
+    # the redrawn timeline seeks like the picture: a tap at 60 % of it plays from there
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", bar)
+    width = _rect(browser, bar)["right"] - _rect(browser, bar)["left"]
+    ActionChains(browser).move_to_element_with_offset(bar, int(0.1 * width), 0).click().perform()
+    at = 0.6 * (LAYOUT[-1][2] + 1) / FPS
+    wait.until(lambda d: abs(d.execute_script(
+        "return document.getElementById('player').currentTime") - at) < 0.3)
 
 
 @pytest.mark.parametrize("width", [DESKTOP_PX, TABLET_PX])
