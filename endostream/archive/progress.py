@@ -33,8 +33,10 @@ def closing_line(records: Sequence[VideoRecord], wall_s: float) -> str:
     >>> r = [VideoRecord("a.mp4", "a.json", "done", duration_s=1800.0, wall_s=60.0),
     ...      VideoRecord("b.mp4", "b.json", "failed", wall_s=1.0),
     ...      VideoRecord("c.mp4", "c.json", "skipped", duration_s=600.0)]
-    >>> closing_line(r, 90.0)
-    'archive: 3 videos in 0:01:30: 0.50 h of video analysed (20.0 video-h/wall-h), 1 up to date, 1 failed or partial'
+    >>> print(closing_line(r, 90.0).replace(", ", ",\\n"))
+    archive: 3 videos in 0:01:30: 0.50 h of video analysed (20.0 video-h/wall-h),
+    1 up to date,
+    1 failed or partial
     """
     analysed_h = sum(r.duration_s or 0.0 for r in records
                      if r.wall_s is not None and r.status in ("done", "partial",
