@@ -171,7 +171,8 @@ def int8_variant(shared: Path, cache_dir: Path = CACHE_DIR) -> Path:
     """
     from endostream.inference.classifier import sha256_file
 
-    path = cache_dir / f"{shared.stem}-int8-{sha256_file(shared)[:12]}-v{endostream.__version__}.onnx"
+    digest = sha256_file(shared)[:12]
+    path = cache_dir / f"{shared.stem}-int8-{digest}-v{endostream.__version__}.onnx"
     if path.is_file():
         return path
     try:

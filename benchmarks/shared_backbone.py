@@ -213,7 +213,8 @@ def markdown(part: dict[str, Any]) -> list[str]:
         over_cpu = r.get(f"{name}_default_rate_over_decode_cpu")
         lines.append(f"| {name}: {part['paths'][name]} | {f(m['inference_ms_per_frame'])} | "
                      f"**{f(m['e2e_fps'])}** | {f(m['default_rate_decoded_fps'])} "
-                     f"({f(over)}; CPU time {f(over_cpu)}) | {f(m['live_p50_ms'])} | {f(m['live_p99_ms'])} | "
+                     f"({f(over)}; CPU time {f(over_cpu)}) | {f(m['live_p50_ms'])} | "
+                     f"{f(m['live_p99_ms'])} | "
                      f"{f(m['live_dropped'])} |")
     lines.append(f"| shared / pair | {f(r['shared_over_pair_inference'])}x | "
                  f"**{f(r['shared_over_pair_e2e_fps'])}x** | | | | |")

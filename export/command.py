@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     heads = [
         head_spec(name, path, _head_labels(getattr(args, f"{name}_labels"), name, path),
-                  temperature=_head_temperature(path))
+                  temperature=_head_temperature(path, name))
         for name, path in (("quality", args.quality), ("organ", args.organ))
         if path is not None
     ]
@@ -207,13 +207,17 @@ def _head_labels(given: str | None, head: str, checkpoint: str) -> list[str]:
     return [str(label) for label in side["labels"]]
 
 
-def _head_temperature(checkpoint: str) -> float:
-    """The temperature ``endostream train`` fitted and stored in the sidecar, else 1."""
+def _head_temperature(checkpoint: str, head: str) -> float:
+    """The temperature ``endostream train`` fitted and stored in the sidecar, else 1 (a
+    shared-backbone sidecar holds one per head)."""
     from endostream.export.train import read_labels_sidecar
 
     side = read_labels_sidecar(Path(checkpoint)) or {}
+    value = side.get("temperature")
+    if isinstance(value, dict):
+        value = value.get(head)
     try:
-        return float(side.get("temperature") or 1.0)
+        return float(value or 1.0)
     except (TypeError, ValueError):
         raise UsageError(f"'{checkpoint}': the temperature in its .labels.json is not a "
                          "number; train again or delete the sidecar") from None

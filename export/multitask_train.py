@@ -11,8 +11,11 @@ recipe's defaults); :class:`SharedRun` changes only what the task decides:
 - loss: the masked sum of the heads' cross-entropies (:func:`.partial_labels.masked_loss`);
 - validation: accuracy and recall per head, each over the frames labelled for it, after
   recomputing the BatchNorm statistics on real training frames (:meth:`recalibrate`);
-- sidecar: ``{"task": "both", "heads": {"quality": [...], "organ": [...]}}``, which
-  ``endostream export --shared`` reads for the labels.
+- calibration: a temperature per head, each fitted on the validation frames labelled
+  for it (:func:`.calibration.calibrate`, as ``--task quality|organ`` fit theirs);
+- sidecar: ``{"task": "both", "heads": {"quality": [...], "organ": [...]},
+  "temperature": {"quality": T, "organ": T}}``, which ``endostream export --shared``
+  reads for the labels and the temperatures.
 
 Usage (hours on a CPU)::
 
@@ -33,6 +36,7 @@ from endostream.contract import HEADS
 from endostream.evaluation.metrics import classification_report
 from endostream.export import partial_labels as P
 from endostream.export.augment import Augmenter
+from endostream.export.calibration import calibrate
 from endostream.export.grouping import regroup
 from endostream.export.multitask import SharedBackbone, recalibrate_batchnorm
 from endostream.export.train import _Run, to_model_input
@@ -65,10 +69,15 @@ class SharedRun(_Run):
         return P.ItemLoader(ds, augment=Augmenter(self.cfg.augment))
 
     def finish(self) -> None:
-        """No temperature fit yet for a shared model: its heads keep T = 1 (the single-task
-        fit works on one head's validation logits; a per-head fit is still to come)."""
-        if self.cfg.calibrate and self.val_set.samples:
-            log.info("calibration: not fitted for --task both; the heads keep temperature 1")
+        """A temperature per head, fitted as the single-task run fits its one (each on the
+        validation frames that head has labels for), with the kept weights; the sidecar's
+        ``temperature`` and ``calibration`` then map head -> value."""
+        if not self._score_kept_weights():
+            return
+        fits = {head: calibrate(*pair) for head, pair in self.val_logits.items()}
+        self._record_calibration({h: f.temperature for h, f in fits.items()},
+                                 {h: f.to_json() for h, f in fits.items()},
+                                 [f.summary(h) for h, f in fits.items()])
 
     def _epoch_plan(self) -> list:
         return P.epoch_plan(self.train_set.targets, self.labels, epoch=self.epoch,
@@ -111,20 +120,22 @@ class SharedRun(_Run):
                    for i in range(0, len(items), self.cfg.batch_size)]
         data = self._loader(P.ItemLoader(self.val_set), batches)
         self.model.eval()
-        probs: dict[str, list[np.ndarray]] = {h: [] for h in HEADS}
+        logits: dict[str, list[np.ndarray]] = {h: [] for h in HEADS}
         ys: list[np.ndarray] = []
         for images, y in data:
-            logits = self.model(to_model_input(images.to(self.device)))
+            out = self.model(to_model_input(images.to(self.device)))
             for head in HEADS:
-                probs[head].append(torch.softmax(logits[head].float(), dim=1).cpu().numpy())
+                logits[head].append(out[head].float().cpu().numpy())
             ys.append(y.numpy())
         y = np.concatenate(ys)
         loss, accuracy, recall = 0.0, {}, {}
+        self.val_logits = {}  # head -> (logits, targets) of its labelled frames: the T fit
         for k, (head, labels) in enumerate(zip(HEADS, self.labels, strict=True)):
             keep = y[:, k] >= 0
             if not keep.any():
                 continue
-            p = np.concatenate(probs[head])[keep]
+            self.val_logits[head] = (np.concatenate(logits[head])[keep], y[keep, k])
+            p = torch.softmax(torch.from_numpy(self.val_logits[head][0]), dim=1).numpy()
             loss += float(nn.functional.nll_loss(
                 torch.log(torch.from_numpy(p).clamp_min(1e-12)), torch.from_numpy(y[keep, k])))
             report = classification_report(y[keep, k], p, labels)

@@ -507,21 +507,34 @@ class _Run:
 
     def finish(self) -> None:
         """Fit the temperature on validation with the kept weights; record it in the sidecar."""
+        if not self._score_kept_weights():
+            return
+        fit = calibrate(*self.val_logits)
+        self._record_calibration(fit.temperature, fit.to_json(), [fit.summary(self.cfg.task)])
+
+    def _score_kept_weights(self) -> bool:
+        """Leave ``val_logits`` of the weights in ``out``; False when nothing is fitted
+        (calibration off, no validation set, no epoch done)."""
         cfg = self.cfg
         if not cfg.calibrate or not self.val_set.samples or not self.history:
-            return
+            return False
         kept_epoch = json.loads(self.labels_path.read_text(encoding="utf-8"))["epoch_kept"]
         if kept_epoch != self.history[-1]["epoch"] or not hasattr(self, "val_logits"):
             # out holds an earlier epoch than the model in memory: score that one.
             self.model.load_state_dict(torch.load(cfg.out, map_location=self.device,
                                                   weights_only=True))
             self.validate()
-        fit = calibrate(*self.val_logits)
-        self.calibration = fit.to_json()
-        log.info("calibration %s", fit.summary(cfg.task))
-        self.stream.write(f"calibration {fit.summary(cfg.task)}\n")
+        return True
+
+    def _record_calibration(self, temperature: Any, calibration: dict[str, Any],
+                            summaries: list[str]) -> None:
+        """Print the fit and write it into the sidecar (one float, or one per head)."""
+        self.calibration = calibration
+        for line in summaries:
+            log.info("calibration %s", line)
+            self.stream.write(f"calibration {line}\n")
         doc = json.loads(self.labels_path.read_text(encoding="utf-8"))
-        doc.update(temperature=fit.temperature, calibration=self.calibration)
+        doc.update(temperature=temperature, calibration=calibration)
         _atomic_json(doc, self.labels_path)
 
 

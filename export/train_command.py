@@ -176,6 +176,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {result.checkpoint} ({result.steps} steps, {result.epochs_done} epochs done, "
           f"labels {labels}, {result.images_per_s:.1f} training images/s"
           + (f", kept epoch {result.best_epoch}" if result.best_epoch else "")
-          + (f", temperature {result.calibration['temperature']:.3f}"
-             if result.calibration else "") + ")", file=sys.stderr)
+          + _temperature_text(result.calibration) + ")", file=sys.stderr)
     return 0
+
+
+def _temperature_text(calibration: dict | None) -> str:
+    """", temperature 1.234" for one head, ", temperature quality 1.1, organ 1.0" for both."""
+    if not calibration:
+        return ""
+    if "temperature" in calibration:
+        return f", temperature {calibration['temperature']:.3f}"
+    return ", temperature " + ", ".join(f"{head} {fit['temperature']:.3f}"
+                                        for head, fit in calibration.items())

@@ -213,6 +213,23 @@ def test_shared_export_runs_one_backbone_with_parity_per_head(tmp_path):
                                                      "organ": ["ear", "nose", "vocal_folds"]}
 
 
+def test_export_shared_folds_each_heads_temperature(tmp_path, capsys):
+    """train --task both stores one temperature per head; export folds each into its own."""
+    ckpt = tmp_path / "both.pth"
+    shared_checkpoint(ckpt)
+    sidecar = {"format": "endostream.train-labels/1", "task": "both", "labels": ["bad", "good"],
+               "heads": {"quality": ["bad", "good"], "organ": ["ear", "nose", "vocal_folds"]},
+               "temperature": {"quality": 1.5, "organ": 3.0}}
+    (tmp_path / "both.labels.json").write_text(json.dumps(sidecar))
+    out = tmp_path / "both.onnx"
+    assert run_cli(["export", "--shared", str(ckpt), "--parity-frames", "4",
+                    "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "quality: temperature 1.500" in stdout and "organ: temperature 3.000" in stdout
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["endostream.temperature"]) == {"quality": 1.5, "organ": 3.0}
+
+
 def test_init_weights_load_the_shared_backbone(tmp_path):
     from torchvision.models import efficientnet_b0
 
@@ -278,6 +295,10 @@ def test_train_both_exports_and_segments(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)  # BatchNorm recalibration included
     assert side["heads"] == {"quality": ["bad", "good"], "organ": ["ear", "nose", "vocal_folds"]}
     assert set(side["last"]["val_accuracy"]) == {"quality", "organ"}
+    # A temperature per head, each fitted on the validation frames labelled for it.
+    assert set(side["temperature"]) == set(side["calibration"]) == {"quality", "organ"}
+    assert all(side["calibration"][h]["frames"] > 0 and side["temperature"][h] >= 1.0
+               for h in ("quality", "organ"))
 
     model = tmp_path / "both.onnx"
     assert run_cli(["export", "--shared", str(ckpt), "--parity-frames", "2",

@@ -199,5 +199,6 @@ def test_cli_gate_failure_exits_4_and_writes_nothing(workdir, capsys):
     rc = main(["export", "--from-onnx", str(fragile), "--int8", "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == ModelError.exit_code == 4
-    assert err.startswith("endostream: error: the int8 file failed its gate") and "keep the fp32" in err
+    assert err.startswith("endostream: error: the int8 file failed its gate")
+    assert "keep the fp32" in err
     assert err.count("\n") == 1 and not out.exists()

@@ -10,8 +10,8 @@ With :func:`scene_colors` as ``organ_colors`` (and ``organ_temperature`` about 1
 organ head tells the synthetic scenes apart, which the int8 gate checks on.
 ``outlier`` adds a colour channel that is that constant on every frame and that no head
 reads: per-tensor int8 scales then spend their 256 steps on it (10000: steps of 39 grey
-levels for the colour means; 1e6: every colour rounds to 0), the real failure of one channel with a huge range, and the
-model that int8 must not pass.
+levels for the colour means; 1e6: every colour rounds to 0), the real failure of one
+channel with a huge range, and the model that int8 must not pass.
 
 >>> import tempfile, pathlib
 >>> from tests.helpers.onnx_models import color_image
