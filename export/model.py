@@ -41,6 +41,9 @@ DEFAULT_DROPOUT = 0.2
 #: State-dict prefix of the head; these keys depend on ``C`` and are never taken from
 #: ImageNet weights.
 HEAD_PREFIX = "classifier."
+#: State-dict prefix of a shared-backbone checkpoint's heads (``train --task both``):
+#: skipped as well, so such a checkpoint can start a new run (fine-tuning on corrections).
+SHARED_HEADS_PREFIX = "heads."
 
 
 def build_classifier(
@@ -70,7 +73,8 @@ def build_classifier(
 def _load_backbone(net: nn.Module, path: Path) -> None:
     """Copy the backbone of a local ImageNet state dict into ``net``; strict on keys."""
     state = load_state_dict_file(path)
-    backbone = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}
+    backbone = {k: v for k, v in state.items()
+                if not k.startswith((HEAD_PREFIX, SHARED_HEADS_PREFIX))}
     expected = {k for k in net.state_dict() if not k.startswith(HEAD_PREFIX)}
     missing = sorted(expected - backbone.keys())
     unexpected = sorted(backbone.keys() - expected)

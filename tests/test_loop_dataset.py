@@ -127,7 +127,7 @@ def test_a_bad_sections_file_is_one_line_and_exit_2(tiny, tmp_path, capsys, chan
     assert not out.exists()
 
 
-def test_a_reviewed_file_keeps_the_rules_of_a_correction(tiny, tmp_path, capsys):
+def test_a_reviewed_file_keeps_the_rules_of_a_correction(tiny, tmp_path, capsys, caplog):
     from endostream.output.corrections import reviewed_document
     from endostream.output.document import read_sections
     from endostream.output.sections_file import write_document
@@ -142,6 +142,8 @@ def test_a_reviewed_file_keeps_the_rules_of_a_correction(tiny, tmp_path, capsys)
     out = tmp_path / "labels.csv"
     assert main(["dataset", str(good), "--out", str(out), "--margin", "0.2"]) == 0
     assert [r["organ"] for r in _rows(out)] == ["ear", "", "ear", "vocal_folds"]
+    # Nose is gone from the data: a model trained on it alone would not know nose.
+    assert "no row teaches nose" in caplog.text
     # A review record whose correction lengthens the video breaks a correction's rule.
     doc = json.loads(good.read_text())
     doc["sections"][-1]["end_s"] = 5.0

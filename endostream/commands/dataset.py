@@ -21,6 +21,7 @@ exit codes: 0 done, 2 bad arguments or a sections file that cannot be training d
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -31,10 +32,13 @@ from endostream.loop.dataset import (
     ORGAN_QUALITY_CHOICES,
     included_rows,
     labels_csv_text,
+    missing_organs,
     reviewed_rows,
 )
 from endostream.output.atomic import write_text_atomic
 from endostream.output.guard import add_overwrite_option, check_outputs, output_folder
+
+log = logging.getLogger(__name__)
 
 EXAMPLES = """\
 examples:
@@ -89,12 +93,19 @@ def run(args: argparse.Namespace) -> int:
                   {"SECTIONS": list(args.sections), "--video": args.video,
                    "--include": list(args.include)}, overwrite=args.overwrite)
     csv_dir = output_folder(args.out)
-    rows = []
+    rows, model_organs = [], []
     for path in args.sections:
-        rows += reviewed_rows(path, video=args.video, csv_dir=csv_dir, fps=args.fps,
-                              margin_s=args.margin, organ_quality=args.organ_quality,
-                              labels=args.labels)
+        more, organs = reviewed_rows(path, video=args.video, csv_dir=csv_dir, fps=args.fps,
+                                     margin_s=args.margin, organ_quality=args.organ_quality,
+                                     labels=args.labels)
+        rows += more
+        model_organs += organs
     included = [row for path in args.include for row in included_rows(path, csv_dir)]
+    missing = missing_organs(model_organs, rows, included)
+    if missing:
+        log.warning("no row teaches %s: a model trained on this CSV alone will not know "
+                    "%s; --include the data set the model was trained on",
+                    ", ".join(missing), "it" if len(missing) == 1 else "them")
     if not rows and not included:
         raise UsageError("no section is longer than its margins; lower --margin")
     write_text_atomic(args.out, labels_csv_text(rows, included), hint="choose another --out")

@@ -175,9 +175,10 @@ def _duration_tolerance(duration_s: float) -> float:
 def reviewed_rows(sections_path: str | os.PathLike, *, video: str | os.PathLike | None = None,
                   csv_dir: Path | None = None, fps: float = DEFAULT_FPS,
                   margin_s: float = DEFAULT_MARGIN_S, organ_quality: str = "good",
-                  labels: Iterable[str] | None = None) -> list[LabelRow]:
+                  labels: Iterable[str] | None = None) -> tuple[list[LabelRow], list[str]]:
     """Read, check and convert one reviewed sections file (its video found as ``segment``
-    wrote it, or ``video``); paths in the rows are relative to ``csv_dir`` when given."""
+    wrote it, or ``video``); paths in the rows are relative to ``csv_dir`` when given.
+    Returns the rows and the organ labels of the model that made the file."""
     procedure = load_procedure(sections_path, video)
     check_trainable(procedure, labels)
     found = procedure.require_video()
@@ -186,8 +187,21 @@ def reviewed_rows(sections_path: str | os.PathLike, *, video: str | os.PathLike 
         log.warning("%s: the analysis was interrupted (complete: false); only the part "
                     "it covers is used", sections_path)
     shown = _relative(found, csv_dir) if csv_dir is not None else str(found)
-    return rows_of_sections(procedure.sections, shown, found.name, fps=fps, margin_s=margin_s,
+    rows = rows_of_sections(procedure.sections, shown, found.name, fps=fps, margin_s=margin_s,
                             organ_quality=organ_quality, origin=str(sections_path))
+    return rows, list(procedure.models.heads.get("organ", ()))
+
+
+def missing_organs(model_organs: Iterable[str], rows: Sequence[LabelRow],
+                   included: Sequence[dict[str, str]] = ()) -> list[str]:
+    """Organs the model knew that no row teaches: a model trained on these rows alone has
+    an organ head without them (train takes its classes from the data).
+
+    >>> missing_organs(["ear", "nose"], [LabelRow("v", "v", "ear", "good", 0, 1, 1, "")])
+    ['nose']
+    """
+    taught = {r.organ for r in rows} | {d.get("organ", "") for d in included}
+    return [o for o in dict.fromkeys(model_organs) if o not in taught]
 
 
 def _relative(path: Path, folder: Path) -> str:
@@ -224,5 +238,6 @@ def labels_csv_text(rows: Sequence[LabelRow], included: Sequence[dict[str, str]]
 
 
 __all__ = ["LabelRow", "rows_of_sections", "check_trainable", "check_video", "reviewed_rows",
+           "missing_organs",
            "included_rows", "labels_csv_text", "DEFAULT_MARGIN_S", "DEFAULT_FPS",
            "ORGAN_QUALITY_CHOICES"]
