@@ -15,7 +15,7 @@ the video being the one the file names (frame size and duration).
 
 exit codes: 0 done, 2 bad arguments or a sections file that cannot be training data
 (including a video that is not the one it names), 3 video missing or unreadable,
-5 output not writable
+5 output not writable, 9 a reviewed file breaks the rules of a correction
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ examples:
   endostream train ds/labels.csv --task both --out both.pth --init imagenet
 
 exit codes: 0 done, 2 bad arguments or sections file (or the wrong video),
-3 video missing or unreadable, 5 output not writable
+3 video missing or unreadable, 5 output not writable, 9 a refused correction
 """
 
 
