@@ -39,7 +39,7 @@ from endostream.export.augment import Augmenter
 from endostream.export.calibration import calibrate
 from endostream.export.grouping import regroup
 from endostream.export.multitask import SharedBackbone, recalibrate_batchnorm
-from endostream.export.train import _Run, to_model_input
+from endostream.export.training_run import TrainingRun, to_model_input
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ RECALIBRATION_BATCH = 32
 RECALIBRATION_SEED = 2_000_003
 
 
-class SharedRun(_Run):
+class SharedRun(TrainingRun):
     """A training run of the shared-backbone model (``TrainConfig.task == "both"``)."""
 
     def _read_set(self, path: Path) -> P.PartialSet:

@@ -3,7 +3,7 @@
 The recipe (defaults of :class:`TrainConfig`): Adam, learning rate :data:`DEFAULT_LR`
 (the thesis used 1e-5 to 5e-5 from ImageNet weights), batch 32, cross-entropy, every image
 through the runtime's content-area crop, class-balanced epochs, and for the quality task
-bad frames synthesised from good ones (see :mod:`.dataset`). From random initialisation
+bad frames synthesised from good ones (see :mod:`.sampling`). From random initialisation
 (no ``init``) such a small learning rate learns next to nothing in a few epochs; use a
 higher one there, e.g. ``lr=1e-3``. ImageNet weights come from a local file or, with
 ``init="imagenet"``, from torchvision's cache (fetched once, :mod:`.init_weights`).
@@ -33,509 +33,33 @@ Usage (minutes to hours)::
                                init=Path("efficientnet_b0_imagenet.pth")))
     result.history[-1]["val_accuracy"]
 
->>> [p.name for p in sidecar_paths(Path("q.pth"))]
+The run's settings and files are in :mod:`.train_config`, its loop in :mod:`.training_run`
+(one head) and :mod:`.multitask_train` (``task="both"``).
+
+>>> [p.name for p in sidecar_paths("q.pth")]
 ['q.labels.json', 'q.resume.pt']
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import sys
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-import numpy as np
-import torch
-from torch import nn
-
-from endostream.errors import Interrupted, ModelError, UsageError
-from endostream.evaluation import datasets as D
-from endostream.evaluation.metrics import classification_report
-from endostream.export import sampling as S
-from endostream.export.augment import AugmentConfig, Augmenter
-from endostream.export.calibration import calibrate
-from endostream.export.graph import IMAGENET_MEAN, IMAGENET_STD, PIXEL_MAX
-from endostream.export.grouping import check_rule, regroup
-from endostream.export.init_weights import resolve_init
-from endostream.export.model import DEFAULT_DROPOUT, build_classifier
-from endostream.export.selection import DEFAULT_KEEP, DEFAULT_PATIENCE, KEEP_CHOICES, BestTracker
-from endostream.output.atomic import AtomicFile, write_json_atomic
-from endostream.output.guard import check_outputs
+from endostream.errors import Interrupted
+from endostream.export.multitask_train import SharedRun
+from endostream.export.train_config import (
+    DEFAULT_BATCH,
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    TrainConfig,
+    TrainResult,
+    read_labels_sidecar,
+    sidecar_paths,
+)
+from endostream.export.training_run import TrainingRun, to_model_input
 
 log = logging.getLogger(__name__)
-
-#: Adam learning rate: the middle of the thesis' 1e-5..5e-5 range for ImageNet-initialised
-#: fine-tuning.
-DEFAULT_LR = 3e-5
-#: Images per optimiser step (thesis).
-DEFAULT_BATCH = 32
-#: Passes over the training set (one pass = as many draws as training frames).
-DEFAULT_EPOCHS = 20
-#: Format tag of the resume file.
-RESUME_FORMAT = "endostream.train-resume/1"
-#: Format tag of the labels sidecar.
-LABELS_FORMAT = "endostream.train-labels/1"
-#: Seconds between in-epoch progress redraws on a terminal.
-PROGRESS_INTERVAL_S = 0.5
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run. Defaults live here (the CLI passes ``None`` for "not given")."""
-
-    dataset: Path
-    task: str
-    out: Path
-    init: Path | str | None = None  #: local ImageNet state dict, or "imagenet" (torchvision's)
-    epochs: int = DEFAULT_EPOCHS
-    lr: float = DEFAULT_LR
-    batch_size: int = DEFAULT_BATCH
-    max_steps: int | None = None  #: stop after this many optimiser steps in all (resume too)
-    seed: int = 0
-    threads: int | None = None
-    device: str = "auto"  #: auto | cpu | cuda
-    workers: int = 0  #: DataLoader worker processes (0: load in the training process)
-    resume: bool = False
-    val_fraction: float = D.DEFAULT_VAL_FRACTION
-    val_recordings: tuple[str, ...] | None = None
-    val_split: Path | None = None  #: a separate labelled set used for validation
-    synth_bad: float = S.DEFAULT_SYNTH_BAD  #: quality only; 0 disables synthetic bad frames
-    video_fps: float = D.DEFAULT_VIDEO_FPS
-    dropout: float = DEFAULT_DROPOUT
-    overwrite: bool = False  #: replace a read-only --out (or sidecar)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)  #: training images only
-    patience: int = DEFAULT_PATIENCE  #: epochs without a lower val loss before stopping; 0: off
-    keep: str = DEFAULT_KEEP  #: "best" (lowest val loss) or "last" checkpoint in ``out``
-    group_by: str | None = None  #: recording ids from paths: "folder" or "prefix:SEP"
-    calibrate: bool = True  #: fit a temperature on validation at the end
-
-    def __post_init__(self) -> None:
-        for name, ok in (("epochs", self.epochs >= 1), ("batch", self.batch_size >= 1),
-                         ("lr", self.lr > 0), ("workers", self.workers >= 0),
-                         ("max-steps", self.max_steps is None or self.max_steps >= 1),
-                         ("synth-bad", 0.0 <= self.synth_bad <= 1.0),
-                         ("video-fps", self.video_fps > 0)):
-            if not ok:
-                value = {"batch": self.batch_size, "max-steps": self.max_steps,
-                         "synth-bad": self.synth_bad, "video-fps": self.video_fps}.get(
-                    name, getattr(self, name.replace("-", "_"), None))
-                raise UsageError(f"--{name} out of range: {value}")
-        if self.patience < 0:
-            raise UsageError(f"--patience out of range: {self.patience}; 0 switches it off")
-        if self.keep not in KEEP_CHOICES:
-            raise UsageError(f"--keep {self.keep!r}: use best or last")
-        if self.group_by is not None:
-            check_rule(self.group_by)
-        if self.val_recordings and self.val_split:
-            raise UsageError("give --val-recordings or --val-split, not both")
-
-
-@dataclass
-class TrainResult:
-    checkpoint: Path
-    labels: tuple[str, ...]
-    epochs_done: int
-    steps: int
-    history: list[dict[str, Any]] = field(default_factory=list)
-    images_per_s: float = 0.0
-    best_epoch: int = 0  #: epoch whose weights ``checkpoint`` holds (0: unknown / last)
-    calibration: dict[str, Any] | None = None  #: temperature and ECE before / after
-
-
-def sidecar_paths(out: Path) -> tuple[Path, Path]:
-    """``(labels_json, resume_file)`` beside checkpoint ``out``.
-
-    >>> [p.name for p in sidecar_paths(Path("runs/q.pth"))]
-    ['q.labels.json', 'q.resume.pt']
-    """
-    out = Path(out)
-    return out.with_name(out.stem + ".labels.json"), out.with_name(out.stem + ".resume.pt")
-
-
-def check_train_outputs(cfg: TrainConfig) -> None:
-    """Before any image is read: the checkpoint and its sidecars may not replace the
-    dataset, --init or --val-split, and their folder must take new files
-    (:mod:`endostream.output.guard`). The resume file is an output that --resume reads."""
-    labels_json, resume_file = sidecar_paths(cfg.out)
-    check_outputs({"--out": cfg.out, "--out (its .labels.json)": labels_json,
-                   "--out (its .resume.pt)": resume_file},
-                  {"DATASET": cfg.dataset, "--init": cfg.init, "--val-split": cfg.val_split},
-                  overwrite=cfg.overwrite)
-
-
-def read_labels_sidecar(checkpoint: Path) -> dict[str, Any] | None:
-    """The labels sidecar of a checkpoint (``{"task", "labels", ...}``), or None if absent."""
-    path = sidecar_paths(checkpoint)[0]
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot read '{path}': {e}; delete it or train again") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("labels"), list):
-        raise ModelError(f"'{path}' is not a labels file written by endostream train")
-    return doc
-
-
-def to_model_input(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[N, H, W, 3]`` RGB -> normalised float32 ``[N, 3, H, W]``.
-
-    The same arithmetic as the exported graph (:class:`.graph.FrameClassifier`):
-    ``x * (1 / (255 * std)) - mean / std``, so training sees exactly what the ONNX model
-    computes from the runtime's uint8 frames.
-    """
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=frames.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=frames.device).view(1, 3, 1, 1)
-    x = frames.permute(0, 3, 1, 2).to(torch.float32)
-    return x * (1.0 / (PIXEL_MAX * std)) + (-mean / std)
-
-
-def _collate(batch: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    images = torch.from_numpy(np.stack([b[0] for b in batch]))
-    targets = torch.tensor([b[1] for b in batch], dtype=torch.int64)
-    return images, targets
-
-
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: torch sees no CUDA device; use --device cpu")
-    return torch.device(name)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    with AtomicFile(path, open_file=False, hint="choose another --out") as f:
-        torch.save(obj, f.temp_path)
-
-
-def _atomic_json(doc: Any, path: Path) -> None:
-    write_json_atomic(path, doc, hint="choose another --out")
-
-
-class _Run:
-    """State of one training run; :func:`train` drives it."""
-
-    def __init__(self, cfg: TrainConfig, stream: TextIO):
-        self.cfg = cfg
-        self.stream = stream
-        self.labels_path, self.resume_path = sidecar_paths(cfg.out)
-        self.device = _pick_device(cfg.device)
-        self.history: list[dict[str, Any]] = []
-        self.epoch = 0  # epoch in progress (0-based)
-        self.step_in_epoch = 0  # optimiser steps done in that epoch
-        self.global_step = 0
-        self.images_seen = 0
-        self.train_s = 0.0
-        self.tracker = BestTracker(patience=cfg.patience)
-        self.calibration: dict[str, Any] | None = None
-        self.optimistic = False  # validation shares recordings it cannot see
-
-    # -- setup ------------------------------------------------------------------------
-
-    def prepare(self) -> None:
-        cfg = self.cfg
-        check_train_outputs(cfg)
-        saved = self._read_resume() if cfg.resume else None
-        if saved is not None:
-            self._restore_settings(saved)
-            cfg = self.cfg
-        full = self._read_set(cfg.dataset)
-        if cfg.task == "quality" and cfg.synth_bad > 0 and D.BAD not in full.labels:
-            full = full.with_labels(tuple(sorted(full.labels + (D.BAD,))))
-        if saved is not None and tuple(saved["labels"]) != full.labels:
-            raise UsageError(f"--resume: the dataset's labels {list(full.labels)} differ from "
-                             f"the checkpoint's {saved['labels']}; resume on the same dataset")
-        self.labels = full.labels
-        if cfg.val_split is not None:
-            self.train_set = full
-            self.val_set = self._read_set(cfg.val_split).with_labels(full.labels)
-        else:
-            if saved is not None:
-                tr, va = D.split_by_names(full, saved["val_recordings"])
-            elif cfg.val_recordings:
-                tr, va = D.split_by_names(full, cfg.val_recordings)
-            else:
-                tr, va = D.split_by_recording(full, cfg.val_fraction, cfg.seed)
-            self.train_set, self.val_set = full.subset(tr), full.subset(va)
-            self.optimistic = bool(va) and not full.recordings_known
-            if self.optimistic:
-                log.warning("validation is optimistic: the data set does not name its "
-                            "recordings, so frames of one recording can sit on both sides; "
-                            "name them (a 'recording' column, REC__name files) or pass "
-                            "--group-by folder|prefix:SEP")
-        D.check_no_leak(self.train_set, self.val_set)
-        if not self.train_set.samples:
-            raise UsageError("the training set is empty after the split; "
-                             "lower --val-fraction or name fewer --val-recordings")
-        self.synth = cfg.synth_bad if cfg.task == "quality" else 0.0
-        self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
-        counts = ", ".join(f"{k} {v}" for k, v in self.train_set.class_counts().items())
-        log.info("train: %d frames of %d recordings (%s); val: %d frames of %d recordings",
-                 len(self.train_set), len(self.train_set.recordings()), counts,
-                 len(self.val_set), len(self.val_set.recordings()))
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        self.model = self._build_model(init=None if saved else resolve_init(cfg.init))
-        if cfg.init is None and saved is None:
-            log.warning("no --init weights: training from random initialisation "
-                        "(expect to need many epochs and a higher --lr, e.g. 1e-3)")
-        self.model.to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.loss_fn = nn.CrossEntropyLoss()
-        if saved is not None:
-            self._restore_state(saved)
-
-    def _read_resume(self) -> dict[str, Any]:
-        if not self.resume_path.is_file():
-            raise UsageError(f"--resume: '{self.resume_path}' not found; train without "
-                             "--resume first (it is written beside --out after each epoch)")
-        saved = torch.load(self.resume_path, map_location="cpu", weights_only=True)
-        if not isinstance(saved, dict) or saved.get("format") != RESUME_FORMAT:
-            raise UsageError(f"'{self.resume_path}' is not a resume file of this version")
-        return saved
-
-    def _restore_settings(self, saved: dict[str, Any]) -> None:
-        """Settings that shape the run come from the resume file, not the command line."""
-        overrides = dict(saved["config"])
-        if overrides["task"] != self.cfg.task:
-            raise UsageError(f"--resume: the checkpoint was trained for --task {overrides['task']}")
-        overrides["val_split"] = Path(overrides["val_split"]) if overrides["val_split"] else None
-        overrides["augment"] = AugmentConfig.without(
-            p for p in AugmentConfig().enabled() if p not in overrides.get("augment", ()))
-        changed = {k: v for k, v in overrides.items() if getattr(self.cfg, k) != v}
-        if changed:
-            log.warning("--resume keeps the run's %s", ", ".join(
-                f"{k}={v}" for k, v in sorted(changed.items())))
-        overrides["val_recordings"] = None
-        self.cfg = TrainConfig(**{**asdict(self.cfg), **overrides})
-
-    def _restore_state(self, saved: dict[str, Any]) -> None:
-        self.model.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.epoch, self.step_in_epoch = int(saved["epoch"]), int(saved["step_in_epoch"])
-        self.global_step = int(saved["global_step"])
-        self.history = list(saved["history"])
-        self.tracker = BestTracker.from_state(saved.get("best"), self.cfg.patience)
-        torch.set_rng_state(saved["torch_rng"])
-        if self.step_in_epoch >= self.steps_per_epoch:
-            self.epoch, self.step_in_epoch = self.epoch + 1, 0
-        log.info("resuming at epoch %d step %d (%d steps done)", self.epoch + 1,
-                 self.step_in_epoch, self.global_step)
-
-    # -- loop -------------------------------------------------------------------------
-
-    def loop(self) -> None:
-        cfg = self.cfg
-        loader = self._item_loader(self.train_set)
-        while (self.epoch < cfg.epochs and not self._steps_done()
-               and not self.tracker.should_stop):
-            plan = self._epoch_plan()
-            batches = [plan[i:i + cfg.batch_size] for i in range(0, len(plan), cfg.batch_size)]
-            batches = batches[self.step_in_epoch:]
-            if cfg.max_steps is not None:
-                batches = batches[:cfg.max_steps - self.global_step]
-            data = self._loader(loader, batches)
-            self.model.train()
-            losses: list[float] = []
-            started = time.monotonic()
-            last_draw = 0.0
-            for images, targets in data:
-                loss = self._batch_loss(images.to(self.device), targets.to(self.device))
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                losses.append(float(loss.detach()))
-                self.step_in_epoch += 1
-                self.global_step += 1
-                self.images_seen += int(images.shape[0])
-                now = time.monotonic()
-                if now - last_draw >= PROGRESS_INTERVAL_S and self._tty():
-                    last_draw = now
-                    self.stream.write(f"\repoch {self.epoch + 1}/{cfg.epochs} "
-                                      f"[{self.step_in_epoch}/{self.steps_per_epoch}] "
-                                      f"loss {np.mean(losses):.4f}")
-                    self.stream.flush()
-            self.train_s += time.monotonic() - started
-            epoch_done = self.step_in_epoch >= self.steps_per_epoch
-            record = {"epoch": self.epoch + 1, "step": self.global_step,
-                      "complete_epoch": epoch_done,
-                      "train_loss": float(np.mean(losses)) if losses else None}
-            record.update(self.validate())
-            record["best"] = self.tracker.update(record["val_loss"], self.epoch + 1)
-            self.history.append(record)
-            self._print_epoch(record)
-            if epoch_done:
-                self.epoch, self.step_in_epoch = self.epoch + 1, 0
-            self.save(improved=record["best"])
-            if self.tracker.should_stop:
-                log.warning("stopping early: no lower validation loss for %d epochs; %s "
-                            "holds epoch %d (--patience 0 trains on)", self.tracker.patience,
-                            cfg.out, self.tracker.best_epoch)
-
-    # -- what a task decides (export.multitask_train overrides these for --task both) ----
-
-    def _read_set(self, path: Path) -> D.LabelledSet:
-        ds = D.read_dataset(path, self.cfg.task, video_fps=self.cfg.video_fps)
-        return regroup(ds, self.cfg.group_by) if self.cfg.group_by is not None else ds
-
-    def _build_model(self, init: Path | None) -> nn.Module:
-        return build_classifier(len(self.labels), dropout=self.cfg.dropout, init_weights=init)
-
-    def _item_loader(self, ds: D.LabelledSet) -> S.ItemLoader:
-        return S.ItemLoader(ds, augment=Augmenter(self.cfg.augment))
-
-    def _epoch_plan(self) -> list[S.Item]:
-        return S.epoch_plan(self.train_set.targets, self.labels, epoch=self.epoch,
-                            seed=self.cfg.seed, synth_bad=self.synth)
-
-    def _batch_loss(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(self.model(to_model_input(images)), targets)
-
-    def _labels_doc(self) -> dict[str, Any]:
-        return {"head": self.cfg.task, "labels": list(self.labels)}
-
-    def _loader(self, items: S.ItemLoader, batches: list) -> torch.utils.data.DataLoader:
-        # A private generator: a DataLoader draws a base seed from the global RNG each time
-        # it is iterated, which would shift dropout's random stream between a run and its
-        # resume. All randomness of the data is in the items' own seeds.
-        return torch.utils.data.DataLoader(
-            items, batch_sampler=batches, collate_fn=_collate, num_workers=self.cfg.workers,
-            generator=torch.Generator().manual_seed(self.cfg.seed))
-
-    def _steps_done(self) -> bool:
-        return self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps
-
-    def _tty(self) -> bool:
-        return bool(getattr(self.stream, "isatty", lambda: False)())
-
-    @torch.inference_mode()
-    def validate(self) -> dict[str, Any]:
-        if not self.val_set.samples:
-            return {"val_loss": None, "val_accuracy": None, "val_recall": None}
-        items = S.validation_items(self.val_set.targets, self.labels, seed=self.cfg.seed,
-                                   synth_bad=self.synth)
-        batches = [items[i:i + self.cfg.batch_size]
-                   for i in range(0, len(items), self.cfg.batch_size)]
-        data = self._loader(S.ItemLoader(self.val_set), batches)
-        self.model.eval()
-        logits_all, ys, loss_sum = [], [], 0.0
-        for images, targets in data:
-            logits = self.model(to_model_input(images.to(self.device))).float()
-            loss_sum += float(nn.functional.cross_entropy(
-                logits, targets.to(self.device), reduction="sum"))
-            logits_all.append(logits.cpu().numpy())
-            ys.append(targets.numpy())
-        y = np.concatenate(ys)
-        self.val_logits = (np.concatenate(logits_all), y)  # for the temperature fit
-        probs = torch.softmax(torch.from_numpy(self.val_logits[0]), dim=1).numpy()
-        report = classification_report(y, probs, self.labels)
-        return {"val_loss": loss_sum / y.size, "val_accuracy": report.accuracy,
-                "val_recall": {k: m["recall"] for k, m in report.per_class.items()}}
-
-    def _print_epoch(self, r: dict[str, Any]) -> None:
-        parts = [f"epoch {r['epoch']}/{self.cfg.epochs}"
-                 + ("" if r["complete_epoch"] else f" (stopped at step {self.step_in_epoch}"
-                    f"/{self.steps_per_epoch})"),
-                 f"train loss {r['train_loss']:.4f}" if r["train_loss"] is not None
-                 else "train loss -"]
-        if r["val_loss"] is None:
-            parts.append("no validation set")
-        else:
-            parts += [f"val loss {r['val_loss']:.4f}", *self._val_parts(r)]
-        rate = self.images_seen / self.train_s if self.train_s > 0 else 0.0
-        parts.append(f"{rate:.1f} img/s")
-        # On a terminal, wipe the in-epoch progress line first (ANSI erase-line).
-        self.stream.write(("\r\x1b[K" if self._tty() else "") + " | ".join(parts) + "\n")
-        self.stream.flush()
-
-    def _val_parts(self, r: dict[str, Any]) -> list[str]:
-        """The epoch line's validation accuracy and recall (one head here)."""
-        recall = " ".join(f"{k} {v:.2f}" for k, v in r["val_recall"].items())
-        return [f"val acc {r['val_accuracy']:.3f}", f"recall {recall}"]
-
-    # -- checkpoints ------------------------------------------------------------------
-
-    def save(self, improved: bool = True) -> None:
-        """Write the resume file; ``out`` and its sidecar only when ``improved`` (or --keep
-        last): with validation, ``out`` holds the epoch of the lowest validation loss."""
-        cfg = self.cfg
-        state = {k: v.detach().to("cpu").clone() for k, v in self.model.state_dict().items()}
-        if improved or cfg.keep == "last" or not cfg.out.is_file():
-            _atomic_torch_save(state, cfg.out)
-            self.write_sidecar()
-        fixed = {k: getattr(cfg, k) for k in ("task", "lr", "batch_size", "seed", "synth_bad",
-                                              "val_fraction", "video_fps", "dropout",
-                                              "patience", "keep", "group_by")}
-        fixed["val_split"] = str(cfg.val_split) if cfg.val_split else None
-        fixed["augment"] = list(cfg.augment.enabled())
-        _atomic_torch_save({
-            "format": RESUME_FORMAT,
-            "config": fixed,
-            "labels": list(self.labels),
-            "val_recordings": self.val_set.recordings() if cfg.val_split is None else [],
-            "epoch": self.epoch,
-            "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step,
-            "model": state,
-            "optimizer": self.optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "history": self.history,
-            "best": self.tracker.state(),
-        }, self.resume_path)
-        log.info("checkpoint: %s (epoch %d, step %d)", cfg.out, self.epoch, self.global_step)
-
-    def write_sidecar(self) -> None:
-        """The labels sidecar of ``out``: labels, which epoch it holds, and its calibration."""
-        cfg = self.cfg
-        kept = self.history[-1] if self.history else None
-        _atomic_json({"format": LABELS_FORMAT, "task": cfg.task, **self._labels_doc(),
-                      "epochs_done": self.epoch,
-                      "steps": self.global_step, "dataset": str(cfg.dataset),
-                      "kept": cfg.keep, "epoch_kept": kept["epoch"] if kept else 0,
-                      "validation": "optimistic" if self.optimistic else (
-                          "by recording" if self.val_set.samples else "none"),
-                      "augment": list(cfg.augment.enabled()),
-                      "temperature": (self.calibration or {}).get("temperature", 1.0),
-                      "calibration": self.calibration,
-                      "last": kept}, self.labels_path)
-
-    def finish(self) -> None:
-        """Fit the temperature on validation with the kept weights; record it in the sidecar."""
-        if not self._score_kept_weights():
-            return
-        fit = calibrate(*self.val_logits)
-        self._record_calibration(fit.temperature, fit.to_json(), [fit.summary(self.cfg.task)])
-
-    def _score_kept_weights(self) -> bool:
-        """Leave ``val_logits`` of the weights in ``out``; False when nothing is fitted
-        (calibration off, no validation set, no epoch done)."""
-        cfg = self.cfg
-        if not cfg.calibrate or not self.val_set.samples or not self.history:
-            return False
-        kept_epoch = json.loads(self.labels_path.read_text(encoding="utf-8"))["epoch_kept"]
-        if kept_epoch != self.history[-1]["epoch"] or not hasattr(self, "val_logits"):
-            # out holds an earlier epoch than the model in memory: score that one.
-            self.model.load_state_dict(torch.load(cfg.out, map_location=self.device,
-                                                  weights_only=True))
-            self.validate()
-        return True
-
-    def _record_calibration(self, temperature: Any, calibration: dict[str, Any],
-                            summaries: list[str]) -> None:
-        """Print the fit and write it into the sidecar (one float, or one per head)."""
-        self.calibration = calibration
-        for line in summaries:
-            log.info("calibration %s", line)
-            self.stream.write(f"calibration {line}\n")
-        doc = json.loads(self.labels_path.read_text(encoding="utf-8"))
-        doc.update(temperature=temperature, calibration=calibration)
-        _atomic_json(doc, self.labels_path)
 
 
 def train(config: TrainConfig, *, stream: TextIO | None = None) -> TrainResult:
@@ -544,9 +68,8 @@ def train(config: TrainConfig, *, stream: TextIO | None = None) -> TrainResult:
     Ctrl+C saves a checkpoint of the steps done and raises
     :class:`~endostream.errors.Interrupted` (exit 130) saying how to resume.
     """
-    run_type = _Run
-    if config.task == "both":  # one backbone, two heads: export.multitask_train
-        from endostream.export.multitask_train import SharedRun as run_type
+    # One backbone with two heads (task "both") has a loop of its own.
+    run_type = SharedRun if config.task == "both" else TrainingRun
     run = run_type(config, stream if stream is not None else sys.stderr)
     run.prepare()
     if run.epoch >= run.cfg.epochs or run._steps_done():
@@ -565,6 +88,6 @@ def train(config: TrainConfig, *, stream: TextIO | None = None) -> TrainResult:
                        best_epoch=run.tracker.best_epoch, calibration=run.calibration)
 
 
-__all__ = ["TrainConfig", "TrainResult", "train", "to_model_input", "sidecar_paths",
-           "read_labels_sidecar", "DEFAULT_LR", "DEFAULT_BATCH",
+__all__ = ["TrainConfig", "TrainResult", "TrainingRun", "train", "to_model_input",
+           "sidecar_paths", "read_labels_sidecar", "DEFAULT_LR", "DEFAULT_BATCH",
            "DEFAULT_EPOCHS"]

@@ -55,8 +55,8 @@ exit codes: 0 done, 2 bad arguments or dataset (e.g. a leaking split), 4 bad --i
 5 output not writable, 130 interrupted (checkpoint saved)
 """
 
-# Defaults repeated for --help only; the source of truth is export.train / export.dataset,
-# which import torch. A test checks that the two agree.
+# Defaults repeated for --help only; the source of truth is export.train_config and
+# evaluation.datasets (the first imports torch). A test checks that the two agree.
 HELP_DEFAULTS = {"lr": 3e-5, "batch": 32, "epochs": 20, "val_fraction": 0.2,
                  "synth_bad": 0.5, "video_fps": 1.0, "patience": 5}
 #: Kept in step with export.augment.PARTS (a test checks).

@@ -2,8 +2,10 @@
 
 The README's "Layout" table says what each folder may import. This test reads every
 module with :mod:`ast` (imports inside functions included) and fails with file, line and
-rule when an import crosses a boundary, when the module-level imports form a cycle, or
-when a package folder does not ship in the wheel.
+rule when an import crosses a boundary, when imports form a cycle (imports inside
+functions count: a cycle hidden in a function is still two modules that need each other),
+when one command module imports another (commands share helpers through
+``commands.common``), or when a package folder does not ship in the wheel.
 
 Runtime stages, bottom to top: the shared core (``errors``, ``frames``, ``contract``,
 ``crop``, ``fov``, ``bundled``) → ``sources`` → ``inference`` → ``segmentation`` →
@@ -127,10 +129,10 @@ def violations() -> list[str]:
 
 
 def cycles() -> list[list[str]]:
-    """Cycles among module-level imports (a package's ``__init__`` counts as importing
-    what it names)."""
+    """Cycles among imports, at module level or inside functions (a package's
+    ``__init__`` counts as importing what it names)."""
     mods = modules()
-    graph = {m: sorted({n for n, _, top in imports(m, p) if top and n in mods and n != m})
+    graph = {m: sorted({n for n, _, _ in imports(m, p) if n in mods and n != m})
              for m, p in mods.items()}
     found, state = [], {}
 
@@ -153,11 +155,35 @@ def cycles() -> list[list[str]]:
     return found
 
 
+def command_modules() -> set[str]:
+    """The modules ``endostream.cli`` runs as commands (read from its table, not
+    imported)."""
+    tree = ast.parse((ROOT / "endostream" / "cli.py").read_text(encoding="utf-8"))
+    table = next(n for n in ast.walk(tree) if isinstance(n, ast.AnnAssign)
+                 and getattr(n.target, "id", "") == "COMMANDS")
+    return {v.elts[0].value for v in table.value.values}
+
+
+def command_crossings() -> list[str]:
+    """Imports of one command module by another, anywhere in the file."""
+    commands, mods, found = command_modules(), modules(), []
+    for module in commands & set(mods):
+        for name, line, _ in imports(module, mods[module]):
+            if name in commands and name != module:
+                found.append(f"{mods[module].relative_to(ROOT)}:{line}: command {module} "
+                             f"imports command {name}")
+    return sorted(found)
+
+
 def test_no_import_crosses_a_layer():
     assert violations() == []
 
 
-def test_module_level_imports_have_no_cycles():
+def test_commands_share_helpers_through_a_module_that_is_not_a_command():
+    assert command_crossings() == []
+
+
+def test_imports_have_no_cycles():
     assert cycles() == []
 
 
@@ -177,6 +203,14 @@ def test_the_checks_catch_a_crossing(tmp_path, monkeypatch):
     (tmp_path / "endostream" / "commands" / "other.py").write_text(
         "from endostream.commands import segment\n")
     (tmp_path / "gui" / "app.py").write_text("from endostream.commands import segment\n")
+    # A cycle made only of imports inside functions is a cycle too.
+    (tmp_path / "export" / "a.py").write_text(
+        "def f():\n    from endostream.export import b\n")
+    (tmp_path / "export" / "b.py").write_text(
+        "def g():\n    import endostream.export.a\n")
+    (tmp_path / "endostream" / "cli.py").write_text(
+        'COMMANDS: dict = {"segment": ("endostream.commands.segment", ""),\n'
+        '                  "other": ("endostream.commands.other", "")}\n')
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     found = violations()
     assert "endostream/sources/bad.py:1: sources imports torch" in found
@@ -184,6 +218,9 @@ def test_the_checks_catch_a_crossing(tmp_path, monkeypatch):
     assert any(f.startswith("gui/app.py:1: gui imports endostream.commands") for f in found)
     assert any("endostream.commands.other" in c and "endostream.commands.segment" in c
                for c in cycles())
+    assert any("endostream.export.a" in c and "endostream.export.b" in c for c in cycles())
+    assert any("command endostream.commands.segment imports command "
+               "endostream.commands.other" in f for f in command_crossings())
 
 
 @pytest.mark.slow

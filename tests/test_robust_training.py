@@ -253,7 +253,7 @@ def test_best_checkpoint_and_early_stopping(organ_dataset, tmp_path, monkeypatch
     def scripted(self):
         return {"val_loss": next(losses), "val_accuracy": 0.5, "val_recall": {}}
 
-    monkeypatch.setattr(T._Run, "validate", scripted)
+    monkeypatch.setattr(T.TrainingRun, "validate", scripted)
     out = tmp_path / "organ.pth"
     assert _train(organ_dataset, out, "--epochs", "5", "--patience", "2",
                   "--max-steps", "9", "--no-calibrate") == 0
@@ -335,18 +335,18 @@ def test_init_file_works_offline(organ_dataset, tmp_path):
 @pytest.mark.torch
 def test_unknown_recordings_make_validation_optimistic_unless_grouped(tmp_path, caplog):
     pytest.importorskip("torch")
-    from endostream.export.train import TrainConfig, _Run
+    from endostream.export.train import TrainConfig, TrainingRun
 
     for label, rgb in (("ear", RED), ("nose", BLUE)):
         for k in range(6):
             write_png(tmp_path / "set" / label / f"pat{k % 3}-{k}.png",
                       color_image(rgb, seed=k, size=64))
     base = dict(dataset=tmp_path / "set", task="organ", out=tmp_path / "o.pth", val_fraction=0.34)
-    run = _Run(TrainConfig(**base), stream=None)
+    run = TrainingRun(TrainConfig(**base), stream=None)
     run.prepare()
     assert run.optimistic and "validation is optimistic" in caplog.text
     caplog.clear()
-    run = _Run(TrainConfig(**base, group_by="prefix:-"), stream=None)
+    run = TrainingRun(TrainConfig(**base, group_by="prefix:-"), stream=None)
     run.prepare()
     assert not run.optimistic and "optimistic" not in caplog.text
     assert set(run.val_set.recordings()).isdisjoint(run.train_set.recordings())
