@@ -220,7 +220,7 @@ def test_a_users_file_at_an_output_is_never_replaced(archive, model, tmp_path):
     assert rc == EXIT_ARCHIVE_FAILURES
     assert mine.read_text() == "my notes\n"
     got = {v["name"]: v for v in summary(out)["videos"]}
-    assert got["p05.mp4"]["status"] == "failed" and "--force" in got["p05.mp4"]["error"]
+    assert got["p05.mp4"]["status"] == "failed" and "--overwrite" in got["p05.mp4"]["error"]
     assert got["p02.mp4"]["status"] == "done"
 
 

@@ -256,3 +256,26 @@ def test_evaluate_video_mode_needs_truth(tmp_path, capsys):
     pred = _sections_file(tmp_path / "p.json", [("ear", 0, 1)])
     assert run_cli(["evaluate", "--sections", str(pred), "--out-dir", str(tmp_path)]) == 2
     assert "--truth" in capsys.readouterr().err
+
+
+def test_evaluate_sample_fps_all_analyses_every_frame(tmp_path):
+    # 'all' once parsed to None, which evaluate also used for "not given": 5 fps.
+    from endostream.synth import SCENE_MEAN_RGB, ProcedureSpec, render_procedure
+
+    video = tmp_path / "clip.mp4"
+    truth = render_procedure(video, ProcedureSpec.parse("nose:3,ear:3"), width=96,
+                             height=72, fps=10, seed=4)
+    truth.write(tmp_path / "truth.json")
+    model = build_color_model(tmp_path / "scene.onnx", organ_colors=SCENE_MEAN_RGB,
+                              sharpness_threshold=0.5)
+    base = ["evaluate", "--models", str(model), "--device", "cpu", "--video", str(video),
+            "--truth", str(tmp_path / "truth.json"), "--quiet"]
+    analysed = {}
+    for rate in ("all", None):
+        out = tmp_path / f"v-{rate}"
+        assert run_cli([*base, "--out-dir", str(out)]
+                       + (["--sample-fps", rate] if rate else [])) == 0
+        doc = json.loads((out / "sections.json").read_text())
+        analysed[rate] = (doc["analysis"]["frames_analysed"], doc["analysis"]["sample_fps"])
+    assert analysed["all"] == (60, None)  # every frame of 6 s at 10 fps
+    assert analysed[None] == (30, 5.0)  # segment's default rate

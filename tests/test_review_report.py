@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import csv
+import json
 from pathlib import Path
 import re
 import sys
@@ -209,3 +211,34 @@ def test_report_names_the_video_only_as_far_as_asked(tmp_path):
     assert main(["report", str(t.sections), "--out", str(out), "--overwrite"]) == 0
     text = out.read_text(encoding="utf-8")
     assert set(re.findall(r"Doe[^\"<]*", text)) == {"Doe%20Jane%204711/Doe_Jane_4711.mp4"}
+
+
+def test_thumbnails_use_the_good_frame_threshold_the_run_recorded(tmp_path):
+    """A frame counts as good at the threshold the run recorded (analysis.segmenter), not
+    at today's default: with 0.95 recorded, a frame at p(good) 0.9 is not a candidate."""
+    from endostream.review.thumbnails import thumbnail_times
+
+    t = make_procedure(tmp_path)
+    doc = json.loads(t.sections.read_text())
+    rows = [r for r in csv.reader(t.csv.open())]
+    header, body = rows[0], rows[1:]
+    good_col, ear_col = header.index("quality_good"), header.index("organ_ear")
+    # In the ear section (frames 0-39): frame 10 is the surest ear but p(good) 0.9;
+    # frame 20 is less sure of ear but p(good) 0.97.
+    for r in body:
+        if r[0] == "10":
+            r[good_col], r[ear_col] = "0.9000", "0.9900"
+        elif r[0] == "20":
+            r[good_col], r[ear_col] = "0.9700", "0.9500"
+    with open(t.csv, "w", newline="") as fh:
+        csv.writer(fh).writerows([header, *body])
+    frames = read_frames_csv(t.csv)
+    picked = {}
+    for threshold in (0.5, 0.95):
+        doc["analysis"]["segmenter"] = {"mode": "offline", "good_threshold": threshold}
+        t.sections.write_text(json.dumps(doc))
+        procedure = load_procedure(t.sections)
+        assert procedure.good_threshold == threshold
+        picked[threshold] = thumbnail_times(procedure.sections, frames,
+                                            procedure.good_threshold)[0]
+    assert picked[0.5] == pytest.approx(10 / 25) and picked[0.95] == pytest.approx(20 / 25)

@@ -2,8 +2,8 @@
 
 :func:`analyse_video` runs :func:`~endostream.pipeline.offline.segment_video` on a job
 with a loaded classifier and returns a :class:`VideoOutcome`: the finished
-``sections.json`` document (built here, by the one builder), the predictions when a CSV
-was asked for, or the one-line error of a video that failed. It writes nothing: engines
+``sections.json`` document (the analysis path's, plus the input fingerprint), the
+predictions when a CSV was asked for, or the one-line error of a video that failed. It writes nothing: engines
 may run it on other machines, and only the driver writes files (:func:`store`), so
 outputs and summary never race. Both engines call this same function, which is why they
 write the same sections.
@@ -30,8 +30,8 @@ from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
 from endostream.output.frames_csv import FrameCsvWriter
 from endostream.output.document import SectionsDocument
-from endostream.output.sections_file import build_document, write_document
-from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
+from endostream.output.sections_file import write_document
+from endostream.pipeline.offline import SegmentOptions, segment_video
 
 #: Status of a video whose result is complete (written this run).
 DONE = "done"
@@ -90,10 +90,8 @@ def analyse_video(job: ArchiveJob, classifier: Classifier, options: SegmentOptio
         return VideoOutcome(job, None, None, f"internal error: {type(e).__name__}: {e}",
                             EXIT_INTERNAL, time.monotonic() - started, worker)
     error = result.error
-    document = build_document(
-        **result_document_fields(result, classifier, options),
-        extra_analysis={"input": {"size_bytes": job.size_bytes, "mtime_ns": job.mtime_ns}},
-    )
+    document = result.document.with_analysis_facts(
+        input={"size_bytes": job.size_bytes, "mtime_ns": job.mtime_ns})
     return VideoOutcome(job, document,
                         tuple(predictions) if predictions is not None else None,
                         str(error) if error is not None else None,

@@ -8,7 +8,7 @@ false``, a touched video, another model or other settings — is redone, except 
 ``complete: false`` file of a video damaged part way (``partial`` in ``archive.json``),
 which is kept like an unreadable video's failure until the video changes (the driver
 decides that, with ``partial_ok``). A file at the output path that is not an endostream
-sections file is never overwritten without ``--force``.
+sections file is never overwritten without ``--overwrite``.
 
 >>> from endostream.output.sections_file import build_document
 >>> from endostream.segmentation.section import Section
@@ -95,7 +95,7 @@ def read_result(path: Path) -> SectionsDocument | None:
 
     A file that is there but is not an endostream sections file (unreadable, not JSON,
     another schema) raises :class:`OutputError`: it is not ours, so it is not replaced
-    without ``--force``. One of ours that breaks the schema or an invariant raises
+    without ``--overwrite``. One of ours that breaks the schema or an invariant raises
     :class:`~endostream.errors.UsageError`: it is redone.
     """
     if not os.path.lexists(path):
@@ -103,14 +103,14 @@ def read_result(path: Path) -> SectionsDocument | None:
     try:
         return read_sections(path)
     except NotSectionsFile as e:
-        raise OutputError(f"{e}; move it away or pass --force to replace it") from None
+        raise OutputError(f"{e}; move it away or pass --overwrite to replace it") from None
 
 
 def read_existing(path: Path) -> Any:
     """The parsed JSON at ``path`` (the archive summary); ``None`` when there is no file.
 
     A file that is there but is not JSON raises :class:`OutputError`: it is not ours, so
-    it is not replaced without ``--force``.
+    it is not replaced without ``--overwrite``.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -118,9 +118,9 @@ def read_existing(path: Path) -> Any:
         return None
     except (OSError, UnicodeDecodeError) as e:
         raise OutputError(f"'{path}' exists and cannot be read ({e}); move it away or pass "
-                          "--force to replace it") from None
+                          "--overwrite to replace it") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         raise OutputError(f"'{path}' exists and is not JSON; move it away or pass "
-                          "--force to replace it") from None
+                          "--overwrite to replace it") from None

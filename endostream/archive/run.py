@@ -220,7 +220,7 @@ def _prepare_out_dir(out_dir: Path, force: bool) -> dict | None:
         return doc
     if not force:
         raise OutputError(f"'{summary}' exists and is not an endostream archive summary; "
-                          "choose another --out-dir or pass --force to replace it")
+                          "choose another --out-dir or pass --overwrite to replace it")
     return None
 
 
@@ -228,12 +228,12 @@ def recorded_root(out_dir: Path) -> Path | None:
     """The archive root an earlier run recorded in ``out_dir``'s ``archive.json``: later
     runs lay their results out from it too (``None``: no such summary, or an old one)."""
     try:
-        doc = read_existing(out_dir / SUMMARY_JSON)
+        last = read_existing(out_dir / SUMMARY_JSON)
     except OutputError:
         return None
-    if isinstance(doc, dict) and doc.get("schema") == SCHEMA_ID and \
-            isinstance(doc.get("root"), str):
-        return Path(doc["root"])
+    if isinstance(last, dict) and last.get("schema") == SCHEMA_ID and \
+            isinstance(last.get("root"), str):
+        return Path(last["root"])
     return None
 
 
@@ -256,7 +256,7 @@ def _failed_before(previous: dict | None) -> dict[str, VideoRecord]:
     """Videos the last run found unreadable (exit 3) or damaged part way (``partial``,
     exit 6): one rule for both, they are not analysed again while their size and
     modification time stay the same, since the same bytes fail the same way
-    (``--force`` tries them anyway)."""
+    (``--overwrite`` tries them anyway)."""
     out = {}
     for d in (previous or {}).get("videos", []):
         if not isinstance(d, dict):

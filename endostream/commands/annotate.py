@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from endostream.commands.chapters import add_input_arguments
+from endostream.commands.common import add_input_arguments
 from endostream.output.guard import add_overwrite_option
 from endostream.output.progress import Progress
 from endostream.review.annotate import annotate_video

@@ -17,6 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from endostream.commands.common import add_input_arguments
 from endostream.output.guard import add_overwrite_option
 from endostream.output.table import count
 from endostream.review.chapters import MUX_KINDS, chapters_of, write_chapters
@@ -32,14 +33,6 @@ examples:
 exit codes: 0 done, 2 bad arguments (or an output that would replace an input),
 3 video unreadable, 5 output not writable
 """
-
-def add_input_arguments(p: argparse.ArgumentParser) -> None:
-    """SECTIONS and ``--video``, shared by the review commands."""
-    p.add_argument("sections", type=Path, metavar="SECTIONS",
-                   help="the sections.json written by 'endostream segment'")
-    p.add_argument("--video", type=Path, metavar="PATH",
-                   help="the recording (default: source.path of SECTIONS, as written or "
-                        "next to SECTIONS)")
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:

@@ -12,16 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from endostream.commands.models import model_paths
-from endostream.commands.segment import add_model_arguments, load_classifier
+from endostream.commands.common import ModelChoice, add_model_arguments
 from endostream.evaluation.sections import evaluate_sections
 from endostream.output.atomic import write_json_atomic
 from endostream.output.frames_csv import FrameCsvWriter
 from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
 from endostream.output.progress import Progress
-from endostream.output.sections_file import write_sections
+from endostream.output.sections_file import write_document
 from endostream.output.table import format_sections_table
-from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
+from endostream.pipeline.offline import SegmentOptions, segment_video
 from endostream.synth import default_spec, render_procedure
 
 #: Size of the demo video: small enough to render and segment in well under a minute on
@@ -55,28 +54,30 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    model = ModelChoice.from_args(args)
     out = prepare_output_folder("--out-dir", args.out_dir)
     check_outputs({f"--out-dir's {name}": out / name for name in DEMO_FILES},
-                  {"--models": model_paths(args)}, overwrite=args.overwrite)
+                  {"--models": model.input_paths()}, overwrite=args.overwrite)
     video = out / "procedure.mp4"
     print(f"1/2 rendering a synthetic 39 s procedure to {video} (stand-in scenes, not real "
           "anatomy) ...", file=sys.stderr)
     truth = render_procedure(video, default_spec(), width=DEMO_SIZE[0], height=DEMO_SIZE[1],
                              fps=25.0, seed=args.seed)
     truth.write(out / "procedure.truth.json")
-    classifier = load_classifier(args)
-    print(f"2/2 segmenting with {', '.join(p.name for p in classifier.paths)} on "
-          f"{classifier.provider} ...", file=sys.stderr)
-    options = SegmentOptions()
-    progress = Progress(None)
-    with FrameCsvWriter(out / "frames.csv", classifier.heads) as csv_writer:
-        result = segment_video(video, classifier, options, on_prediction=csv_writer.write,
-                               on_progress=progress.update_frames)
-    progress.close()
-    write_sections(out / "sections.json", **result_document_fields(result, classifier, options))
+    with model.load() as classifier:  # closed however the run ends
+        print(f"2/2 segmenting with {', '.join(p.name for p in classifier.paths)} on "
+              f"{classifier.provider} ...", file=sys.stderr)
+        progress = Progress(None)
+        try:
+            with FrameCsvWriter(out / "frames.csv", classifier.heads) as csv_writer:
+                result = segment_video(video, classifier, SegmentOptions(),
+                                       on_prediction=csv_writer.write,
+                                       on_progress=progress.update_frames)
+        finally:
+            progress.close()
+    write_document(out / "sections.json", result.document)
     metrics = evaluate_sections(result.sections, truth.sections)
     write_json_atomic(out / "metrics.json", metrics)
-    classifier.close()
     print("sections found")
     print(format_sections_table(result.sections, truth=truth.sections))
     print(f"\nsegment F1 {metrics['f1']:.2f} · median boundary error "

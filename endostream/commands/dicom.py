@@ -19,13 +19,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from endostream.commands.chapters import add_input_arguments
+from endostream.commands.common import add_input_arguments
+from endostream.commands.dicom_options import (
+    INSTALL_HINT,
+    add_identity_arguments,
+    identity_of,
+    require_dicom_extra,
+    say_written,
+)
 from endostream.errors import OutputError, SendError, UsageError
 from endostream.output.guard import add_overwrite_option, check_outputs
 from endostream.review.outputs import check_output_dir
 from endostream.review.procedure import load_procedure, read_frames_csv
-
-INSTALL_HINT = "pip install 'endostream[dicom]' (pydicom, highdicom, pynetdicom)"
 
 EXAMPLES = """\
 examples:
@@ -67,55 +72,6 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     net.add_argument("--allow-anonymous", action="store_true",
                      help="send files without a patient identity (default: --send needs "
                           "--patient-id or --like, so that nothing lands unfiled in a PACS)")
-
-
-def add_identity_arguments(p: argparse.ArgumentParser) -> None:
-    """The patient and study options, shared with ``segment --dicom-out``."""
-    who = p.add_argument_group("identity (only from here: never from file names or metadata)")
-    who.add_argument("--patient-id", metavar="ID",
-                     help="Patient ID, as the hospital's information system has it (default: "
-                          "--like's, else none: the files are marked anonymous)")
-    who.add_argument("--patient-name", metavar="NAME",
-                     help="Patient's Name in DICOM form, e.g. 'Doe^Jane' (default: --like's, "
-                          "else empty)")
-    who.add_argument("--study-uid", metavar="UID",
-                     help="Study Instance UID of the exam (from the worklist); default: a new "
-                          "one, or the one of --like")
-    who.add_argument("--accession", metavar="NUMBER",
-                     help="Accession Number of the order (default: --like's, else empty)")
-    who.add_argument("--like", type=Path, metavar="exam.dcm",
-                     help="a DICOM file of the same exam: its patient and study attributes "
-                          "are copied (options given as well win; default: none)")
-
-
-def identity_of(args: argparse.Namespace):
-    """The :class:`~endostream.dicom.identity.Identity` the options give."""
-    from endostream.dicom.identity import identity_from
-    return identity_from(patient_id=args.patient_id, patient_name=args.patient_name,
-                         study_uid=args.study_uid, accession=args.accession, like=args.like)
-
-
-def say_written(written, identity, out_dir: Path) -> None:
-    """What was written, for whom, on stderr (and that it is anonymous, when it is)."""
-    images = sum(w.kind == "image" for w in written)
-    video = " and the recording" if any(w.kind == "video" for w in written) else ""
-    print(f"wrote {images} key frame(s), the sections document{video} to {out_dir}: "
-          f"{identity.describe()}", file=sys.stderr)
-    for w in written:
-        if w.kind == "video":
-            print(f"  {w.path.name}: {w.caption}", file=sys.stderr)
-    if identity.anonymous:
-        print("endostream: no patient identity given: the files are marked anonymous "
-              "(Patient Identity Removed = YES); give --patient-id or --like to file them "
-              "under a patient", file=sys.stderr)
-
-
-def require_dicom_extra() -> None:
-    """:class:`UsageError` with the install hint when the dicom extra is missing."""
-    try:
-        from endostream.dicom import identity, write  # noqa: F401
-    except ImportError as e:
-        raise UsageError(f"endostream dicom needs {INSTALL_HINT}; missing: {e.name}") from None
 
 
 def _check_send_options(args: argparse.Namespace):

@@ -32,19 +32,21 @@ from typing import Any
 
 import numpy as np
 
-from endostream.commands.models import model_paths
-from endostream.commands.segment import add_model_arguments, load_classifier, parse_sample_fps
-from endostream.errors import UsageError
+from endostream.commands.common import ModelChoice, add_model_arguments, parse_sample_fps
+from endostream.errors import UsageError, VideoError
 from endostream.evaluation.metrics import ClassificationReport, classification_report
 from endostream.evaluation.plots import draw_confusion, draw_roc, save_png
 from endostream.evaluation.sections import DEFAULT_IOU_THRESHOLD, evaluate_sections
 from endostream.evaluation.shortcut import DEFAULT_CHECK_FRAMES, pick_frames, shortcut_check
-from endostream.inference.defaults import batch_help, default_batch
+from endostream.inference.defaults import batch_help, check_batch, default_batch
 from endostream.output.atomic import write_json_atomic
 from endostream.output.document import SCHEMA_ID, SectionsDocument
 from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
+from endostream.output.sections_file import write_document
 from endostream.output.table import format_clock
+from endostream.pipeline.offline import SegmentOptions, segment_video
 from endostream.segmentation.section import Section
+from endostream.sources.file import DEFAULT_SAMPLE_FPS
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +99,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "required in video mode)")
     v.add_argument("--sections", type=Path, metavar="sections.json",
                    help="predicted sections to score (default: segment --video now)")
-    v.add_argument("--sample-fps", type=parse_sample_fps, default=None, metavar="N|all",
-                   help="frames analysed per second when segmenting (default: segment's)")
+    v.add_argument("--sample-fps", type=parse_sample_fps, default=DEFAULT_SAMPLE_FPS,
+                   metavar="N|all",
+                   help="frames analysed per second when segmenting; 'all' analyses every "
+                        "frame (default: %(default)g, as segment)")
     v.add_argument("--iou", type=float, default=DEFAULT_IOU_THRESHOLD, metavar="F",
                    help="time IoU at which a predicted section matches a true one "
                         "(default: %(default)s)")
@@ -119,8 +123,7 @@ def run(args: argparse.Namespace) -> int:
     if dataset_mode == video_mode:
         raise UsageError("give either --dataset with --task, or --truth with --video "
                          "and/or --sections")
-    if args.batch is not None and args.batch < 1:
-        raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    check_batch(args.batch)
     if args.out_dir is None:
         if args.quiet:
             raise UsageError("--quiet without --out-dir would show and keep nothing; "
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         check_outputs({f"--out-dir's {name}": args.out_dir / name for name in files},
                       {"--dataset": args.dataset, "--truth": args.truth,
                        "--sections": args.sections, "--video": args.video,
-                       "--models": model_paths(args)}, overwrite=args.overwrite)
+                       "--models": ModelChoice.from_args(args).input_paths()}, overwrite=args.overwrite)
     if dataset_mode:
         return _run_dataset(args)
     return _run_video(args)
@@ -151,8 +154,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
     from endostream.evaluation.datasets import read_dataset
 
     ds = read_dataset(args.dataset, args.task, video_fps=args.video_fps)
-    classifier = load_classifier(args)
-    try:
+    with ModelChoice.from_args(args).load() as classifier:
         if args.task not in classifier.heads:
             raise UsageError(f"the model has no {args.task} head (it has: "
                              f"{', '.join(classifier.heads)}); pass a model with one")
@@ -168,8 +170,6 @@ def _run_dataset(args: argparse.Namespace) -> int:
             picked = np.stack([ds.load(i) for i in pick_frames(len(ds), args.shortcut_frames)])
             shortcut = shortcut_check(picked, lambda x: classifier.run(x)[args.task], labels)
         models = classifier.describe()
-    finally:
-        classifier.close()
     report = classification_report(ds.targets, np.concatenate(probs), labels)
     doc = {
         "schema": METRICS_SCHEMA,
@@ -318,26 +318,17 @@ def warn_duration_mismatch(predicted: Sequence[Section], truth: Sequence[Section
 
 
 def _segment(args: argparse.Namespace) -> list[Section]:
-    from endostream.output.sections_file import write_sections
-    from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
-
     if not args.video.exists():
-        from endostream.errors import VideoError
-
         raise VideoError(f"video not found: '{args.video}'; check the path")
-    options = SegmentOptions(batch_size=args.batch) if args.sample_fps is None else \
-        SegmentOptions(sample_fps=args.sample_fps, batch_size=args.batch)
-    classifier = load_classifier(args)
-    try:
+    options = SegmentOptions(sample_fps=args.sample_fps, batch_size=args.batch)
+    with ModelChoice.from_args(args).load() as classifier:
         result = segment_video(args.video, classifier, options)
-        if args.out_dir is not None:
-            write_sections(args.out_dir / "sections.json",
-                           **result_document_fields(result, classifier, options))
-    finally:
-        classifier.close()
+    if args.out_dir is not None:
+        write_document(args.out_dir / "sections.json", result.document)
     if result.error is not None:
         raise result.error
     return list(result.sections)
+
 
 
 def format_video_metrics(metrics: dict[str, Any], predicted: Sequence[Section],

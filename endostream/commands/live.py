@@ -16,15 +16,18 @@ import os
 import sys
 from pathlib import Path
 
-from endostream.commands.models import model_paths
-from endostream.commands.segment import add_model_arguments, load_classifier, positive_seconds
+from endostream.commands.common import (
+    ModelChoice,
+    add_model_arguments,
+    add_segmenter_arguments,
+    segmenter_config,
+)
 from endostream.errors import EXIT_INTERRUPTED, EndostreamError, UsageError, VideoError
 from endostream.inference.defaults import LIVE_BATCH
 from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout
 from endostream.output.table import count, format_clock, format_sections_table
 from endostream.pipeline.live import LiveSession
 from endostream.pipeline.stats import LiveStats
-from endostream.segmentation.config import SegmenterConfig
 from endostream.sources.base import FrameSource
 from endostream.sources.camera import parse_device
 from endostream.sources.live import open_live_source
@@ -77,10 +80,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=LIVE_BATCH, metavar="N",
                    help="frames per inference batch; small keeps latency low "
                         "(default: %(default)s)")
-    p.add_argument("--min-section", type=positive_seconds,
-                   default=SegmenterConfig().min_section_s,
-                   metavar="SECONDS",
-                   help="shortest organ section kept (default: %(default)s)")
+    add_segmenter_arguments(p)
     p.add_argument("--give-up", type=float, default=None, metavar="SECONDS",
                    help="end the session when the camera stays lost this long "
                         "(default: keep reconnecting until stopped)")
@@ -102,12 +102,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("live writes --out when the session ends, to a file; give a path "
                          "such as sections.json")
     # Now, not when the session ends an hour later.
-    check_outputs({"--out": args.out}, {"--file": args.file, "--models": model_paths(args)},
+    check_outputs({"--out": args.out}, {"--file": args.file, "--models": ModelChoice.from_args(args).input_paths()},
                   overwrite=args.overwrite)
-
-
-def segmenter_config(args: argparse.Namespace) -> SegmenterConfig:
-    return SegmenterConfig(min_section_s=args.min_section)
 
 
 def open_source(args: argparse.Namespace, *, keep_display: bool) -> FrameSource:
@@ -132,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     check_args(args)
     if not args.headless:
         return _run_window(args)
-    classifier = load_classifier(args)
+    classifier = ModelChoice.from_args(args).load()
     try:
         source = open_source(args, keep_display=False)
         try:
@@ -205,7 +201,7 @@ def _run_window(args: argparse.Namespace) -> int:
         choice = SourceChoice(file=args.file, realtime=bool(args.realtime))
     else:
         choice = SourceChoice(camera=parse_device(args.camera) if args.camera is not None else 0)
-    classifier = load_classifier(args)
+    classifier = ModelChoice.from_args(args).load()
     try:
         return run_gui(classifier, source=choice, config=segmenter_config(args),
                        batch_size=args.batch, out=args.out, give_up_s=args.give_up,

@@ -17,18 +17,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from endostream.commands.chapters import add_input_arguments
+from endostream.commands.common import add_input_arguments, add_path_in_report_option
 from endostream.errors import UsageError
 from endostream.output.guard import add_overwrite_option
 from endostream.review.outputs import check_output
 from endostream.review.procedure import load_procedure, read_frames_csv
-from endostream.review.report import (
-    DEFAULT_PATH_MODE,
-    HTML_KINDS,
-    PATH_MODES,
-    PICTURE_KINDS,
-    write_report,
-)
+from endostream.review.report import HTML_KINDS, PICTURE_KINDS, write_report
 
 EXAMPLES = """\
 examples:
@@ -39,15 +33,6 @@ examples:
 exit codes: 0 done, 2 bad arguments (or an output that would replace an input),
 3 video unreadable, 5 output not writable
 """
-
-def add_path_in_report_option(p: argparse.ArgumentParser) -> None:
-    """``--path-in-report``, shared with ``segment --report``."""
-    p.add_argument("--path-in-report", choices=PATH_MODES, default=DEFAULT_PATH_MODE,
-                   help="how much of the video's path the HTML report shows: the full "
-                        "path, the file name only, or nothing (folder and file names often "
-                        "name the patient; default: %(default)s). A player still links the "
-                        "video relative to the report: use --no-player for a report to share")
-
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)

@@ -22,19 +22,21 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from endostream.commands.models import model_paths, resolve_model_paths
-from endostream.commands.dicom import (
-    add_identity_arguments,
-    identity_of,
-    require_dicom_extra,
-    say_written,
+from endostream.commands.common import (
+    ModelChoice,
+    add_model_arguments,
+    add_path_in_report_option,
+    add_segmenter_arguments,
+    parse_sample_fps,
+    segment_options,
+    video_argument,
 )
-from endostream.commands.report import add_path_in_report_option
+from endostream.commands.dicom_options import DicomOut, add_identity_arguments, say_written
 from endostream.commands.segment_archive import (
     CSV_BESIDE,
     add_archive_arguments,
@@ -42,25 +44,20 @@ from endostream.commands.segment_archive import (
     single_video,
     wants_archive,
 )
-from endostream.errors import EndostreamError, OutputError, UsageError, VideoError
+from endostream.errors import EndostreamError, OutputError, UsageError
 from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
-from endostream.inference.defaults import DEFAULT_DEVICE, DEVICES, batch_help
+from endostream.inference.defaults import batch_help
 from endostream.output.frames_csv import FrameCsvWriter
 from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout
+from endostream.output.document import SectionsDocument
 from endostream.output.progress import Progress
-from endostream.output.sections_file import (
-    DEFAULT_SECTIONS_SUFFIX,
-    build_document,
-    write_sections,
-)
+from endostream.output.sections_file import DEFAULT_SECTIONS_SUFFIX, write_document
 from endostream.output.table import format_sections_table
-from endostream.pipeline.offline import SegmentOptions, result_document_fields, segment_video
+from endostream.pipeline.offline import SegmentOptions, segment_video
 from endostream.review.alongside import check_alongside, wants_thumbnails, write_alongside
-from endostream.review.outputs import check_output_dir
 from endostream.review.procedure import Procedure
 from endostream.review.recorder import AnalysisRecorder
-from endostream.segmentation.config import SegmenterConfig
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
 
 log = logging.getLogger(__name__)
@@ -85,64 +82,9 @@ DEFAULT_OUT_SUFFIX = DEFAULT_SECTIONS_SUFFIX
 #: sample grid, not the video, decides where sections begin and end: warn.
 MIN_FRAMES_PER_SECTION = 3
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def parse_sample_fps(text: str) -> float | None:
-    """``'5'`` → 5.0; ``'all'`` → None (every frame). Zero, negative and non-finite rates
-    are refused (0 once meant "every frame" without saying so).
-
-    >>> parse_sample_fps("2.5"), parse_sample_fps("all")
-    (2.5, None)
-    """
-    if text.strip().lower() in ("all", "every"):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(
-            f"must be a number of frames per second above 0, got {text!r}; "
-            "use 'all' to analyse every frame")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    """An argparse type for durations such as ``--min-section``: a finite number above 0,
-    so argparse's message names the option.
-
-    >>> positive_seconds("3")
-    3.0
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
-    return value
-
-
 def default_out(video: Path) -> Path:
     """``dir/procedure.mp4`` → ``dir/procedure.sections.json``."""
     return video.parent / (video.stem + DEFAULT_OUT_SUFFIX)
-
-
-def video_argument(text: str, command: str = "segment") -> Path:
-    """The VIDEO positional as a path; a URL is refused with what to use instead (the text
-    is kept as typed: ``Path`` would collapse ``rtsp://`` into ``rtsp:/``)."""
-    if _URL.match(text):
-        raise UsageError(f"'{text}' is a URL; {command} reads video files only. For a live "
-                         f"stream run: endostream live --camera '{text}' --headless --out "
-                         "sections.json; for a recording, download it first")
-    path = Path(text)
-    if path.is_dir():
-        raise VideoError(f"'{path}' is a directory, not a video file; pass one video, or use "
-                         "--out-dir DIR to segment a folder")
-    if not path.exists():
-        raise VideoError(f"video not found: '{path}'; check the path")
-    return path
 
 
 def warn_sparse_sampling(sample_fps: float | None, min_section_s: float) -> None:
@@ -153,24 +95,6 @@ def warn_sparse_sampling(sample_fps: float | None, min_section_s: float) -> None
                     "--min-section %g s (fewer than %d frames each); boundaries fall on that "
                     "grid: raise --sample-fps to at least %.3g", sample_fps, 1 / sample_fps,
                     min_section_s, MIN_FRAMES_PER_SECTION, MIN_FRAMES_PER_SECTION / min_section_s)
-
-
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """``--models`` and ``--device``, shared by every command that runs the classifiers."""
-    p.add_argument("--models", nargs="+", metavar="PATH", type=Path,
-                   help="one combined ONNX file, or two single-head files (quality, organ); "
-                        "default: the bundled demo model")
-    p.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
-                   help="where to run the models: auto picks CUDA when an NVIDIA GPU can "
-                        "really be used, else the CPU; tensorrt builds an fp16 engine "
-                        "(minutes on first use, cached) (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU inference threads (default: all cores)")
-
-
-def load_classifier(args: argparse.Namespace) -> Classifier:
-    """The classifier named by ``--models``/``--device``, or the bundled demo model."""
-    return Classifier.load(resolve_model_paths(args), device=args.device, threads=args.threads)
 
 
 def _fan_out(listeners: list[Callable[[Prediction], None]]
@@ -205,11 +129,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "grid: sections last tens of seconds)")
     p.add_argument("--batch", type=int, default=None, metavar="N",
                    help=batch_help())
-    p.add_argument("--min-section", type=positive_seconds,
-                   default=SegmenterConfig().min_section_s,
-                   metavar="SECONDS",
-                   help="shortest organ section kept; shorter ones merge into a neighbour "
-                        "(default: %(default)s)")
+    add_segmenter_arguments(p)
     p.add_argument("--csv", type=Path, metavar="frames.csv", nargs="?", const=CSV_BESIDE,
                    help="also write per-frame labels and probabilities (with --out-dir: no "
                         "file name, each video's CSV goes beside its sections file) "
@@ -232,90 +152,93 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     add_archive_arguments(p)
 
 
-def check_segment_outputs(args: argparse.Namespace) -> tuple[Path, Path]:
-    """Resolve VIDEO and --out and check every output against the inputs, before any model
-    is loaded or frame decoded; return ``(video, out)``."""
-    video = video_argument(args.video)
-    out = args.out
-    if out is None:
-        out = default_out(video)
-        if out.exists() and not args.overwrite:
-            raise UsageError(f"'{out}' already exists (the default --out beside the video); "
-                             "add --overwrite to replace it, or give --out PATH")
-    for option in ("csv", "chapters", "report"):
-        if is_stdout(getattr(args, option)):
-            raise UsageError(f"--{option} writes a file; only --out can be '-' (stdout)")
-    check_outputs({"--out": out, "--csv": args.csv, "--chapters": args.chapters,
-                   "--report": args.report},
-                  {"VIDEO": video, "--models": model_paths(args)}, overwrite=args.overwrite)
-    check_alongside(chapters=args.chapters, report=args.report)
-    check_dicom_out(args)
-    return video, out
+@dataclass(frozen=True)
+class OneVideo:
+    """``segment VIDEO``, parsed once from the command line: what to read, what to write,
+    how to analyse."""
+
+    video: Path
+    out: Path
+    csv: Path | None
+    chapters: Path | None
+    report: Path | None
+    path_in_report: str
+    overwrite: bool
+    quiet: bool
+    model: ModelChoice
+    options: SegmentOptions
+    dicom: DicomOut | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> OneVideo:
+        """Parse, resolve VIDEO and the default --out, and refuse what cannot work (the
+        --dicom-out folder and identity included)."""
+        video = video_argument(single_video(args))
+        out = args.out
+        if out is None:
+            out = default_out(video)
+            if out.exists() and not args.overwrite:
+                raise UsageError(f"'{out}' already exists (the default --out beside the "
+                                 "video); add --overwrite to replace it, or give --out PATH")
+        for option in ("csv", "chapters", "report"):
+            if is_stdout(getattr(args, option)):
+                raise UsageError(f"--{option} writes a file; only --out can be '-' (stdout)")
+        return cls(video=video, out=out, csv=args.csv, chapters=args.chapters,
+                   report=args.report, path_in_report=args.path_in_report,
+                   overwrite=args.overwrite, quiet=args.quiet,
+                   model=ModelChoice.from_args(args), options=segment_options(args),
+                   dicom=DicomOut.from_args(args))
+
+    def check_outputs(self) -> None:
+        """Every output against the inputs, before any model is loaded or frame decoded."""
+        check_outputs({"--out": self.out, "--csv": self.csv, "--chapters": self.chapters,
+                       "--report": self.report},
+                      {"VIDEO": self.video, "--models": self.model.input_paths()},
+                      overwrite=self.overwrite)
+        check_alongside(chapters=self.chapters, report=self.report)
 
 
-def write_dicom_alongside(doc, out: Path, video: Path, args: argparse.Namespace,
+def write_dicom_alongside(doc: SectionsDocument, out: Path, video: Path, dicom: DicomOut,
                           recorder: AnalysisRecorder | None) -> EndostreamError | None:
     """--dicom-out after the sections are safe; the error is returned, not raised."""
     from endostream.dicom.write import write_procedure
-    folder = Path(args.dicom_out)
     try:
         written = write_procedure(Procedure(out, doc, video),
                                   recorder.frame_table() if recorder else None,
-                                  args.dicom_identity, folder)
+                                  dicom.identity, dicom.folder)
     except EndostreamError as e:
         return e
-    say_written(written, args.dicom_identity, folder)
+    say_written(written, dicom.identity, dicom.folder)
     return None
-
-
-IDENTITY_OPTIONS = ("patient_id", "patient_name", "study_uid", "accession", "like")
-
-
-def check_dicom_out(args: argparse.Namespace) -> None:
-    """--dicom-out: the extra, the identity and the folder, before any analysis; the
-    identity is kept in ``args.dicom_identity``."""
-    args.dicom_identity = None
-    if args.dicom_out is None:
-        given = [o for o in IDENTITY_OPTIONS if getattr(args, o) is not None]
-        if given:
-            raise UsageError(f"--{given[0].replace('_', '-')} is only used with --dicom-out "
-                             "DIR (or 'endostream dicom')")
-        return
-    require_dicom_extra()
-    args.dicom_identity = identity_of(args)
-    folder = check_output_dir(args.dicom_out, option="--dicom-out")
-    if any(folder.glob("*.dcm")) and not args.overwrite:
-        raise OutputError(f"--dicom-out '{folder}' holds DICOM files already; pass "
-                          "--overwrite to replace them or choose another folder")
 
 
 def run(args: argparse.Namespace) -> int:
     if wants_archive(args):
         return run_archive_command(args)
-    args.video = single_video(args)
-    video, out = check_segment_outputs(args)
-    warn_sparse_sampling(args.sample_fps, args.min_section)
-    options = SegmentOptions(
-        sample_fps=args.sample_fps,
-        batch_size=args.batch,
-        segmenter=SegmenterConfig(min_section_s=args.min_section),
-    )
-    classifier = load_classifier(args)
-    log.info("models: %s on %s", ", ".join(map(str, classifier.paths)), classifier.provider)
-    csv_writer = FrameCsvWriter(args.csv, classifier.heads) if args.csv else None
+    job = OneVideo.from_args(args)
+    job.check_outputs()
+    warn_sparse_sampling(job.options.sample_fps, job.options.segmenter.min_section_s)
+    with job.model.load() as classifier:
+        log.info("models: %s on %s", ", ".join(map(str, classifier.paths)), classifier.provider)
+        return _segment_one(job, classifier)
+
+
+def _segment_one(job: OneVideo, classifier: Classifier) -> int:
+    csv_writer = FrameCsvWriter(job.csv, classifier.heads) if job.csv else None
     # The recorder keeps the probabilities: the report's panels, and each section's most
     # confident good frame for --dicom-out.
-    recorder = AnalysisRecorder(classifier.heads) if args.report or args.dicom_out else None
+    recorder = AnalysisRecorder(classifier.heads, job.options.segmenter.good_threshold) \
+        if job.report or job.dicom else None
     listeners = [f for f in (csv_writer and csv_writer.write,
                              recorder and recorder.on_prediction) if f]
-    progress = Progress(None, enabled=not args.quiet)
+    progress = Progress(None, enabled=not job.quiet)
     try:
         result = segment_video(
-            video, classifier, options,
+            job.video, classifier, job.options,
             on_prediction=_fan_out(listeners),
             on_progress=progress.update_frames,
             # Thumbnails are kept only for an HTML report (the pictures need none).
-            cropper=recorder.cropper if recorder and wants_thumbnails(args.report) else None,
+            on_frame=recorder.on_frame if recorder and wants_thumbnails(job.report) else None,
         )
     except BaseException:
         # A run that raises writes no sections.json, so it leaves no frames.csv either.
@@ -324,34 +247,32 @@ def run(args: argparse.Namespace) -> int:
         raise
     finally:
         progress.close()
-        classifier.close()
     csv_error: OutputError | None = None
     if csv_writer is not None:
         try:
             csv_writer.close()
         except OutputError as e:
             csv_error = e  # the optional CSV failing must not cost the sections
-    fields = result_document_fields(result, classifier, options)
-    to_stdout = is_stdout(out)
+    doc = result.document
+    to_stdout = is_stdout(job.out)
     if to_stdout:
-        doc = build_document(**fields)
         sys.stdout.write(doc.dumps())
         sys.stdout.flush()
     else:
-        doc = write_sections(out, **fields)
-    review_error = write_alongside(doc, sections_path=out, video=video,
-                                   chapters=args.chapters, report=args.report,
-                                   recorder=recorder, path_mode=args.path_in_report)
+        write_document(job.out, doc)
+    review_error = write_alongside(doc, sections_path=job.out, video=job.video,
+                                   chapters=job.chapters, report=job.report,
+                                   recorder=recorder, path_mode=job.path_in_report)
     dicom_error = None
-    if args.dicom_out is not None:
-        dicom_error = write_dicom_alongside(doc, out, video, args, recorder)
-    if not args.quiet:
+    if job.dicom is not None:
+        dicom_error = write_dicom_alongside(doc, job.out, job.video, job.dicom, recorder)
+    if not job.quiet:
         print(format_sections_table(result.sections), file=sys.stderr if to_stdout else None)
         print(f"{result.frames_analysed} frames analysed of {result.frames_decoded} decoded in "
               f"{result.wall_s:.1f} s: {result.analysed_fps:.1f} analysed frames/s, "
               f"{result.decoded_fps:.1f} decoded frames/s on {classifier.provider}",
               file=sys.stderr)
-    where = "the sections to stdout" if to_stdout else out
+    where = "the sections to stdout" if to_stdout else job.out
     print(f"wrote {where}" + ("" if result.complete else " (complete: false)"), file=sys.stderr)
     if csv_error is not None:
         raise csv_error

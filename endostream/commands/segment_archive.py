@@ -18,10 +18,8 @@ from pathlib import Path
 from endostream.archive.inputs import discover, has_glob, read_list
 from endostream.archive.local import ModelSpec
 from endostream.archive.run import ENGINES, ArchiveConfig, recorded_root, run_archive
-from endostream.commands.models import resolve_model_paths
+from endostream.commands.common import ModelChoice, segment_options
 from endostream.errors import UsageError
-from endostream.pipeline.offline import SegmentOptions
-from endostream.segmentation.config import SegmenterConfig
 
 #: ``--csv`` given without a path: each video's CSV goes beside its sections file.
 CSV_BESIDE = True
@@ -110,13 +108,12 @@ def run_archive_command(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths]
     if args.from_list is not None:
         paths += read_list(args.from_list)
-    models = resolve_model_paths(args, quiet=args.quiet)
+    models = ModelChoice.from_args(args).resolve(quiet=args.quiet)
     config = ArchiveConfig(
         out_dir=args.out_dir,
         model=ModelSpec(tuple(Path(os.path.abspath(m)) for m in models), device=args.device,
                         threads=args.threads),
-        options=SegmentOptions(sample_fps=args.sample_fps, batch_size=args.batch,
-                               segmenter=SegmenterConfig(min_section_s=args.min_section)),
+        options=segment_options(args),
         csv=args.csv is CSV_BESIDE,
         force=args.overwrite,
         quiet=args.quiet,

@@ -55,6 +55,20 @@ from endostream.inference.providers import (
 
 log = logging.getLogger(__name__)
 
+#: A model is one combined file or one file per head: at most this many files.
+MAX_MODEL_FILES = 2
+
+
+def check_model_count(paths: Sequence[object]) -> None:
+    """The one rule on how many model files a run takes (:data:`MAX_MODEL_FILES`)."""
+    if not paths:
+        raise UsageError("no model file given; pass one combined .onnx file "
+                         "(or two single-head files)")
+    if len(paths) > MAX_MODEL_FILES:
+        raise UsageError(f"{len(paths)} model files given; pass one combined file "
+                         "or two single-head files")
+
+
 #: Warm-up batch: two images, so that a batch axis fixed to 1 inside the graph fails here
 #: and not in the middle of a video.
 WARMUP_BATCH = 2
@@ -123,12 +137,7 @@ class Classifier:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         paths = [Path(p) for p in paths]
-        if not paths:
-            raise UsageError("no model file given; pass one combined .onnx file "
-                             "(or two single-head files)")
-        if len(paths) > 2:
-            raise UsageError(f"{len(paths)} model files given; pass one combined file "
-                             "or two single-head files")
+        check_model_count(paths)
         choice = choose_providers(device)
         options = session_options(threads)
         files: list[_ModelFile] = []

@@ -12,6 +12,8 @@ in the README's "Performance" section.
 
 from __future__ import annotations
 
+from endostream.errors import UsageError
+
 #: Frames per inference batch on the CPU. On two cores batches 4-32 cost the same per frame
 #: within the machine's noise (README, "Performance"), but onnxruntime's arena keeps the
 #: largest batch's activations: 8 holds about 570 MB where 16 holds 990 MB (2026-11).
@@ -33,6 +35,18 @@ DEFAULT_DEVICE = "auto"
 def default_batch(provider: str) -> int:
     """The batch size a run uses when none is given, for the classifier's provider."""
     return CPU_BATCH if provider == "cpu" else GPU_BATCH
+
+
+def check_batch(batch_size: int | None) -> None:
+    """The one check of a batch size (``None``: the default is used): at least 1.
+
+    >>> check_batch(0)
+    Traceback (most recent call last):
+    ...
+    endostream.errors.UsageError: --batch must be at least 1, got 0
+    """
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"--batch must be at least 1, got {batch_size}")
 
 
 def batch_help() -> str:

@@ -28,16 +28,13 @@ import numpy as np
 
 from endostream.errors import UsageError
 from endostream.frames import MODEL_INPUT_SIZE, QUEUE_POLL_S, Frame, Prediction
-from endostream.inference.defaults import CPU_BATCH
+from endostream.inference.defaults import CPU_BATCH, check_batch
 from endostream.sources.base import END_OF_STREAM
 
 #: Longest wait, once a batch has its first frame, for more frames to fill it. Bounds the
 #: latency batching adds to a live feed (a 30 fps camera delivers a frame every 33 ms, so
 #: live batches stay small); file sources keep the queue full and fill batches at once.
 DEFAULT_MAX_WAIT_MS = 30.0
-
-#: How often blocking queue calls wake up to look at the stop Event.
-POLL_S = QUEUE_POLL_S
 
 #: After stop is set, how long the worker still tries to hand END_OF_STREAM to a consumer
 #: that may be draining the output queue.
@@ -76,9 +73,7 @@ class InferenceWorker(threading.Thread):
         # daemon: a crashed owner must not hang interpreter exit; the owner still stops
         # and joins the worker on every normal path.
         super().__init__(name=name, daemon=True)
-        if batch_size < 1:
-            raise UsageError(f"batch size must be at least 1 (got {batch_size}); "
-                             "pass --batch 1 or more")
+        check_batch(batch_size)
         if max_wait_ms < 0:
             raise UsageError(f"max wait must be >= 0 ms (got {max_wait_ms})")
         self.classifier = classifier
@@ -141,7 +136,7 @@ class InferenceWorker(threading.Thread):
     def _loop(self) -> None:
         while not self._stop_event.is_set():
             try:
-                first = self._in.get(timeout=POLL_S)
+                first = self._in.get(timeout=QUEUE_POLL_S)
             except queue.Empty:
                 continue
             if first is END_OF_STREAM:
@@ -203,7 +198,7 @@ class InferenceWorker(threading.Thread):
         """Put with backpressure; gives up (False) once stop is set and the queue is full."""
         while True:
             try:
-                self._out.put(item, timeout=POLL_S)
+                self._out.put(item, timeout=QUEUE_POLL_S)
                 return True
             except queue.Full:
                 if self._stop_event.is_set():
@@ -215,7 +210,7 @@ class InferenceWorker(threading.Thread):
         give_up = None
         while True:
             try:
-                self._out.put(END_OF_STREAM, timeout=POLL_S)
+                self._out.put(END_OF_STREAM, timeout=QUEUE_POLL_S)
                 return
             except queue.Full:
                 if self._stop_event.is_set():

@@ -46,7 +46,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +193,12 @@ class SectionsDocument:
         return float(stated) if stated else (self.sections[-1].end_s if self.sections
                                               else 0.0)
 
+    def with_analysis_facts(self, **facts: Any) -> SectionsDocument:
+        """This document with run-specific facts added under ``analysis`` (after the
+        settings, in order), e.g. the archive's ``input`` fingerprint."""
+        analysis = replace(self.analysis, extra={**self.analysis.extra, **facts})
+        return replace(self, analysis=analysis)
+
     def seconds_per_label(self) -> dict[str, float]:
         """Seconds covered by each label, in order of first appearance (ms rounded)."""
         per_label: dict[str, float] = {}
@@ -266,7 +272,7 @@ class SectionsDocument:
 class NotSectionsFile(UsageError):
     """The file is not an endostream sections file at all (missing, unreadable, not JSON,
     or another schema), as opposed to one of ours that breaks a rule: the archive never
-    replaces such a file without ``--force``, but redoes a broken one of its own."""
+    replaces such a file without ``--overwrite``, but redoes a broken one of its own."""
 
 
 def unusable(origin: str | os.PathLike, problem: str, *,

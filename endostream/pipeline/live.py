@@ -40,7 +40,7 @@ import numpy as np
 
 from endostream.errors import UsageError
 from endostream.frames import QUEUE_POLL_S, Frame, Prediction, SourceInfo
-from endostream.inference.defaults import LIVE_BATCH
+from endostream.inference.defaults import LIVE_BATCH, check_batch
 from endostream.inference.worker import InferenceWorker
 from endostream.output.sections_file import write_sections
 from endostream.pipeline.stats import (
@@ -54,7 +54,13 @@ from endostream.pipeline.threads import ThreadGroup
 from endostream.segmentation.config import SegmenterConfig
 from endostream.segmentation.live import LiveSegmenter, LiveSnapshot
 from endostream.segmentation.section import Section
-from endostream.sources.base import END_OF_STREAM, CaptureThread, Interruptible, Reconnecting
+from endostream.sources.base import (
+    END_OF_STREAM,
+    CaptureThread,
+    FrameTap,
+    Interruptible,
+    Reconnecting,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,39 +87,6 @@ class LiveUpdate:
 DisplayFn = Callable[[Frame], None]
 ResultFn = Callable[[Prediction, LiveSnapshot], None]
 EndFn = Callable[["BaseException | None"], None]
-
-
-class _Tap:
-    """The source as the capture thread sees it: counts frames and shows each one.
-
-    Only ``read`` and ``policy`` are used by the capture thread; the session itself
-    closes the real source.
-    """
-
-    def __init__(self, source: Any, on_frame: Callable[[Frame], None], stop: threading.Event):
-        self.inner = source
-        self.policy = source.policy
-        self._on_frame = on_frame
-        self._stop = stop
-        self.ended = False  #: the source itself said it has no more frames
-
-    @property
-    def info(self) -> SourceInfo:
-        return self.inner.info
-
-    @property
-    def decoded_frames(self) -> int:
-        return self.inner.decoded_frames
-
-    def read(self) -> Frame | None:
-        if self._stop.is_set():
-            return None
-        frame = self.inner.read()
-        if frame is None:
-            self.ended = not self._stop.is_set()
-            return None
-        self._on_frame(frame)
-        return frame
 
 
 class LiveSession:
@@ -143,8 +116,7 @@ class LiveSession:
         if "organ" not in classifier.heads:
             raise UsageError("live sections need an organ head; pass a model file that has one "
                              f"(this one has: {', '.join(classifier.heads)})")
-        if batch_size < 1:
-            raise UsageError(f"--batch must be at least 1, got {batch_size}")
+        check_batch(batch_size)
         self.source = source
         self.classifier = classifier
         self.config = config = config or SegmenterConfig()
@@ -164,7 +136,7 @@ class LiveSession:
         # speed of inference, is what keeps live latency flat.
         self._frames: queue.Queue = queue.Queue(maxsize=queue_frames or batch_size)
         self._preds: queue.Queue = queue.Queue(maxsize=4 * batch_size)
-        self._tap = _Tap(source, self._frame_seen, self._stop)
+        self._tap = FrameTap(source, self._frame_seen, self._stop)
         self._capture = CaptureThread(self._tap, self._frames, self._stop)
         self._worker = InferenceWorker(classifier, self._frames, self._preds, self._stop,
                                        batch_size=batch_size, max_wait_ms=LIVE_MAX_WAIT_MS)

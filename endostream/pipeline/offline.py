@@ -1,6 +1,10 @@
-"""Offline segmentation of a recorded video: source → worker → segmenter → result.
+"""Offline segmentation of a recorded video: source → worker → segmenter → document.
 
-Three threads, each with one owner and a bounded queue between them::
+:func:`segment_video` is the one analysis path of a recorded video: ``segment``, ``demo``,
+``evaluate`` and both archive engines call it with a loaded classifier and typed
+:class:`SegmentOptions`, and get back a :class:`SegmentResult` whose ``document`` is the
+:class:`~endostream.output.document.SectionsDocument` to write. Three threads, each with
+one owner and a bounded queue between them::
 
     FileSource ─CaptureThread─▶ frames queue ─InferenceWorker─▶ predictions queue ─▶ caller
     (decode, crop, resize)       (WAIT policy)   (batches, ORT)                    (segmenter,
@@ -14,7 +18,7 @@ found so far; the CLI writes it and exits with the error's code.
 
 >>> clf = Classifier.load("endostream.onnx")  # doctest: +SKIP
 >>> result = segment_video("procedure.mp4", clf, SegmentOptions(sample_fps=5))  # doctest: +SKIP
->>> [s.label for s in result.sections]  # doctest: +SKIP
+>>> [s.label for s in result.document.sections]  # doctest: +SKIP
 ['nose', 'vocal_folds']
 """
 
@@ -31,21 +35,19 @@ from typing import Any
 
 from endostream.crop import ContentCropper
 from endostream.errors import DecodeError, EndostreamError, Interrupted, UsageError
-from endostream.frames import QUEUE_POLL_S, Prediction, SourceInfo
+from endostream.frames import QUEUE_POLL_S, Frame, Prediction, SourceInfo
 from endostream.inference.classifier import Classifier
-from endostream.inference.defaults import default_batch
+from endostream.inference.defaults import check_batch, default_batch
 from endostream.inference.worker import InferenceWorker
+from endostream.output.document import Analysis, ModelsInfo, SectionsDocument
 from endostream.pipeline.threads import ThreadGroup
 from endostream.segmentation.config import SegmenterConfig
 from endostream.segmentation.offline import OfflineSegmenter
 from endostream.segmentation.section import Section
-from endostream.sources import END_OF_STREAM, CaptureThread, FileSource
+from endostream.sources import END_OF_STREAM, CaptureThread, FileSource, FrameTap
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
 
 log = logging.getLogger(__name__)
-
-#: Seconds the caller waits on the predictions queue before checking the threads again.
-POLL_S = QUEUE_POLL_S
 
 #: Seconds allowed for the threads to finish after they were asked to stop.
 JOIN_TIMEOUT_S = 10.0
@@ -63,26 +65,44 @@ class SegmentOptions:
         if self.sample_fps is not None and not self.sample_fps > 0:
             raise UsageError(f"--sample-fps must be positive, got {self.sample_fps}; "
                              "use 'all' to analyse every frame")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise UsageError(f"--batch must be at least 1, got {self.batch_size}")
+        check_batch(self.batch_size)
 
 
 @dataclass
 class SegmentResult:
-    """What a run produced. ``error`` is set when the run ended early."""
+    """What a run produced: the document, and facts about the run that are not in it.
 
-    sections: list[Section]
-    complete: bool
-    source: SourceInfo
-    frames_analysed: int
+    ``error`` is set when the run ended early (the document then says ``complete:
+    false``). The sections, source and counts are the document's, as its file will read.
+    """
+
+    document: SectionsDocument
     frames_decoded: int
     wall_s: float
     error: EndostreamError | None = None
     worker_stats: dict[str, Any] = field(default_factory=dict)
-    segmenter: dict[str, Any] = field(default_factory=dict)  #: analysis.segmenter
-    #: The rate really used (analysis.sample_fps): None when every frame was analysed,
-    #: also when the requested rate was above the video's frame rate.
-    sample_fps: float | None = DEFAULT_SAMPLE_FPS
+
+    @property
+    def sections(self) -> list[Section]:
+        return list(self.document.sections)
+
+    @property
+    def complete(self) -> bool:
+        return self.document.complete
+
+    @property
+    def source(self) -> SourceInfo:
+        return self.document.source
+
+    @property
+    def frames_analysed(self) -> int:
+        return self.document.analysis.frames_analysed
+
+    @property
+    def sample_fps(self) -> float | None:
+        """The rate really used (``analysis.sample_fps``): ``None`` when every frame was
+        analysed, also when the requested rate was above the video's frame rate."""
+        return self.document.analysis.sample_fps
 
     @property
     def analysed_fps(self) -> float:
@@ -95,6 +115,7 @@ class SegmentResult:
 
 ProgressFn = Callable[[int, int, "int | None"], None]
 PredictionFn = Callable[[Prediction], None]
+FrameFn = Callable[[Frame], None]
 
 
 def segment_video(
@@ -102,18 +123,21 @@ def segment_video(
     classifier: Classifier,
     options: SegmentOptions = SegmentOptions(),
     *,
+    on_frame: FrameFn | None = None,
     on_prediction: PredictionFn | None = None,
     on_progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
     cropper: ContentCropper | None = None,
 ) -> SegmentResult:
-    """Analyse ``path`` and return its sections.
+    """Analyse ``path`` and return its sections document (``result.document``).
 
+    ``on_frame`` sees every analysed frame on the capture thread, with its full-size
+    upright RGB picture in ``frame.display`` (taken off again before inference), which is
+    how ``segment --report`` keeps thumbnails without decoding the video again;
     ``on_prediction`` sees every prediction in frame order (the CSV writer uses it);
     ``on_progress(decoded, analysed, total_frames)`` is called after each prediction.
     Setting ``stop`` ends the run early like Ctrl+C does. ``cropper`` replaces the
-    source's own content cropper; it sees every analysed full-size frame (capture thread),
-    which is how ``segment --report`` keeps thumbnails without decoding the video again.
+    source's own content cropper.
     :class:`~endostream.errors.VideoError` (cannot open) and model errors are raised;
     interruption and decode errors part way are returned in ``result.error`` with the
     partial sections. A model with a quality head and no organ head gives ``usable`` /
@@ -134,13 +158,16 @@ def segment_video(
     last: Prediction | None = None
     stopped_by_caller = False
 
-    with FileSource(path, sample_fps=options.sample_fps, cropper=cropper) as source:
+    with FileSource(path, sample_fps=options.sample_fps, cropper=cropper,
+                    keep_display=on_frame is not None) as source:
         above = rate_above_video(options.sample_fps, source.info.fps)
         if above:
             log.warning("--sample-fps %g is above the video's frame rate (%.3g fps): every "
                         "frame is analysed, and sections.json records that (sample_fps: null)",
                         options.sample_fps, source.info.fps)
-        capture = CaptureThread(source, frames_q, stop)
+        capture = CaptureThread(
+            source if on_frame is None else FrameTap(source, on_frame, stop, keep_display=False),
+            frames_q, stop)
         worker = InferenceWorker(classifier, frames_q, preds_q, stop,
                                  batch_size=batch_size)
         # Joined consumer first; the queues are drained meanwhile so neither thread stays
@@ -152,7 +179,7 @@ def segment_video(
         try:
             while True:
                 try:
-                    item = preds_q.get(timeout=POLL_S)
+                    item = preds_q.get(timeout=QUEUE_POLL_S)
                 except queue.Empty:
                     if not worker.is_alive() and preds_q.empty():
                         break  # worker died without its end marker reaching us
@@ -200,17 +227,19 @@ def segment_video(
         end_s = last.pts_s if last is not None else None
         end_frame = last.index if last is not None else None
     sections = segmenter.finish(end_s=end_s, end_frame=end_frame)
+    document = SectionsDocument(
+        complete=complete, source=info, models=ModelsInfo.from_json(classifier.describe()),
+        analysis=Analysis(
+            frames_analysed=analysed,
+            sample_fps=None if above and analysed >= decoded else options.sample_fps,
+            segmenter=segmenter.describe()),
+        sections=tuple(sections))
     return SegmentResult(
-        sections=sections,
-        complete=complete,
-        source=info,
-        frames_analysed=analysed,
+        document=document.as_written(),
         frames_decoded=decoded,
         wall_s=time.monotonic() - started,
         error=error,
         worker_stats=stats,
-        segmenter=segmenter.describe(),
-        sample_fps=None if above and analysed >= decoded else options.sample_fps,
     )
 
 
@@ -241,17 +270,3 @@ def _final_info(info: SourceInfo, decoded: int, last_pts_s: float | None,
     return SourceInfo(path=info.path, fps=info.fps, frames=frames, duration_s=duration,
                       width=info.width, height=info.height, live=info.live)
 
-
-def result_document_fields(result: SegmentResult, classifier: Classifier,
-                           options: SegmentOptions) -> dict[str, Any]:
-    """The keyword arguments of :func:`~endostream.output.sections_file.write_sections`
-    (and :func:`~endostream.output.sections_file.build_document`) for ``result``."""
-    return {
-        "sections": result.sections,
-        "complete": result.complete,
-        "source": result.source,
-        "models": classifier.describe(),
-        "frames_analysed": result.frames_analysed,
-        "sample_fps": result.sample_fps,
-        "segmenter": result.segmenter,
-    }

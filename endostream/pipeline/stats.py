@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from endostream.contract import GOOD_LABEL
+from endostream.segmentation.config import SegmenterConfig, is_good
 
 #: Seconds of history behind the fps and latency figures of a live session's stats.
 STATS_WINDOW_S = 5.0
@@ -120,7 +121,7 @@ class ConfidenceWindow:
     """
 
     def __init__(self, organ_labels: Sequence[str], quality_labels: Sequence[str] | None,
-                 good_threshold: float = 0.5):
+                 good_threshold: float = SegmenterConfig().good_threshold):
         self.organ_labels = list(organ_labels)
         labels = list(quality_labels or ())
         self._good_index = labels.index(GOOD_LABEL) if GOOD_LABEL in labels else None
@@ -144,7 +145,7 @@ class ConfidenceWindow:
         else:
             k = self.organ_labels.index(label)
             organ = [(g, o[k]) for _, g, o in frames if o is not None]
-            good = [p for g, p in organ if g >= self.good_threshold]
+            good = [p for g, p in organ if is_good(g, self.good_threshold)]
             values = good or [p for _, p in organ]
             prob = float(np.mean(values)) if values else 0.0
         return CurrentLabel(label, round(prob, 4), quality_good)

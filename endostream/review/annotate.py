@@ -45,7 +45,8 @@ from endostream.output.palette import (
     label_hex,
     text_hex_on,
 )
-from endostream.review.procedure import GOOD_AT, FrameTable, Procedure
+from endostream.review.procedure import FrameTable, Procedure
+from endostream.segmentation.config import is_good
 from endostream.review.text import TextStamp, blend_stamp, text_stamp
 from endostream.review.video import frame_time_s, open_video, origin_s
 from endostream.segmentation.section import UNUSABLE, Section
@@ -105,7 +106,8 @@ class OverlayPainter:
             k = int(np.searchsorted(self.frames.frame, index, side="right")) - 1
             if k >= 0:
                 good = self.frames.good[k]
-                good_flag = None if np.isnan(good) else bool(good >= GOOD_AT)
+                good_flag = None if np.isnan(good) else bool(
+                    is_good(float(good), self.procedure.good_threshold))
                 if section.label == UNUSABLE:
                     prob = 1.0 - good if not np.isnan(good) else section.confidence
                 elif section.label in self.frames.organ_labels:
@@ -114,7 +116,7 @@ class OverlayPainter:
                 else:
                     prob = section.confidence
                 return section.label, float(prob), good_flag
-        return section.label, float(section.confidence), section.good_fraction >= GOOD_AT
+        return section.label, float(section.confidence), section.mostly_good
 
     # -- drawing ---------------------------------------------------------------------------
 

@@ -34,7 +34,6 @@ import numpy as np
 from endostream.errors import UsageError, VideoError
 from endostream.frames import SourceInfo
 from endostream.output.document import Analysis, ModelsInfo, SectionsDocument, read_sections
-from endostream.segmentation.config import SegmenterConfig
 from endostream.segmentation.section import Section
 
 
@@ -77,6 +76,11 @@ class Procedure:
     def duration_s(self) -> float:
         """The video's duration, or the end of the last section when it is not known."""
         return self.document.duration_s
+
+    @property
+    def good_threshold(self) -> float:
+        """p(good) at which the run that wrote the file counted a frame as good."""
+        return self.document.analysis.good_threshold
 
     @property
     def fps(self) -> float | None:
@@ -137,11 +141,6 @@ def video_candidates(sections_path: Path, recorded: str) -> tuple[Path, ...]:
         if p not in unique:
             unique.append(p)
     return tuple(unique)
-
-
-#: A frame counts as good when its probability of good quality reaches this: the
-#: threshold the segmenter used for ``good_fraction`` and ``confidence``.
-GOOD_AT = SegmenterConfig().good_threshold
 
 
 @dataclass(frozen=True)

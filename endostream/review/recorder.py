@@ -1,16 +1,16 @@
 """What ``segment --report`` keeps during analysis, so the report needs no second decode.
 
-:class:`AnalysisRecorder` sits in the pipeline twice: as the source's content cropper
-(capture thread) it sees every analysed full-size frame and keeps a small copy until that
-frame's prediction arrives; as the prediction callback (caller thread) it records the
+:class:`AnalysisRecorder` sits in the pipeline twice: as the frame hook (capture thread)
+it sees every analysed full-size frame and keeps a small copy until that frame's
+prediction arrives; as the prediction callback (caller thread) it records the
 probabilities (the per-frame table of the report's panels) and keeps, per
 :data:`BUCKET_S` stretch of video, the best frame for each organ (good quality times the
 organ's probability), and per second one plain frame, as JPEG. Memory stays bounded: a
 few small JPEGs per bucket, plus the frames still in the pipeline's bounded queues.
 
->>> recorder = AnalysisRecorder(classifier.heads)  # doctest: +SKIP
->>> segment_video(video, classifier, options, cropper=recorder.cropper,
-...               on_prediction=recorder.on_prediction)  # doctest: +SKIP
+>>> recorder = AnalysisRecorder(classifier.heads, options.segmenter.good_threshold)  # doctest: +SKIP
+>>> result = segment_video(video, classifier, options, on_frame=recorder.on_frame,
+...                        on_prediction=recorder.on_prediction)  # doctest: +SKIP
 >>> recorder.thumbnails(result.sections)  # doctest: +SKIP
 [array(...), ...]
 """
@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 
 from endostream.contract import GOOD_LABEL
-from endostream.crop import ContentCropper
-from endostream.frames import Prediction
-from endostream.review.procedure import GOOD_AT, FrameTable
+from endostream.frames import Frame, Prediction
+from endostream.review.procedure import FrameTable
+from endostream.segmentation.config import is_good
 from endostream.review.thumbnails import jpeg_bytes, shrink
 from endostream.segmentation.section import UNUSABLE, Section
 
@@ -40,44 +40,37 @@ PLAIN_BUCKET_S = 1.0
 ANY = ""
 
 
-class _RecordingCropper:
-    """The source's cropper, keeping a small copy of each analysed frame by time."""
-
-    def __init__(self, owner: AnalysisRecorder, inner: ContentCropper):
-        self._owner, self._inner = owner, inner
-
-    def __call__(self, image_rgb: np.ndarray, pts_s: float) -> np.ndarray:
-        self._owner._keep(pts_s, shrink(image_rgb))
-        return self._inner(image_rgb, pts_s)
-
-    def __getattr__(self, name: str):  # area, found, changes...: the real cropper's
-        return getattr(self._inner, name)
-
-
 class AnalysisRecorder:
     """Collects the per-frame table and thumbnail candidates while ``segment`` runs."""
 
-    def __init__(self, heads: Mapping[str, Sequence[str]]):
+    def __init__(self, heads: Mapping[str, Sequence[str]], good_threshold: float):
+        """``good_threshold``: the run's (its segmenter's), so that a thumbnail is chosen
+        among the frames the sections count as good."""
+        self.good_threshold = good_threshold
         self.organ_labels = list(heads.get("organ", ()))
         quality = list(heads.get("quality", ()))
         self._good_index = quality.index(GOOD_LABEL) if GOOD_LABEL in quality else None
-        self.cropper = _RecordingCropper(self, ContentCropper())
         self._lock = threading.Lock()
-        self._pending: dict[float, np.ndarray] = {}
+        self._pending: dict[int, np.ndarray] = {}  #: frame index → small copy
         #: (bucket, label or ANY) → (score, pts_s, jpeg bytes)
         self._best: dict[tuple[int, str], tuple[float, float, bytes]] = {}
         self._rows: list[tuple[int, float, float, list[float]]] = []
 
-    def _keep(self, pts_s: float, small: np.ndarray) -> None:
+    def on_frame(self, frame: Frame) -> None:
+        """Keep a small copy of an analysed frame until its prediction arrives (the
+        pipeline's frame hook, capture thread; ``frame.display`` is the full picture)."""
+        if frame.display is None:
+            return
+        small = shrink(frame.display)
         with self._lock:
-            self._pending[round(pts_s, 6)] = small
+            self._pending[frame.index] = small
 
     def on_prediction(self, pred: Prediction) -> None:
         """Record ``pred``; keep its frame where it is the best of its bucket so far."""
         with self._lock:
-            small = self._pending.pop(round(pred.pts_s, 6), None)
+            small = self._pending.pop(pred.index, None)
             # Anything older was never predicted (dropped): let it go.
-            for stale in [t for t in self._pending if t < pred.pts_s]:
+            for stale in [i for i in self._pending if i < pred.index]:
                 del self._pending[stale]
         q = pred.probs.get("quality")
         good = float(q[self._good_index]) if q is not None and self._good_index is not None \
@@ -90,7 +83,7 @@ class AnalysisRecorder:
             return
         plain = int(pred.pts_s // PLAIN_BUCKET_S)
         scores = {(plain, ANY): -abs(pred.pts_s - (plain + 0.5) * PLAIN_BUCKET_S)}
-        if np.isnan(good) or good >= GOOD_AT:
+        if is_good(good, self.good_threshold):
             bucket = int(pred.pts_s // BUCKET_S)
             for label, p in zip(self.organ_labels, organ, strict=True):
                 if not np.isnan(p):

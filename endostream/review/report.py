@@ -143,7 +143,8 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
     template = load_template()
     png, geometry = draw_timeline(procedure, frames, fmt="png")
     if thumbnails is None:
-        thumbnails = (section_thumbnails(procedure.video, procedure.sections, frames)
+        thumbnails = (section_thumbnails(procedure.video, procedure.sections, frames,
+                                         procedure.good_threshold)
                       if procedure.video is not None else [None] * len(procedure.sections))
     rows = []
     for i, (s, thumb) in enumerate(zip(procedure.sections, thumbnails, strict=True), 1):

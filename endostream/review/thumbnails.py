@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from endostream.review.procedure import GOOD_AT, FrameTable
+from endostream.review.procedure import FrameTable
+from endostream.segmentation.config import is_good
 from endostream.review.video import grab_frames
 from endostream.segmentation.section import UNUSABLE, Section
 
@@ -30,15 +31,17 @@ THUMB_WIDTH = 320
 JPEG_QUALITY = 80
 
 
-def thumbnail_times(sections: Sequence[Section], frames: FrameTable | None) -> list[float]:
-    """The time of each section's thumbnail frame (see the module docstring)."""
+def thumbnail_times(sections: Sequence[Section], frames: FrameTable | None,
+                    good_threshold: float) -> list[float]:
+    """The time of each section's thumbnail frame (see the module docstring); a frame is
+    good at ``good_threshold``, the threshold the run recorded."""
     times = []
     for s in sections:
         t = (s.start_s + s.end_s) / 2
         if frames is not None and len(frames) and s.label != UNUSABLE \
                 and s.label in frames.organ_labels:
             inside = (frames.frame >= s.start_frame) & (frames.frame <= s.end_frame)
-            good = np.nan_to_num(frames.good, nan=1.0) >= GOOD_AT
+            good = is_good(frames.good, good_threshold)
             candidates = np.flatnonzero(inside & good)
             if candidates.size:
                 column = frames.organ[candidates, frames.organ_labels.index(s.label)]
@@ -71,7 +74,8 @@ def data_uri(rgb: np.ndarray) -> str:
 
 
 def section_thumbnails(video: str | os.PathLike, sections: Sequence[Section],
-                       frames: FrameTable | None = None) -> list[np.ndarray | None]:
+                       frames: FrameTable | None, good_threshold: float
+                       ) -> list[np.ndarray | None]:
     """A small RGB thumbnail per section (``None`` where no frame could be decoded)."""
-    grabbed = grab_frames(video, thumbnail_times(sections, frames))
+    grabbed = grab_frames(video, thumbnail_times(sections, frames, good_threshold))
     return [shrink(g) if g is not None else None for g in grabbed]

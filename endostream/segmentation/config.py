@@ -27,6 +27,20 @@ def validate_positive(name: str, value: float, *, upper: float | None = None) ->
                          "pass a value in range")
 
 
+def is_good(p_good: float | np.ndarray, threshold: float) -> bool | np.ndarray:
+    """The good-frame rule, the one place it is written: a frame is good when its
+    probability of good quality reaches ``threshold``; a frame without a quality output
+    (NaN) counts as good. Takes one value or an array.
+
+    >>> is_good(0.5, 0.5), is_good(float("nan"), 0.5), list(is_good(np.array([0.2, 0.7]), 0.6))
+    (True, True, [False, True])
+    """
+    if isinstance(p_good, float):  # the live segmenter's per-frame path: plain floats
+        return p_good != p_good or p_good >= threshold
+    p = np.asarray(p_good, dtype=np.float64)
+    return np.isnan(p) | (p >= threshold)
+
+
 @dataclass(frozen=True)
 class SegmenterConfig:
     """Settings of both segmenters; defaults are what ``endostream segment`` uses.
@@ -66,6 +80,10 @@ class SegmenterConfig:
         validate_positive("good_rate_organ", self.good_rate_organ, upper=1.0)
         validate_positive("good_rate_unusable", self.good_rate_unusable, upper=1.0)
         validate_positive("organ_floor", self.organ_floor, upper=1.0)
+
+    def is_good(self, p_good: float | np.ndarray) -> bool | np.ndarray:
+        """:func:`is_good` at this configuration's ``good_threshold``."""
+        return is_good(p_good, self.good_threshold)
 
     def to_json(self) -> dict[str, Any]:
         """The settings for ``sections.json`` ``analysis.segmenter``."""

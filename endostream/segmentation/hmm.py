@@ -86,6 +86,29 @@ def gap_weight(prev_pts_s: float, pts_s: float) -> float:
     return min(max(float(pts_s) - float(prev_pts_s), 0.0), MAX_FRAME_WEIGHT_S)
 
 
+# The evidence formulas, each written once: the offline segmenter applies them to arrays
+# (:meth:`FrameModel.emissions`), the live one to plain floats per frame
+# (:meth:`FrameModel.emission_row`), with the same operations in the same order.
+
+
+def good_evidence(p_good, threshold: float):
+    """p(good) recalibrated so that ``threshold`` maps to 0.5, the neutral point."""
+    num = p_good * (1.0 - threshold)
+    return num / (num + (1.0 - p_good) * threshold)
+
+
+def organ_factor(p_organ, n_organs: int, floor: float):
+    """How much an organ's (normalised) probability favours its state over a flat
+    guess; ``floor`` bounds what one confidently wrong frame costs."""
+    return (1.0 - floor) * n_organs * p_organ + floor
+
+
+def state_likelihood(good_rate: float, q, factor):
+    """A state's likelihood of a frame whose recalibrated quality is ``q``: good frames
+    at ``good_rate`` (weighted by the organ ``factor``), bad ones at the rest."""
+    return good_rate * q * factor + (1.0 - good_rate) * (1.0 - q)
+
+
 class FrameModel:
     """States, per-frame evidence and switching costs for one label set and config.
 
@@ -171,8 +194,7 @@ class FrameModel:
 
     def good_mask(self, g: np.ndarray) -> np.ndarray:
         """Frames the quality head calls good (a missing quality head counts as good)."""
-        g = np.asarray(g, dtype=np.float64)
-        return np.isnan(g) | (g >= self.config.good_threshold)
+        return self.config.is_good(np.asarray(g, dtype=np.float64))
 
     def emissions(self, g: np.ndarray, organ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-frame log-evidence ``[N, S]`` and label probabilities ``[N, S]``.
@@ -188,24 +210,20 @@ class FrameModel:
         n = len(g)
         good = self.good_mask(g)
         graw = np.clip(np.where(np.isnan(g), 1.0, g), 0.0, 1.0)
-        t = cfg.good_threshold
-        num = graw * (1.0 - t)
-        q = num / (num + (1.0 - graw) * t)  # t maps to 0.5: the neutral point
-        bad = 1.0 - q
+        q = good_evidence(graw, cfg.good_threshold)
         if self.n_organs:
             o = np.asarray(organ, dtype=np.float64).reshape(n, self.n_organs)
             missing = np.isnan(o).any(axis=1)
             o = np.clip(np.where(missing[:, None], 0.0, o), 0.0, None)
             total = o.sum(axis=1, keepdims=True)
             o = np.where(total > 0, o / np.where(total > 0, total, 1.0), 1.0 / self.n_organs)
-            f = (1.0 - cfg.organ_floor) * self.n_organs * o + cfg.organ_floor
+            f = organ_factor(o, self.n_organs, cfg.organ_floor)
             f[missing] = 1.0
         else:
             f = np.ones((n, 1))
         lik = np.empty((n, self.n_states), dtype=np.float64)
-        lik[:, :-1] = (cfg.good_rate_organ * q[:, None] * f
-                       + (1.0 - cfg.good_rate_organ) * bad[:, None])
-        lik[:, -1] = cfg.good_rate_unusable * q + (1.0 - cfg.good_rate_unusable) * bad
+        lik[:, :-1] = state_likelihood(cfg.good_rate_organ, q[:, None], f)
+        lik[:, -1] = state_likelihood(cfg.good_rate_unusable, q, 1.0)
         e = np.log(np.maximum(lik, 1e-300))
 
         label_p = np.full((n, self.n_states), np.nan, dtype=np.float32)
@@ -220,17 +238,15 @@ class FrameModel:
     def emission_row(self, g: float, organ: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """:meth:`emissions` of one frame plus its good flag, in plain floats (fast).
 
-        The live segmenter calls this per frame; it does the same IEEE operations in the
-        same order as :meth:`emissions`, so live and offline see the same evidence.
+        The live segmenter calls this per frame; it uses the same formulas
+        (:func:`good_evidence`, :func:`organ_factor`, :func:`state_likelihood`) on plain
+        floats, in the same order, so live and offline see the same evidence.
         """
         cfg = self.config
-        t = cfg.good_threshold
         missing_q = g != g  # NaN
-        good = missing_q or g >= t
+        good = bool(cfg.is_good(float(g)))
         graw = 1.0 if missing_q else min(max(float(g), 0.0), 1.0)
-        num = graw * (1.0 - t)
-        q = num / (num + (1.0 - graw) * t)
-        bad = 1.0 - q
+        q = good_evidence(graw, cfg.good_threshold)
         k = self.n_organs
         raw = [float(x) for x in organ[:k]]
         if k and not any(x != x for x in raw):
@@ -239,11 +255,11 @@ class FrameModel:
             for x in o:
                 total += x
             o = [x / total for x in o] if total > 0 else [1.0 / k] * k
-            f = [(1.0 - cfg.organ_floor) * k * x + cfg.organ_floor for x in o]
+            f = [organ_factor(x, k, cfg.organ_floor) for x in o]
         else:
             f = [1.0] * max(k, 1)
-        lik = [cfg.good_rate_organ * q * x + (1.0 - cfg.good_rate_organ) * bad for x in f]
-        lik.append(cfg.good_rate_unusable * q + (1.0 - cfg.good_rate_unusable) * bad)
+        lik = [state_likelihood(cfg.good_rate_organ, q, x) for x in f]
+        lik.append(state_likelihood(cfg.good_rate_unusable, q, 1.0))
         e = np.array([math.log(max(x, 1e-300)) for x in lik])
         label_p = np.full(self.n_states, np.nan, dtype=np.float32)
         if k:

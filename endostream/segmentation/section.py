@@ -18,6 +18,9 @@ from typing import Any
 #: Reserved label for stretches where no organ can be seen (bad quality, out of body).
 UNUSABLE = "unusable"
 
+#: Share of good frames at which a section as a whole reads as good quality.
+MOSTLY_GOOD_SHARE = 0.5
+
 #: The one "organ" label of a model that has a quality head but no organ head: its
 #: sections say where the video is usable, the rest is :data:`UNUSABLE`.
 QUALITY_ONLY_LABEL = "usable"
@@ -39,6 +42,13 @@ class Section:
     end_frame: int
     good_fraction: float
     confidence: float
+
+    @property
+    def mostly_good(self) -> bool:
+        """Whether at least half of the section's analysed frames were judged good (a
+        share of frames, not a probability: the frames were judged at the run's own
+        threshold)."""
+        return self.good_fraction >= MOSTLY_GOOD_SHARE
 
     @property
     def duration_s(self) -> float:

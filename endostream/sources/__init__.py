@@ -11,6 +11,7 @@ from endostream.sources.base import (
     POLL_INTERVAL_S,
     CaptureThread,
     FrameSource,
+    FrameTap,
     QueuePolicy,
 )
 from endostream.sources.file import DEFAULT_SAMPLE_FPS, FileSource
@@ -22,6 +23,7 @@ __all__ = [
     "END_OF_STREAM",
     "FileSource",
     "FrameSource",
+    "FrameTap",
     "POLL_INTERVAL_S",
     "QueuePolicy",
 ]

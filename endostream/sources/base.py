@@ -31,13 +31,17 @@ import enum
 import logging
 import queue as queue_mod
 import threading
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Protocol, runtime_checkable
 
 from endostream.frames import QUEUE_POLL_S, Frame, SourceInfo
 
 log = logging.getLogger(__name__)
 
-#: How long one ``put`` may block before the stop Event is looked at again.
+#: How long one ``put`` may block before the stop Event is looked at again (the one poll
+#: interval of every pipeline thread, :data:`~endostream.frames.QUEUE_POLL_S`; kept under
+#: this name for callers of the sources package).
 POLL_INTERVAL_S = QUEUE_POLL_S
 
 #: Name of the capture thread (shows up in thread dumps and leak checks).
@@ -204,7 +208,49 @@ class CaptureThread:
                         pass
                 return False
             try:
-                self.queue.put(item, timeout=POLL_INTERVAL_S)
+                self.queue.put(item, timeout=QUEUE_POLL_S)
                 return True
             except queue_mod.Full:
                 continue
+
+
+class FrameTap:
+    """A source as the capture thread sees it, showing each frame to ``on_frame`` first.
+
+    This is the pipelines' frame hook (capture thread): the live overlay and the report's
+    recorder see every analysed frame here, with its full-size picture in
+    ``Frame.display`` when the source keeps it. ``keep_display=False`` takes the picture
+    off before the frame goes on to inference, so the queue holds only model inputs.
+    Only ``read``, ``policy``, ``info`` and ``decoded_frames`` are used through the tap;
+    whoever opened the source closes it. ``ended``: the source itself said it had no more
+    frames (not a stop).
+    """
+
+    def __init__(self, source: Any, on_frame: Callable[[Frame], None], stop: threading.Event,
+                 *, keep_display: bool = True):
+        self.inner = source
+        self.policy = source.policy
+        self._on_frame = on_frame
+        self._stop = stop
+        self._keep_display = keep_display
+        self.ended = False
+
+    @property
+    def info(self) -> SourceInfo:
+        return self.inner.info
+
+    @property
+    def decoded_frames(self) -> int:
+        return self.inner.decoded_frames
+
+    def read(self) -> Frame | None:
+        if self._stop.is_set():
+            return None
+        frame = self.inner.read()
+        if frame is None:
+            self.ended = not self._stop.is_set()
+            return None
+        self._on_frame(frame)
+        if not self._keep_display and frame.display is not None:
+            frame = replace(frame, display=None)
+        return frame
