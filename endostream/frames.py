@@ -81,9 +81,9 @@ class Prediction:
     """The classifiers' output for one :class:`Frame`.
 
     ``probs`` maps head name (``"quality"``, ``"organ"``) to a float32 vector of class
-    probabilities in the order of the model's label list for that head. A head may be
-    missing for a frame when the worker skipped it (e.g. organ on a frame the quality head
-    rejected); consumers treat a missing organ head as "no organ evidence".
+    probabilities in the order of the model's label list for that head. The worker runs
+    every head the model has on every frame; a head the model lacks is missing from
+    ``probs``, and consumers treat a missing organ head as "no organ evidence".
     """
 
     index: int

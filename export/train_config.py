@@ -129,9 +129,9 @@ def read_labels_sidecar(checkpoint: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        sidecar = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot read '{path}': {e}; delete it or train again") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("labels"), list):
+    if not isinstance(sidecar, dict) or not isinstance(sidecar.get("labels"), list):
         raise ModelError(f"'{path}' is not a labels file written by endostream train")
-    return doc
+    return sidecar

@@ -1,9 +1,9 @@
 """From the session's threads to the GUI thread: latest-value slots and queued signals.
 
 The capture and results threads must never wait for the GUI, and the GUI thread must
-never wait for them. :class:`LiveBridge` keeps one *latest* display frame and one
-*latest* result; a thread that posts a value replaces what is there and emits a queued
-signal only if none is pending yet. So at most one signal per kind is ever in the GUI
+never wait for them. :class:`LiveBridge` keeps one *latest* display frame and a flag that
+a result is waiting (the window then reads the session's latest update itself); a thread
+that posts replaces what is there and emits a queued signal only if none is pending yet. So at most one signal per kind is ever in the GUI
 thread's event queue, a frame the screen could not show in time is dropped (counted in
 ``stale_frames``), and nothing piles up however slow painting gets.
 
@@ -50,7 +50,6 @@ class LiveBridge(QObject):
         self._lock = threading.Lock()
         self._frame: Any = None
         self._frame_signalled = False
-        self._result: Any = None
         self._result_signalled = False
         self.posted_frames = 0  #: frames handed over by the capture thread
         self.shown_frames = 0  #: frames taken by the GUI
@@ -83,9 +82,9 @@ class LiveBridge(QObject):
             self._frame_posted.emit()
 
     def post_result(self, prediction: Any, snapshot: Any) -> None:
-        """Offer the newest result (the session's ``on_result``)."""
+        """Say that a newer result is there (the session's ``on_result``; the window reads
+        ``session.latest``, so the values themselves are not kept)."""
         with self._lock:
-            self._result = (prediction, snapshot)
             signal = not self._result_signalled
             self._result_signalled = True
         if signal:
@@ -106,17 +105,16 @@ class LiveBridge(QObject):
             self.shown_frames += 1
         return frame
 
-    def take_result(self) -> Any:
-        """The newest ``(prediction, snapshot)``, or ``None``."""
+    def take_result(self) -> bool:
+        """Whether a result was posted since the last call; the next post signals again."""
         with self._lock:
-            result, self._result = self._result, None
-            self._result_signalled = False
-        return result
+            posted, self._result_signalled = self._result_signalled, False
+        return posted
 
     def reset(self) -> None:
         """Forget what is waiting (a new session starts)."""
         with self._lock:
-            self._frame = self._result = None
+            self._frame = None
             self._frame_signalled = self._result_signalled = False
 
     def _on_frame_posted(self) -> None:

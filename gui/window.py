@@ -284,7 +284,7 @@ class LiveWindow(QMainWindow):
         self._now_s = frame.pts_s
 
     def _on_result(self) -> None:
-        if self.bridge.take_result() is None or self.session is None:
+        if not self.bridge.take_result() or self.session is None:
             return
         update = self.session.latest  # the snapshot with the overlay's label and probability
         if update is None:

@@ -143,7 +143,6 @@ def test_snapshots_commit_only_final_sections_and_cover_the_stream():
             assert a.end_s == b.start_s and b.start_frame == a.end_frame + 1
         assert secs[-1].end_frame == p.index and secs[-1].end_s > p.pts_s
         assert snap.current_label == snap.tentative[-1].label
-        assert 0.0 <= snap.current_prob <= 1.0
         assert snap.current_quality_good == (p.probs["quality"][1] >= 0.5)
     assert final[: len(previous)] == list(previous)
     assert len(previous) >= 3

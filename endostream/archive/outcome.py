@@ -3,9 +3,9 @@
 :func:`analyse_video` runs :func:`~endostream.pipeline.offline.segment_video` on a job
 with a loaded classifier and returns a :class:`VideoOutcome`: the finished
 ``sections.json`` document (the analysis path's, plus the input fingerprint), the
-predictions when a CSV was asked for, or the one-line error of a video that failed. It writes nothing: engines
-may run it on other machines, and only the driver writes files (:func:`store`), so
-outputs and summary never race. Both engines call this same function, which is why they
+predictions when a CSV was asked for, or the one-line error of a video that failed. It
+writes nothing: engines may run it on other machines, and only the driver writes files
+(:func:`store`), so outputs and summary never race. Both engines call this same function, which is why they
 write the same sections.
 
 >>> from endostream.inference.classifier import Classifier  # doctest: +SKIP

@@ -213,11 +213,11 @@ def _prepare_out_dir(out_dir: Path, force: bool) -> dict | None:
     if not summary.exists():
         return None
     try:
-        doc = read_existing(summary)
+        last = read_existing(summary)
     except OutputError:
-        doc = None
-    if isinstance(doc, dict) and doc.get("schema") == SCHEMA_ID:
-        return doc
+        last = None
+    if isinstance(last, dict) and last.get("schema") == SCHEMA_ID:
+        return last
     if not force:
         raise OutputError(f"'{summary}' exists and is not an endostream archive summary; "
                           "choose another --out-dir or pass --overwrite to replace it")

@@ -138,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         check_outputs({f"--out-dir's {name}": args.out_dir / name for name in files},
                       {"--dataset": args.dataset, "--truth": args.truth,
                        "--sections": args.sections, "--video": args.video,
-                       "--models": ModelChoice.from_args(args).input_paths()}, overwrite=args.overwrite)
+                       "--models": ModelChoice.from_args(args).input_paths()},
+                      overwrite=args.overwrite)
     if dataset_mode:
         return _run_dataset(args)
     return _run_video(args)

@@ -102,7 +102,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("live writes --out when the session ends, to a file; give a path "
                          "such as sections.json")
     # Now, not when the session ends an hour later.
-    check_outputs({"--out": args.out}, {"--file": args.file, "--models": ModelChoice.from_args(args).input_paths()},
+    check_outputs({"--out": args.out},
+                  {"--file": args.file, "--models": ModelChoice.from_args(args).input_paths()},
                   overwrite=args.overwrite)
 
 

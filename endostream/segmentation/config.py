@@ -32,7 +32,7 @@ def is_good(p_good: float | np.ndarray, threshold: float) -> bool | np.ndarray:
     probability of good quality reaches ``threshold``; a frame without a quality output
     (NaN) counts as good. Takes one value or an array.
 
-    >>> is_good(0.5, 0.5), is_good(float("nan"), 0.5), list(is_good(np.array([0.2, 0.7]), 0.6))
+    >>> is_good(0.5, 0.5), is_good(float("nan"), 0.5), is_good(np.array([0.2, 0.7]), 0.6).tolist()
     (True, True, [False, True])
     """
     if isinstance(p_good, float):  # the live segmenter's per-frame path: plain floats

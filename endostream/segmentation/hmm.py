@@ -152,9 +152,6 @@ class FrameModel:
         cost = config.switch_cost_per_s * (self.min_len_s[:, None] + self.min_len_s[None, :]) / 2
         np.fill_diagonal(cost, 0.0)
         self.trans = -cost
-        # Row-normalised version for the forward filter (a proper transition matrix).
-        self.trans_prob = np.exp(self.trans)
-        self.trans_prob /= self.trans_prob.sum(axis=1, keepdims=True)
         self._arange = np.arange(self.n_states)
 
     def output_labels(self, organ_seen: bool) -> tuple[str, ...]:
@@ -299,9 +296,3 @@ class FrameModel:
             s = int(bps[t, s])
             path[t - 1] = s
         return path
-
-    def filter_step(self, p: np.ndarray, e_t: np.ndarray) -> np.ndarray:
-        """One forward-algorithm step on a normalised posterior ``p`` over states."""
-        p = (p @ self.trans_prob) * np.exp(e_t - e_t.max())
-        total = p.sum()
-        return p / total if total > 0 else np.full(self.n_states, 1.0 / self.n_states)

@@ -84,14 +84,14 @@ class LiveSnapshot:
     ``committed``: final sections, oldest first; ``tentative``: the sections from the end
     of the last committed one up to the newest frame (the last one ends one analysis
     interval after it). ``current_label`` is the newest frame's state on the best path,
-    ``current_prob`` its filtered posterior (forward algorithm over the same model),
-    ``current_quality_good`` whether the quality head called the newest frame good.
+    ``current_quality_good`` whether the quality head called the newest frame good (the
+    overlay's probability comes from the session's recent frames,
+    :class:`~endostream.pipeline.stats.ConfidenceWindow`).
     """
 
     committed: tuple[Section, ...]
     tentative: tuple[Section, ...]
     current_label: str
-    current_prob: float
     current_quality_good: bool
 
 
@@ -127,7 +127,6 @@ class LiveSegmenter:
         self.max_pending_s = self.lag_s + float(self.model.min_len_s.max())
         self._store = runlib.FrameStore(self.model.n_states)
         self._delta: np.ndarray | None = None  # Viterbi scores at the newest frame
-        self._alpha: np.ndarray | None = None  # forward-filter posterior, newest frame
         self._e0: np.ndarray | None = None  # frame 0's evidence until frame 1 gives its weight
         self._frontier = 0  # ordinal of the first uncommitted frame
         self._open: list[runlib.Run] = []  # committed runs not yet emitted as sections
@@ -187,7 +186,6 @@ class LiveSegmenter:
                 self._start_decoding()
             t = store.append(pts, pred.index, w, good, w * e, label_p)
             self._delta, store.bp[store.row(t)] = model.viterbi_step(self._delta, w * e)
-            self._alpha = model.filter_step(self._alpha, w * e)
             self._commit_converged()
             self._commit_forced()
             self._resolve()
@@ -215,8 +213,6 @@ class LiveSegmenter:
     def _start_decoding(self) -> None:
         e0 = self._store.E[0]
         self._delta = e0 - e0.max()
-        p = np.exp(e0 - e0.max())
-        self._alpha = p / p.sum()
 
     def _best_path(self) -> np.ndarray:
         """States of the uncommitted frames on the current best path."""
@@ -336,6 +332,5 @@ class LiveSegmenter:
             committed=self._committed,
             tentative=tuple(tentative),
             current_label=self._labels()[state],
-            current_prob=float(min(self._alpha[state], 1.0)),
             current_quality_good=good,
         )

@@ -21,9 +21,9 @@ section and the first of the next, in time and in decoder frame index.
 
 A video with no analysed frame has no sections, unless ``end_frame`` is given: then one
 :data:`UNUSABLE` section covers it (frames were decoded but nothing could be seen). A
-video none of whose predictions has an organ output (a quality-only model, or a worker
-that skipped the organ head throughout) gets :data:`~endostream.segmentation.hmm.QUALITY_ONLY_LABEL`
-("usable") sections instead of invented organs.
+video none of whose predictions has an organ output (a model with a quality head only)
+gets :data:`~endostream.segmentation.section.QUALITY_ONLY_LABEL` ("usable") sections
+instead of invented organs.
 
 >>> import numpy as np
 >>> from endostream.frames import Prediction

@@ -234,14 +234,15 @@ class GroundTruth:
         write_json_atomic(path, self.to_json())
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> GroundTruth:
-        if doc.get("schema") != TRUTH_SCHEMA_ID:
-            raise UsageError(f"not a synthetic ground-truth file (schema {doc.get('schema')!r})")
-        src, gen = doc["source"], doc["generator"]
+    def from_json(cls, truth: dict[str, Any]) -> GroundTruth:
+        if truth.get("schema") != TRUTH_SCHEMA_ID:
+            raise UsageError("not a synthetic ground-truth file "
+                             f"(schema {truth.get('schema')!r})")
+        src, gen = truth["source"], truth["generator"]
         fps = float(src["fps"])
         frames = [
             FrameTruth(i, round(i / fps, 6), r["label"], r["organ"], r["quality"], r["look"])
-            for r in doc["runs"]
+            for r in truth["runs"]
             for i in range(r["start_frame"], r["end_frame"] + 1)
         ]
         return cls(
