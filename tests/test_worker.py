@@ -194,7 +194,7 @@ def test_stop_event_ends_a_worker_blocked_on_a_full_output_queue(recording):
     assert recording.batch_sizes == [8]  # stopped inside the first batch's output
 
 
-@pytest.mark.parametrize("kwargs, fragment", [({"batch_size": 0}, "batch size must be at least 1"),
+@pytest.mark.parametrize("kwargs, fragment", [({"batch_size": 0}, "--batch must be at least 1"),
                                               ({"max_wait_ms": -1}, "max wait")])
 def test_bad_settings_are_usage_errors(recording, kwargs, fragment):
     with pytest.raises(UsageError, match=fragment):

@@ -99,6 +99,11 @@ class SegmentResult:
         return self.document.analysis.frames_analysed
 
     @property
+    def segmenter(self) -> dict[str, Any]:
+        """The segmenter's settings as written (``analysis.segmenter``)."""
+        return dict(self.document.analysis.segmenter)
+
+    @property
     def sample_fps(self) -> float | None:
         """The rate really used (``analysis.sample_fps``): ``None`` when every frame was
         analysed, also when the requested rate was above the video's frame rate."""
