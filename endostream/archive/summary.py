@@ -149,7 +149,7 @@ def build_summary(records: Sequence[VideoRecord], *, engine: str, models: dict[s
                   wall_s: float, root: str | None = None) -> dict[str, Any]:
     """The ``archive.json`` document. ``complete`` is false while any video is pending
     or was interrupted; ``root`` is the folder the videos' names are relative to."""
-    doc = {
+    summary = {
         "schema": SCHEMA_ID,
         "complete": not any(r.status in ("pending", "interrupted") for r in records),
         "engine": engine,
@@ -161,8 +161,8 @@ def build_summary(records: Sequence[VideoRecord], *, engine: str, models: dict[s
         "videos": [r.to_json() for r in records],
     }
     if root is not None:
-        doc["root"] = root
-    return doc
+        summary["root"] = root
+    return summary
 
 
 def summary_csv(records: Sequence[VideoRecord], labels: Sequence[str] = ()) -> str:

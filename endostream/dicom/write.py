@@ -93,7 +93,7 @@ def write_procedure(procedure: Procedure, frames: FrameTable | None, identity: I
     when = when or datetime.now()
     codec = recording_codec(video)
     numbered = [(i, s) for i, s in enumerate(procedure.sections, 1) if s.label != UNUSABLE]
-    times = thumbnail_times([s for _, s in numbered], frames)
+    times = thumbnail_times([s for _, s in numbered], frames, procedure.good_threshold)
     pictures = grab_frames(video, times)
     image_series = Series.new(*IMAGE_SERIES)
     written: list[WrittenFile] = []

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from endostream.review.procedure import FrameTable
+from endostream.segmentation.config import is_good
 from endostream.segmentation.section import UNUSABLE, Section
 
 #: Seconds of video a stretch spans: long enough to see what the scope shows, short
@@ -90,7 +91,7 @@ def frame_doubt(frames: FrameTable, sections: Sequence[Section], *, good_at: flo
     n = len(frames)
     organ = np.nan_to_num(frames.organ, nan=0.0).reshape(n, len(frames.organ_labels))
     # A model without a quality head: every frame counts as good.
-    good = np.nan_to_num(frames.good, nan=1.0) >= good_at
+    good = is_good(frames.good, good_at)
     if organ.shape[1] >= 2:
         top2 = np.sort(organ, axis=1)[:, -2:]
         margin = top2[:, 1] - top2[:, 0]
