@@ -1,10 +1,10 @@
 """Writing ``sections.json`` (schema ``endostream.sections/1``).
 
 The document itself is :class:`~endostream.output.document.SectionsDocument` (with its one
-reader, :func:`~endostream.output.document.read_sections`); :func:`write_sections` writes
+reader, :func:`~endostream.output.document.read_sections`); :func:`write_document` writes
 one atomically (:mod:`endostream.output.atomic`), so a reader never sees half a file, even
-after a crash or Ctrl+C. :func:`build_document` assembles a document from a run's parts;
-the offline pipeline, the live session and the archive all build their documents here.
+after a crash or Ctrl+C. :func:`build_document` assembles a document from a run's parts
+(the live session's; the offline pipeline returns its document ready made).
 
 The JSON Schema ships in the package (``endostream/schema/sections.schema.json``); the
 reader checks every file against it and the README documents every field.
@@ -37,7 +37,7 @@ from endostream.output.document import (
 from endostream.segmentation.section import Section
 
 __all__ = ["SCHEMA_ID", "DEFAULT_SECTIONS_SUFFIX", "schema", "build_document",
-           "write_document", "write_sections"]
+           "write_document"]
 
 #: Suffix of a video's sections file when endostream names it (beside the video, or in an
 #: archive's --out-dir).
@@ -79,10 +79,3 @@ def write_document(path: str | os.PathLike, document: SectionsDocument, *,
                    hint: str = "choose another --out") -> None:
     """Write ``document`` to ``path`` atomically (``hint``: what to do when it fails)."""
     write_text_atomic(path, document.dumps(), hint=hint)
-
-
-def write_sections(path: str | os.PathLike, **document_fields: Any) -> SectionsDocument:
-    """Build the document (see :func:`build_document`) and write it atomically."""
-    doc = build_document(**document_fields)
-    write_document(path, doc)
-    return doc

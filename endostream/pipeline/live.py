@@ -42,7 +42,8 @@ from endostream.errors import UsageError
 from endostream.frames import QUEUE_POLL_S, Frame, Prediction, SourceInfo
 from endostream.inference.defaults import LIVE_BATCH, check_batch
 from endostream.inference.worker import InferenceWorker
-from endostream.output.sections_file import write_sections
+from endostream.output.document import SectionsDocument
+from endostream.output.sections_file import build_document, write_document
 from endostream.pipeline.stats import (
     STATS_WINDOW_S,
     ConfidenceWindow,
@@ -270,9 +271,9 @@ class LiveSession:
 
     # -- sections.json ------------------------------------------------------------------
 
-    def document_fields(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`~endostream.output.sections_file.write_sections`
-        (and :func:`~endostream.output.sections_file.build_document`) for this run."""
+    def document(self) -> SectionsDocument:
+        """The :class:`~endostream.output.document.SectionsDocument` of what the session
+        has seen so far (what :meth:`write` writes)."""
         info = self.source.info
         end_s, end_frame = self._end()
         captured = self.source.decoded_frames
@@ -283,26 +284,28 @@ class LiveSession:
         with self._lock:
             analysed = self._analysed
         stats = self.stats()
-        return {
-            "sections": self.sections(),
-            "complete": self.complete,
-            "source": SourceInfo(path=info.path, fps=fps, frames=captured, duration_s=duration,
-                                 width=info.width, height=info.height, live=info.live),
-            "models": self.classifier.describe(),
-            "frames_analysed": analysed,
+        return build_document(
+            sections=self.sections(),
+            complete=self.complete,
+            source=SourceInfo(path=info.path, fps=fps, frames=captured, duration_s=duration,
+                              width=info.width, height=info.height, live=info.live),
+            models=self.classifier.describe(),
+            frames_analysed=analysed,
             # Live, the analysed rate is whatever inference kept up with: report it.
-            "sample_fps": round(analysed / duration, 3) if analysed and duration > 0 else None,
-            "segmenter": self.segmenter.describe(),
-            "extra_analysis": {"live": {
+            sample_fps=round(analysed / duration, 3) if analysed and duration > 0 else None,
+            segmenter=self.segmenter.describe(),
+            extra_analysis={"live": {
                 "frames_dropped": stats.dropped,
                 "reconnects": stats.reconnects,
                 "batch_size": self._worker.batch_size,
             }},
-        }
+        )
 
-    def write(self, path: str | Path) -> dict[str, Any]:
+    def write(self, path: str | Path) -> SectionsDocument:
         """Write ``sections.json`` (atomically) for what the session has seen so far."""
-        return write_sections(path, **self.document_fields())
+        document = self.document()
+        write_document(path, document)
+        return document
 
     # -- threads' side ------------------------------------------------------------------
 
