@@ -25,10 +25,11 @@ and ``endostream.quantization`` saying how it was made:
 The runtime refuses an int8 file on GPU providers (:mod:`endostream.inference.classifier`):
 the CUDA provider would run the QDQ graph in float32 with extra steps.
 
-Measured on the bundled pair (2 shared vCPU, AMD EPYC with AVX-512 VNNI, onnxruntime
-1.31.1, 2026-12-03, other jobs busy): 96 calibration frames, 100 % argmax agreement on 96
-frames of another seed, largest probability change 0.25 (quality) / 0.06 (organ); batch 8
-at 36.6 against 68.3 ms/frame (fp32). The speed figures of record are the benchmark's.
+Measured 2026-12-03 (2 shared vCPU, AMD EPYC with AVX-512 VNNI, onnxruntime 1.31.1,
+under heavy load from other jobs; README "Performance"): the shared model's int8 file
+is 1.1-1.7x faster than fp32 in CPU time, not the 1.5x hoped for (EfficientNet's element-wise
+SiLU, squeeze-excitation and residual ops become slow ``QLinear*`` kernels); the bundled
+pair's int8 file fails the gate (quality head 94.6 % agreement).
 
 >>> QDQ_SETTINGS["per_channel"], QDQ_SETTINGS["weights"]
 (True, 'int8')
@@ -64,8 +65,8 @@ from endostream.output.guard import check_outputs
 
 log = logging.getLogger(__name__)
 
-#: Calibration frames: 96 gave 100 % agreement on the bundled pair (module docstring);
-#: ranges from fewer frames clip the rarer looks.
+#: Calibration frames: every scene x look x mask combination of the parity frames several
+#: times over.
 CALIBRATION_FRAMES = 96
 #: Seed of the calibration frames (the parity frames use :data:`.parity.PARITY_SEED`).
 CALIBRATION_SEED = 31
