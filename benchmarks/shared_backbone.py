@@ -207,13 +207,16 @@ def markdown(part: dict[str, Any]) -> list[str]:
     def f(v: Any) -> str:
         return "–" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
 
+    def ratio(v: Any) -> str:  # two places: 0.57 against a 0.6 target must not read "0.6"
+        return "–" if v is None else f"{v:.2f}"
+
     r = part["ratios"]
     for name, m in part["models"].items():
         over = r.get(f"{name}_default_rate_over_decode")
         over_cpu = r.get(f"{name}_default_rate_over_decode_cpu")
         lines.append(f"| {name}: {part['paths'][name]} | {f(m['inference_ms_per_frame'])} | "
                      f"**{f(m['e2e_fps'])}** | {f(m['default_rate_decoded_fps'])} "
-                     f"({f(over)}; CPU time {f(over_cpu)}) | {f(m['live_p50_ms'])} | "
+                     f"({ratio(over)}; CPU time {ratio(over_cpu)}) | {f(m['live_p50_ms'])} | "
                      f"{f(m['live_p99_ms'])} | "
                      f"{f(m['live_dropped'])} |")
     lines.append(f"| shared / pair | {f(r['shared_over_pair_inference'])}x | "
@@ -223,5 +226,5 @@ def markdown(part: dict[str, Any]) -> list[str]:
                      f"**{f(r['int8_over_shared_e2e_fps'])}x** | | | | |")
     for key, t in part["targets"].items():
         met = {True: "yes", False: "**no**", None: "–"}[t["met"]]
-        lines.append(f"- `{key}` = {f(t['value'])} (target {t['target']}): {met}")
+        lines.append(f"- `{key}` = {ratio(t['value'])} (target {t['target']}): {met}")
     return lines
