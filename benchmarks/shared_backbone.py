@@ -145,7 +145,8 @@ def _best(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
-    return round(num / den, 3) if num and den else None
+    # four significant digits, not three places: a small ratio keeps its precision
+    return float(f"{num / den:.4g}") if num and den else None
 
 
 def ratios(models: dict[str, dict[str, Any]], naive_fps: float | None,

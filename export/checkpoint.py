@@ -228,7 +228,8 @@ def _is_state_dict(obj: Mapping) -> bool:
 
 def _refusal(name: str, text: str) -> str:
     """One-line refusal for a file the tensors-only unpickler would not build."""
-    found = re.search(r"GLOBAL ([\w.]+)", text)
+    # torch >= 2.4 says "GLOBAL pkg.Class"; older releases "Unsupported class pkg.Class"
+    found = re.search(r"(?:GLOBAL|Unsupported class) ([\w.]+)", text)
     what = f" ({found.group(1)})" if found else ""
     return (
         f"refusing to load checkpoint '{name}': it holds pickled Python objects{what}, "

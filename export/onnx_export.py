@@ -39,6 +39,7 @@ onnxruntime applies them itself at load time.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import logging
 import tempfile
@@ -179,6 +180,10 @@ def export_onnx(
         raise UsageError(f"--opset {opset} is out of range; use {MIN_OPSET}..{newest}")
     _check_output(out, heads, overwrite)
     precision = "fp16" if fp16 else "fp32"
+    if fp16 and not cpu_runs_half():
+        raise UsageError(
+            f"--fp16 traces the network in float16 on the CPU, which torch {torch.__version__} "
+            "cannot do (no float16 convolution); upgrade torch, or export the fp32 file")
 
     # Folded into the graph (softmax(logits / T)) and recorded in the metadata.
     temperatures = {spec.name: spec.temperature for spec in specs}
@@ -237,6 +242,16 @@ def warn_shortcut(reference: FrameClassifier, labels: dict[str, list[str]],
     report = shortcut_check(frames, predict, labels["organ"])
     (log.warning if report.flagged else log.info)("%s", report.summary())
     return report
+
+
+def cpu_runs_half() -> bool:
+    """Whether this torch has a CPU float16 convolution (torch 2.1 has none)."""
+    x = torch.zeros(1, 1, 3, 3, dtype=torch.float16)
+    try:
+        torch.nn.functional.conv2d(x, torch.zeros(1, 1, 1, 1, dtype=torch.float16))
+    except RuntimeError:
+        return False
+    return True
 
 
 def _thesis_modules(specs: list[HeadSpec], fp16: bool, temperatures: dict[str, float]):
@@ -309,8 +324,11 @@ def _to_onnx(module: FrameClassifier, opset: int, exporter: str) -> onnx.ModelPr
         # The TorchScript exporter is chosen on purpose (module docstring).
         warnings.filterwarnings("ignore", "You are using the legacy", DeprecationWarning)
         path = Path(tmpdir) / "graph.onnx"
+        # torch < 2.5 has only the TorchScript exporter and no ``dynamo`` argument
+        legacy = {"dynamo": False} if "dynamo" in inspect.signature(
+            torch.onnx.export).parameters else {}
         torch.onnx.export(
-            module, (example,), str(path), dynamo=False, opset_version=opset,
+            module, (example,), str(path), **legacy, opset_version=opset,
             input_names=[INPUT_NAME], output_names=outputs, do_constant_folding=True,
             dynamic_axes={name: {0: BATCH_AXIS} for name in [INPUT_NAME, *outputs]},
         )

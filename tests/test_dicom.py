@@ -26,8 +26,9 @@ pytest.importorskip("highdicom")
 pytest.importorskip("pynetdicom")
 
 from endostream.cli import main  # noqa: E402
+from endostream.dicom.video import h264_level, level_from_extradata, why_not_qualifying  # noqa: E402,E501
 from endostream.errors import EXIT_SEND  # noqa: E402
-from helpers.clips import read_index  # noqa: E402
+from helpers.clips import encode_clip, read_index  # noqa: E402
 from helpers.orthanc import ORTHANC_AET, free_port, orthanc_available, start_orthanc  # noqa: E402
 from helpers.review import (COLORS, FPS, HEIGHT, LAYOUT, WIDTH, frame_image,  # noqa: E402
                             make_procedure)
@@ -262,8 +263,27 @@ def test_with_video_re_encodes_a_recording_that_does_not_qualify(procedure, tmp_
     stream = video_stream(ds)
     with av.open(io.BytesIO(stream), format="h264") as c:
         cc = c.streams.video[0].codec_context
-        assert (cc.profile, cc.pix_fmt) == ("High", "yuv420p") and cc.level <= 41
+        assert (cc.profile, cc.pix_fmt) == ("High", "yuv420p") and h264_level(cc) <= 41
     assert decoded_indices(stream) == list(range(LAYOUT[-1][2] + 1))
+
+
+@pytest.mark.parametrize("level", ["3.1", "5.1"])
+def test_the_h264_level_is_read_from_the_stream_itself(tmp_path, level):
+    # PyAV has a codec level field only from 18.1; older PyAV (the floor is 16) relies on
+    # reading the sequence parameter set, so both ways must agree on a real encode.
+    idc = int(level.replace(".", ""))
+    path = encode_clip(tmp_path / "l.mp4", [frame_image(0)] * 3, options={"level": level})
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        avcc = bytes(stream.codec_context.extradata)
+        assert h264_level(stream.codec_context) == idc
+        assert getattr(stream.codec_context, "level", idc) == idc
+        why = why_not_qualifying(stream)
+    assert level_from_extradata(avcc) == idc
+    sps = avcc[8:8 + int.from_bytes(avcc[6:8], "big")]  # the avcC record's first SPS
+    assert level_from_extradata(b"\x00\x00\x00\x01" + sps) == idc
+    assert level_from_extradata(b"\x00\x00\x01\x68\xce\x38\x80") is None  # a PPS only
+    assert why == (None if idc <= 41 else "its H.264 level is 5.1, above 4.1")
 
 
 @needs_dciodvfy

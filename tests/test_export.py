@@ -36,7 +36,7 @@ from endostream.errors import ModelError, UsageError  # noqa: E402
 from endostream.export.checkpoint import read_checkpoint  # noqa: E402
 from endostream.export.graph import IMAGENET_MEAN, IMAGENET_STD, FrameClassifier  # noqa: E402
 from endostream.export.model import build_classifier, classifier_from_checkpoint  # noqa: E402
-from endostream.export.onnx_export import export_onnx, head_spec  # noqa: E402
+from endostream.export.onnx_export import cpu_runs_half, export_onnx, head_spec  # noqa: E402
 from endostream.export.parity import (  # noqa: E402
     FP16_PARITY_BOUND,
     FP32_PARITY_BOUND,
@@ -217,6 +217,11 @@ def test_fp16_variant_keeps_io_types_and_is_refused_on_cpu(workdir):
     # model's would be.
     path = workdir / "organ-calm.pth"
     net = thesis_checkpoint(3, seed=3, path=path, logit_std=FP16_LOGIT_STD)
+    if not cpu_runs_half():
+        with pytest.raises(UsageError, match="cannot do .no float16 convolution"):
+            export_onnx([head_spec("organ", path)], workdir / "organ-fp16.onnx", fp16=True)
+        assert not (workdir / "organ-fp16.onnx").exists()
+        pytest.skip(f"torch {torch.__version__} refuses --fp16 on the CPU (checked above)")
     result = export_onnx([head_spec("organ", path)], workdir / "organ-fp16.onnx",
                          fp16=True, parity_frames=FEW_FRAMES)
     assert result.precision == "fp16" and result.parity.bound == FP16_PARITY_BOUND

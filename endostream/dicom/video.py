@@ -46,6 +46,30 @@ MAX_STREAM_BYTES = 2 ** 31
 ENCODE_OPTIONS = {"profile": "high", "level": "4.1", "crf": "18", "preset": "fast"}
 
 
+def h264_level(cc) -> int | None:
+    """``level_idc`` (41 for 4.1) of an H.264 stream: PyAV's own field where it has one
+    (18.1 and later), else :func:`level_from_extradata`."""
+    level = getattr(cc, "level", None)
+    if level is not None and level >= 0:
+        return int(level)
+    return level_from_extradata(bytes(cc.extradata or b""))
+
+
+def level_from_extradata(data: bytes) -> int | None:
+    """``level_idc`` from H.264 extradata: an avcC record (MP4, MKV: its byte 3) or Annex B
+    start codes before a sequence parameter set (the byte after profile and flags)."""
+    if len(data) >= 4 and data[0] == 1:
+        return data[3]
+    for start in (b"\x00\x00\x00\x01", b"\x00\x00\x01"):
+        at = data.find(start)
+        while at >= 0:
+            nal = at + len(start)
+            if nal + 3 < len(data) and data[nal] & 0x1F == 7:  # an SPS
+                return data[nal + 3]
+            at = data.find(start, nal)
+    return None
+
+
 def why_not_qualifying(stream: av.video.stream.VideoStream) -> str | None:
     """Why the recording's video cannot be copied as it is (``None``: it can)."""
     cc = stream.codec_context
@@ -53,8 +77,11 @@ def why_not_qualifying(stream: av.video.stream.VideoStream) -> str | None:
         return f"its codec is {cc.name}, not H.264"
     if cc.profile not in QUALIFYING_PROFILES:
         return f"its H.264 profile is {cc.profile}, not High or below"
-    if cc.level is not None and cc.level > MAX_LEVEL:
-        return f"its H.264 level is {cc.level / 10:.1f}, above 4.1"
+    level = h264_level(cc)
+    if level is None:
+        return "its H.264 level cannot be read"
+    if level > MAX_LEVEL:
+        return f"its H.264 level is {level / 10:.1f}, above 4.1"
     if cc.pix_fmt not in ("yuv420p", "yuvj420p"):
         return f"its pixels are {cc.pix_fmt}, not 8-bit 4:2:0"
     if cc.width > MAX_SIZE[0] or cc.height > MAX_SIZE[1]:

@@ -224,6 +224,10 @@ def _load_file(path: Path, choice: ProviderChoice,
         digest = sha256_file(path)
     except OSError as e:
         raise ModelError(f"{where} cannot be read ({e.strerror}); check its permissions") from e
+    if path.stat().st_size == 0:
+        # said here: onnxruntime's own words for an empty file differ between releases
+        raise ModelError(f"{where} is not an ONNX model, or is truncated (the file is empty); "
+                         f"copy it again or {_REEXPORT}")
     # The contract is checked on a CPU session first: that is cheap, and a GPU provider
     # (TensorRT builds engines for minutes) is only started for a file that passes.
     session = _open(where, path, CPU_CHOICE, options)

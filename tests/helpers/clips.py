@@ -46,6 +46,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.video.stream
 import numpy as np
 
 #: Grey levels of a 0 and a 1 cell in :func:`index_frame` (far from 0/255 so limited-range
@@ -122,6 +123,16 @@ def _cell(bit: int, width: int, height: int) -> tuple[int, int, int, int]:
     col, row = bit % 4, bit // 4
     return (row * height // 2, (row + 1) * height // 2,
             col * width // 4, (col + 1) * width // 4)
+
+
+def display_matrix_unsupported() -> str | None:
+    """Why a display matrix cannot be written here, or None: PyAV before 18.1 has no
+    ``VideoStream.set_display_rotation``. Reading one needs only the floor (PyAV 16), so
+    only the tests that must write one skip on older PyAV, with this reason."""
+    if hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        return None
+    return (f"PyAV {av.__version__} cannot write a display matrix (VideoStream."
+            "set_display_rotation came in 18.1); reading one is tested with newer PyAV")
 
 
 def encode_clip(

@@ -55,7 +55,14 @@ import numpy as np
 
 from endostream.errors import EXIT_OK, EXIT_PARTIAL, EXIT_VIDEO
 
-from .clips import FORMATS, damaged_copy, encode_audio_only, encode_clip, truncated_copy
+from .clips import (
+    FORMATS,
+    damaged_copy,
+    display_matrix_unsupported,
+    encode_audio_only,
+    encode_clip,
+    truncated_copy,
+)
 from .corpus_run import ERROR, PARTIAL, PROCESSED, RunResult, outcome, problems, run_case
 from .onnx_models import DEFAULT_ORGAN_COLORS
 
@@ -362,7 +369,8 @@ CASE_LIST: list[Case] = [
          check=_all(_size(WIDTH, HEIGHT), _labels(CONTENT_LABEL))),
     Case("rotated", "2 s 160x120 H.264 with a 90 degree display matrix", PROCESSED,
          _clip("rotated.mp4", 2 * FPS, rotation=90),
-         check=_all(_size(HEIGHT, WIDTH), _labels(CONTENT_LABEL))),
+         check=_all(_size(HEIGHT, WIDTH), _labels(CONTENT_LABEL)),
+         skip=display_matrix_unsupported),
     Case("vfr", "H.264 MP4 at 25, then 10 fps, a 0.7 s gap, then 50 fps (65 frames, 3.2 s)",
          PROCESSED, _vfr, check=_all(_check_vfr, _labels(CONTENT_LABEL))),
     Case("black-start", f"{BLACK_S:g} s of black, then {CONTENT_S:g} s of scope content",
