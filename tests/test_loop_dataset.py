@@ -56,8 +56,9 @@ def test_dataset_frames_come_from_inside_their_sections(tiny, tmp_path, capsys):
     out.parent.mkdir()
     assert main(["dataset", str(tiny.sections), "--out", str(out), "--fps", "10",
                  "--margin", "0.2"]) == 0
-    assert "wrote" in capsys.readouterr().err
+    said = capsys.readouterr().err
     rows = _rows(out)
+    assert f"wrote {out}: 4 sections of 1 file, about " in said and " frames (" in said
     assert [r["recording"] for r in rows] == ["procedure.mp4"] * 4
     assert rows[0]["path"] == "../rec/procedure.mp4"  # relative to the CSV
     assert [(r["organ"], r["quality"]) for r in rows] == [

@@ -37,6 +37,7 @@ from endostream.loop.dataset import (
 )
 from endostream.output.atomic import write_text_atomic
 from endostream.output.guard import add_overwrite_option, check_outputs, output_folder
+from endostream.output.table import count
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         key = r.organ or f"quality {r.quality}"
         counts[key] = counts.get(key, 0) + r.frames
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    print(f"wrote {args.out}: {len(rows)} sections of {len(args.sections)} file(s), about "
-          f"{frames} frames ({summary})"
-          + (f", plus {len(included)} rows included" if included else ""), file=sys.stderr)
+    print(f"wrote {args.out}: {count(len(rows), 'section')} of "
+          f"{count(len(args.sections), 'file')}, about {count(frames, 'frame')} ({summary})"
+          + (f", plus {count(len(included), 'row')} included" if included else ""),
+          file=sys.stderr)
     return 0

@@ -33,6 +33,7 @@ from endostream.review.labelstudio import (
 )
 from endostream.review.outputs import check_output, check_output_dir
 from endostream.review.procedure import load_procedure
+from endostream.output.table import count
 
 #: Where Label Studio serves files of its local storage from (see the README).
 DEFAULT_URL_PREFIX = "/data/local-files/?d="
@@ -144,8 +145,8 @@ def run_import(args: argparse.Namespace) -> int:
     for doc, path in zip(docs, outputs.values(), strict=True):
         write_text_atomic(path, doc.dumps(), hint="choose another --out-dir")
     changed = sum(len(d.review.changed) for d in docs if d.review)
-    print(f"wrote {len(docs)} corrected sections file{'s' if len(docs) != 1 else ''} to "
-          f"{out_dir} ({changed} sections changed); {unannotated} task"
-          f"{'s' if unannotated != 1 else ''} without an annotation left out",
+    print(f"wrote {count(len(docs), 'corrected sections file')} to {out_dir} "
+          f"({count(changed, 'section')} changed); {count(unannotated, 'task')} without an "
+          "annotation left out",
           file=sys.stderr)
     return 0

@@ -30,6 +30,7 @@ from endostream.review.procedure import FrameTable, Procedure
 from endostream.review.thumbnails import thumbnail_times
 from endostream.review.video import grab_frames, open_video
 from endostream.segmentation.section import UNUSABLE
+from endostream.output.table import count
 
 #: The structured document's and the recording's file names in --out-dir.
 DOCUMENT_NAME, RECORDING_NAME = "sections-sr.dcm", "recording-video.dcm"
@@ -120,7 +121,7 @@ def write_procedure(procedure: Procedure, frames: FrameTable | None, identity: I
     save(sr, path)
     read_back(path, sr)
     written.append(WrittenFile(path, "document", sr.SOPClassUID, sr.SOPInstanceUID,
-                               f"{len(procedure.sections)} sections"))
+                               count(len(procedure.sections), "section")))
     if with_video:
         ds, reason = recording_video(video, identity=identity,
                                      series=Series.new(*RECORDING_SERIES), when=when)
