@@ -75,14 +75,14 @@ def procedure_spec(rng: np.random.Generator) -> ProcedureSpec:
     return ProcedureSpec(tuple(segments))
 
 
-def _run(argv: Sequence[str]) -> None:
+def run_cli(argv: Sequence[str]) -> None:
     code = cli([str(a) for a in argv])
     if code != 0:
         raise SystemExit(f"benchmark step failed (exit {code}): endostream {' '.join(argv)}")
 
 
 def _segment(model: Path, video: Path, out: Path) -> Path:
-    _run(["segment", video, "--models", model, "--device", "cpu", "--out", out, "--quiet",
+    run_cli(["segment", video, "--models", model, "--device", "cpu", "--out", out, "--quiet",
           "--overwrite"])
     return out
 
@@ -101,7 +101,7 @@ def _correct(predicted: Path, truth_sections: Sequence[Any], out: Path) -> int:
 def _train(data: Path, out: Path, *, steps: int, batch: int, seed: int, threads: int,
            init: Path | None = None) -> float:
     started = time.perf_counter()
-    _run(["train", data, "--task", "both", "--out", out, "--lr", "1e-3", "--batch", batch,
+    run_cli(["train", data, "--task", "both", "--out", out, "--lr", "1e-3", "--batch", batch,
           "--max-steps", steps, "--epochs", 1000, "--patience", 0, "--keep", "last",
           "--val-fraction", 0, "--no-calibrate", "--seed", seed, "--threads", threads,
           "--device", "cpu", "--overwrite", *(["--init", init] if init else [])])
@@ -109,7 +109,7 @@ def _train(data: Path, out: Path, *, steps: int, batch: int, seed: int, threads:
 
 
 def _export(checkpoint: Path, out: Path) -> None:
-    _run(["export", "--shared", checkpoint, "--out", out, "--parity-frames", 2, "--overwrite"])
+    run_cli(["export", "--shared", checkpoint, "--out", out, "--parity-frames", 2, "--overwrite"])
 
 
 def _score(model: Path, tests: Sequence[tuple[Path, Any]], work: Path, name: str
@@ -165,7 +165,7 @@ def run(work: Path, *, counts: Sequence[int], tests: int, weak_steps: int, steps
     for n in counts:
         labels = work / f"corrected{n}" / "labels.csv"
         labels.parent.mkdir(exist_ok=True)
-        _run(["dataset", *corrected[:n], "--out", labels, "--fps", fps, "--margin", margin_s,
+        run_cli(["dataset", *corrected[:n], "--out", labels, "--fps", fps, "--margin", margin_s,
               "--overwrite"])
         model = work / f"fine{n}.pth"
         timings[f"train_n{n}_s"] = _train(labels, model, steps=steps, batch=batch, seed=seed,
