@@ -26,7 +26,6 @@ are printed with them. Run it niced on a shared machine::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.machine import describe_machine, load_average
+from benchmarks.machine import describe_machine, load_average, machine_line, write_run_json
 from endostream.cli import main as cli
 from endostream.evaluation.sections import evaluate_sections, pool
 from endostream.output.corrections import reviewed_document
@@ -83,7 +82,7 @@ def run_cli(argv: Sequence[str]) -> None:
 
 def _segment(model: Path, video: Path, out: Path) -> Path:
     run_cli(["segment", video, "--models", model, "--device", "cpu", "--out", out, "--quiet",
-          "--overwrite"])
+             "--overwrite"])
     return out
 
 
@@ -102,9 +101,9 @@ def _train(data: Path, out: Path, *, steps: int, batch: int, seed: int, threads:
            init: Path | None = None) -> float:
     started = time.perf_counter()
     run_cli(["train", data, "--task", "both", "--out", out, "--lr", "1e-3", "--batch", batch,
-          "--max-steps", steps, "--epochs", 1000, "--patience", 0, "--keep", "last",
-          "--val-fraction", 0, "--no-calibrate", "--seed", seed, "--threads", threads,
-          "--device", "cpu", "--overwrite", *(["--init", init] if init else [])])
+             "--max-steps", steps, "--epochs", 1000, "--patience", 0, "--keep", "last",
+             "--val-fraction", 0, "--no-calibrate", "--seed", seed, "--threads", threads,
+             "--device", "cpu", "--overwrite", *(["--init", init] if init else [])])
     return time.perf_counter() - started
 
 
@@ -165,8 +164,8 @@ def run(work: Path, *, counts: Sequence[int], tests: int, weak_steps: int, steps
     for n in counts:
         labels = work / f"corrected{n}" / "labels.csv"
         labels.parent.mkdir(exist_ok=True)
-        run_cli(["dataset", *corrected[:n], "--out", labels, "--fps", fps, "--margin", margin_s,
-              "--overwrite"])
+        run_cli(["dataset", *corrected[:n], "--out", labels, "--fps", fps,
+                 "--margin", margin_s, "--overwrite"])
         model = work / f"fine{n}.pth"
         timings[f"train_n{n}_s"] = _train(labels, model, steps=steps, batch=batch, seed=seed,
                                           threads=threads, init=weak)
@@ -241,12 +240,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({result['test_seconds']} s)\n")
     print(table(result["rows"]))
     print(f"\nThe reviewer fixed {result['wrong_sections_corrected']} wrong sections. Timings "
-          f"(s): {result['timings_s']}. {machine['cpu_model']}, {machine['cores_logical']} "
-          f"cores, load average {machine['loadavg_start']} -> {machine['loadavg_end']}.")
+          f"(s): {result['timings_s']}. {machine_line(machine)}.")
     if args.json is not None:
-        args.json.write_text(json.dumps({**result, "machine": machine,
-                                         "args": {k: str(v) for k, v in vars(args).items()}},
-                                        indent=2))
+        write_run_json(args.json, result, machine, args)
     return 0
 
 

@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -118,6 +119,25 @@ def describe_machine() -> dict[str, Any]:
                 "names": _gpu_names() if gpu.usable else []},
         "loadavg_start": load_average(),
     }
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    """CPU, cores and the load at the start and end of a run, for its closing line.
+
+    >>> machine_line({"cpu_model": "EPYC", "cores_logical": 2, "loadavg_start": [1.0],
+    ...               "loadavg_end": [2.0]})
+    'EPYC, 2 cores, load average [1.0] -> [2.0]'
+    """
+    return (f"{machine['cpu_model']}, {machine['cores_logical']} cores, load average "
+            f"{machine['loadavg_start']} -> {machine.get('loadavg_end')}")
+
+
+def write_run_json(path: Path, result: dict[str, Any], machine: dict[str, Any],
+                   args: Any) -> None:
+    """A run's figures with the machine and the command-line arguments it ran with."""
+    path.write_text(json.dumps({**result, "machine": machine,
+                                "args": {k: str(v) for k, v in vars(args).items()}},
+                               indent=2))
 
 
 def load_average() -> list[float] | None:

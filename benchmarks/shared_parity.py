@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.correction_loop import procedure_spec, run_cli
-from benchmarks.machine import describe_machine, load_average
+from benchmarks.machine import describe_machine, load_average, machine_line, write_run_json
 from endostream.bundled import demo_model_path
 from endostream.commands.synth import parse_size
 from endostream.contract import GOOD_LABEL
@@ -51,6 +51,7 @@ from endostream.evaluation.datasets import read_dataset
 from endostream.evaluation.sections import evaluate_sections
 from endostream.inference.classifier import Classifier
 from endostream.pipeline.offline import SegmentOptions, segment_video
+from endostream.segmentation.config import SegmenterConfig
 from endostream.synth import GroundTruth, default_spec, render_dataset, render_procedure
 from endostream.synth.scenes import FOV_SHAPES
 
@@ -138,7 +139,7 @@ def score_video(classifier: Classifier, video: Path, truth: GroundTruth
     bad_frames: list[tuple[float, str, float]] = []
 
     def collect(prediction: Any) -> None:
-        frame = truth.frames[min(round(prediction.pts_s * truth.fps), truth.n_frames - 1)]
+        frame = truth.frame_at(prediction.pts_s)
         if frame.quality != GOOD_LABEL:
             bad_frames.append((prediction.pts_s, frame.look,
                                float(prediction.probs["quality"][good])))
@@ -166,7 +167,7 @@ def score_model(model: Path, inputs: Inputs, threads: int) -> dict[str, Any]:
                 row["demo_bad_frames"] = [(round(t, 2), look, round(p, 3)) for t, look, p in bad]
     row["bad_frames_by_look"] = {
         look: {"frames": len(p), "mean_p_good": round(float(np.mean(p)), 3),
-               "called_good": round(float(np.mean(np.array(p) >= 0.5)), 3)}
+               "called_good": round(float(np.mean(SegmenterConfig().is_good(np.array(p)))), 3)}
         for look, p in sorted(by_look.items())}
     return row
 
@@ -212,7 +213,7 @@ def table(pair: dict[str, Any], shared: Sequence[dict[str, Any]], steps: int) ->
     for r in shared:
         lines.append(row(f"shared, seed {r['seed']}, {steps} steps", r))
     if len(shared) > 1:
-        lines.append(f"| shared, mean ± sd (min–max) | "
+        lines.append("| shared, mean ± sd (min–max) | "
                      + " | ".join(_spread([r[k] for r in shared]) for k in ACCURACIES) + " | "
                      + " | ".join(_spread([r["videos"][v]["f1"] for r in shared])
                                   for v in videos) + " |")
@@ -301,13 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = [k for k, ok in result["parity"].items() if not ok]
     print(f"\nParity ({ACCURACY_TOLERANCE:g} accuracy, equal F1, every seed): "
           + ("holds" if not failed else "fails on " + ", ".join(failed)))
-    print(f"Timings (s): {result['timings_s']}. {machine['cpu_model']}, "
-          f"{machine['cores_logical']} cores, load average {machine['loadavg_start']} -> "
-          f"{machine['loadavg_end']}.")
+    print(f"Timings (s): {result['timings_s']}. {machine_line(machine)}.")
     if args.json is not None:
-        args.json.write_text(json.dumps({**result, "machine": machine,
-                                         "args": {k: str(v) for k, v in vars(args).items()}},
-                                        indent=2))
+        write_run_json(args.json, result, machine, args)
     return 0 if not failed else 1
 
 

@@ -26,7 +26,11 @@ pytest.importorskip("highdicom")
 pytest.importorskip("pynetdicom")
 
 from endostream.cli import main  # noqa: E402
-from endostream.dicom.video import h264_level, level_from_extradata, why_not_qualifying  # noqa: E402,E501
+from endostream.dicom.video import (  # noqa: E402
+    h264_level,
+    level_from_extradata,
+    why_not_qualifying,
+)
 from endostream.errors import EXIT_SEND  # noqa: E402
 from helpers.clips import encode_clip, read_index  # noqa: E402
 from helpers.orthanc import ORTHANC_AET, free_port, orthanc_available, start_orthanc  # noqa: E402

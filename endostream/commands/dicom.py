@@ -29,9 +29,9 @@ from endostream.commands.dicom_options import (
 )
 from endostream.errors import OutputError, SendError, UsageError
 from endostream.output.guard import add_overwrite_option, check_outputs
+from endostream.output.table import count
 from endostream.review.outputs import check_output_dir
 from endostream.review.procedure import load_procedure, read_frames_csv
-from endostream.output.table import count
 
 EXAMPLES = """\
 examples:
@@ -137,9 +137,9 @@ def run(args: argparse.Namespace) -> int:
         raise SendError(f"{e}; the files are kept in '{out_dir}'") from None
     if not report.complete:
         first, why = next(iter(report.failed.items()))
-        raise SendError(f"the archive stored {len(report.stored)} of {count(len(written), 'file')}; "
-                        f"not stored: {len(report.failed)} (e.g. {first.name}: {why}); the "
-                        f"files are kept in '{out_dir}'")
+        raise SendError(f"the archive stored {len(report.stored)} of "
+                        f"{count(len(written), 'file')}; not stored: {len(report.failed)} "
+                        f"(e.g. {first.name}: {why}); the files are kept in '{out_dir}'")
     checked = (f"not verified: {report.unverified}" if report.unverified else
                "each found again by C-FIND")
     print(f"stored {count(len(report.stored), 'file')} at {args.called_aet}@{host}:{port} "

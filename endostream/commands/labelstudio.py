@@ -23,6 +23,7 @@ from endostream.errors import CorrectionsError, UsageError
 from endostream.output.atomic import write_text_atomic
 from endostream.output.corrections import allowed_labels
 from endostream.output.guard import add_overwrite_option, check_outputs
+from endostream.output.table import count
 from endostream.review.labelstudio import (
     check_constant_rate,
     corrected_documents,
@@ -33,7 +34,6 @@ from endostream.review.labelstudio import (
 )
 from endostream.review.outputs import check_output, check_output_dir
 from endostream.review.procedure import load_procedure
-from endostream.output.table import count
 
 #: Where Label Studio serves files of its local storage from (see the README).
 DEFAULT_URL_PREFIX = "/data/local-files/?d="

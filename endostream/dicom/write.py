@@ -25,12 +25,12 @@ from endostream.dicom.images import Series, key_frame_image
 from endostream.dicom.video import recording_video
 from endostream.errors import OutputError
 from endostream.output.atomic import AtomicFile
+from endostream.output.table import count
 from endostream.review.clips import clip_name
 from endostream.review.procedure import FrameTable, Procedure
 from endostream.review.thumbnails import thumbnail_times
 from endostream.review.video import grab_frames, open_video
 from endostream.segmentation.section import UNUSABLE
-from endostream.output.table import count
 
 #: The structured document's and the recording's file names in --out-dir.
 DOCUMENT_NAME, RECORDING_NAME = "sections-sr.dcm", "recording-video.dcm"

@@ -184,9 +184,13 @@ class GroundTruth:
     def duration_s(self) -> float:
         return self.n_frames / self.fps
 
+    def frame_at(self, t_s: float) -> FrameTruth:
+        """The frame shown at video time ``t_s`` (clamped to the video)."""
+        return self.frames[min(max(int(t_s * self.fps + 1e-9), 0), self.n_frames - 1)]
+
     def label_at(self, t_s: float) -> str:
         """Section label at video time ``t_s``."""
-        return self.frames[min(max(int(t_s * self.fps + 1e-9), 0), self.n_frames - 1)].label
+        return self.frame_at(t_s).label
 
     def to_json(self) -> dict[str, Any]:
         runs, start = [], 0
