@@ -44,6 +44,9 @@ HEAD_PREFIX = "classifier."
 #: State-dict prefix of a shared-backbone checkpoint's heads (``train --task both``):
 #: skipped as well, so such a checkpoint can start a new run (fine-tuning on corrections).
 SHARED_HEADS_PREFIX = "heads."
+#: State-dict prefix of the backbone, in both networks (torchvision's name); ``train
+#: --backbone-lr`` applies to these parameters.
+BACKBONE_PREFIX = "features."
 
 
 def build_classifier(

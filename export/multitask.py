@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 #: State-dict prefix of the heads; ``heads.<head>.1.weight`` is the head's ``Linear``.
 HEADS_PREFIX = "heads."
 
-#: State-dict prefix of the shared backbone (torchvision's name).
-BACKBONE_PREFIX = "features."
-
 
 class SharedBackbone(nn.Module):
     """EfficientNetB0 features and pooling once, then one ``Dropout + Linear`` per head.

@@ -101,6 +101,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=d["lr"],
                    help="Adam learning rate (default: %(default)g, the thesis range is 1e-5..5e-5 "
                         "from ImageNet weights; from random weights use about 1e-3)")
+    g.add_argument("--backbone-lr", type=float, metavar="LR",
+                   help="Adam learning rate of the backbone only (default: --lr); lower "
+                        "keeps what an --init network learned while new heads train, e.g. "
+                        "--task both --init quality.pth --lr 1e-3 --backbone-lr 3e-4")
     g.add_argument("--batch", type=int, default=d["batch"], metavar="N",
                    help="images per step (default: %(default)s)")
     g.add_argument("--max-steps", type=int, metavar="N",
@@ -161,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         dataset=args.dataset, task=args.task, out=args.out, init=args.init,
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch, max_steps=args.max_steps,
+        epochs=args.epochs, lr=args.lr, backbone_lr=args.backbone_lr, batch_size=args.batch,
+        max_steps=args.max_steps,
         seed=args.seed, threads=args.threads, device=args.device, workers=args.workers,
         resume=args.resume, val_fraction=args.val_fraction, val_recordings=args.val_recordings,
         val_split=args.val_split, synth_bad=args.synth_bad, video_fps=args.video_fps,

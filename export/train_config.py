@@ -49,6 +49,9 @@ class TrainConfig:
     init: Path | str | None = None  #: local ImageNet state dict, or "imagenet" (torchvision's)
     epochs: int = DEFAULT_EPOCHS
     lr: float = DEFAULT_LR
+    #: Adam learning rate of the backbone (``features.*``); None: ``lr``. A lower one keeps
+    #: what an ``init`` network learned while new heads start from random weights.
+    backbone_lr: float | None = None
     batch_size: int = DEFAULT_BATCH
     max_steps: int | None = None  #: stop after this many optimiser steps in all (resume too)
     seed: int = 0
@@ -71,7 +74,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name, ok in (("epochs", self.epochs >= 1), ("batch", self.batch_size >= 1),
-                         ("lr", self.lr > 0), ("workers", self.workers >= 0),
+                         ("lr", self.lr > 0),
+                         ("backbone-lr", self.backbone_lr is None or self.backbone_lr > 0),
+                         ("workers", self.workers >= 0),
                          ("max-steps", self.max_steps is None or self.max_steps >= 1),
                          ("synth-bad", 0.0 <= self.synth_bad <= 1.0),
                          ("video-fps", self.video_fps > 0)):

@@ -28,7 +28,7 @@ from endostream.export.calibration import calibrate
 from endostream.export.graph import IMAGENET_MEAN, IMAGENET_STD, PIXEL_MAX
 from endostream.export.grouping import regroup
 from endostream.export.init_weights import resolve_init
-from endostream.export.model import build_classifier
+from endostream.export.model import BACKBONE_PREFIX, build_classifier
 from endostream.export.selection import BestTracker
 from endostream.export.train_config import (
     LABELS_FORMAT,
@@ -148,10 +148,21 @@ class TrainingRun:
             log.warning("no --init weights: training from random initialisation "
                         "(expect to need many epochs and a higher --lr, e.g. 1e-3)")
         self.model.to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.optimizer = torch.optim.Adam(self._parameter_groups(), lr=cfg.lr)
         self.loss_fn = nn.CrossEntropyLoss()
         if saved is not None:
             self._restore_state(saved)
+
+    def _parameter_groups(self) -> list[dict[str, Any]]:
+        """The backbone (``features.*``, the same name in both networks) at ``backbone_lr``
+        when given, everything else at ``lr``; one group without ``backbone_lr``."""
+        if self.cfg.backbone_lr is None:
+            return [{"params": list(self.model.parameters())}]
+        groups: dict[bool, list[nn.Parameter]] = {True: [], False: []}
+        for name, param in self.model.named_parameters():
+            groups[name.startswith(BACKBONE_PREFIX)].append(param)
+        return [{"params": groups[True], "lr": self.cfg.backbone_lr},
+                {"params": groups[False]}]
 
     def _read_resume(self) -> dict[str, Any]:
         if not self.resume_path.is_file():
@@ -331,9 +342,9 @@ class TrainingRun:
         if improved or cfg.keep == "last" or not cfg.out.is_file():
             _atomic_torch_save(state, cfg.out)
             self.write_sidecar()
-        fixed = {k: getattr(cfg, k) for k in ("task", "lr", "batch_size", "seed", "synth_bad",
-                                              "val_fraction", "video_fps", "dropout",
-                                              "patience", "keep", "group_by")}
+        fixed = {k: getattr(cfg, k) for k in ("task", "lr", "backbone_lr", "batch_size", "seed",
+                                              "synth_bad", "val_fraction", "video_fps",
+                                              "dropout", "patience", "keep", "group_by")}
         fixed["val_split"] = str(cfg.val_split) if cfg.val_split else None
         fixed["augment"] = list(cfg.augment.enabled())
         _atomic_torch_save({

@@ -244,6 +244,41 @@ def test_init_weights_load_the_shared_backbone(tmp_path):
     assert net.heads["organ"][1].out_features == 3
 
 
+@pytest.mark.slow
+def test_backbone_lr_trains_new_heads_on_a_trained_backbone(tmp_path):
+    """The recipe of the shared model: a quality network's backbone (``--init q.pth``),
+    new heads at --lr, the backbone at --backbone-lr; the resume keeps both rates."""
+    from endostream.export.model import build_classifier
+    from endostream.export.train import sidecar_paths
+    from endostream.synth import render_dataset
+
+    data = tmp_path / "data"
+    render_dataset(data, per_class=4, size=(96, 72), recordings=3, bad_fraction=0.5,
+                   image_format="png")
+    torch.manual_seed(7)
+    quality = tmp_path / "quality.pth"  # thesis format: its head is skipped by --init
+    torch.save(build_classifier(2).state_dict(), quality)
+    start = torch.load(quality)
+
+    def moved(out: Path, backbone_lr: str) -> float:
+        assert run_cli(["train", str(data), "--task", "both", "--out", str(out), "--batch", "4",
+                        "--lr", "1e-3", "--backbone-lr", backbone_lr, "--init", str(quality),
+                        "--threads", "2", "--seed", "3", "--max-steps", "3",
+                        "--keep", "last"]) == 0
+        got = torch.load(out)
+        weights = [k for k in got if k.startswith("features.") and k.endswith(".weight")
+                   and got[k].dim() == 4]  # convolutions: no BatchNorm statistics
+        backbone = max(float((got[k] - start[k]).abs().max()) for k in weights)
+        return backbone
+
+    still = moved(tmp_path / "still.pth", "1e-12")
+    fine = moved(tmp_path / "fine.pth", "1e-4")
+    assert still < 1e-9 < fine < 0.01  # Adam moves each weight by about lr per step
+    saved = torch.load(sidecar_paths(tmp_path / "fine.pth")[1], weights_only=True)
+    assert [g["lr"] for g in saved["optimizer"]["param_groups"]] == [1e-4, 1e-3]
+    assert saved["config"]["backbone_lr"] == 1e-4
+
+
 def test_a_shared_checkpoint_mixed_with_another_is_refused(tmp_path, capsys):
     ckpt = tmp_path / "both.pth"
     torch.save(SharedBackbone(HEADS).state_dict(), ckpt)
