@@ -1,19 +1,21 @@
 """Partial labels for the shared-backbone model: one frame, a label per head or none.
 
-The thesis' data give quality on every frame and an organ only where it is known and the
-frame is good. :func:`read_partial_set` reads both tasks of one dataset (the same layouts
+The thesis' data give quality on every frame and an organ where it is known.
+:func:`read_partial_set` reads both tasks of one dataset (the same layouts
 as ``endostream train``: a labels CSV with ``quality`` and ``organ`` columns, or
 ``ROOT/quality/<class>/`` beside ``ROOT/organ/<class>/``) and joins them by frame into a
 :class:`PartialSet`: ``targets[i] = (quality, organ)`` class indices, :data:`UNLABELLED`
-(-1) where a head has no label. An organ label on a frame labelled bad is dropped on
-purpose (the organ head learns from good frames only, as the thesis' organ classifier did).
+(-1) where a head has no label. An organ label on a frame labelled bad is kept, as
+``--task organ`` keeps it: the organ head then knows the organ through blur and darkness
+too (the two-model pair's organ network learns from those frames, and parity with it is
+measured on all frames). A synthetic bad twin teaches the quality head only.
 
 **Sampling** (:func:`epoch_plan`): half of each epoch is drawn class-balanced for the
 quality head (synthetic bad twins of good frames included, :mod:`.sampling`), half
 class-balanced for the organ head among organ-labelled frames, then shuffled. A drawn
 item carries the head it was drawn for and teaches that head only, so each head sees
-exactly balanced classes (the organ-labelled frames are all good: their quality labels
-would tip the quality head to 75 % good).
+exactly balanced classes (most organ-labelled frames are good: their quality labels
+would tip the quality head towards good).
 
 >>> t = np.array([[1, 0], [1, 1], [0, -1], [1, -1]])
 >>> plan = epoch_plan(t, (("bad", "good"), ("ear", "nose")), epoch=0, seed=0, length=8)
@@ -34,7 +36,6 @@ its parameters get no gradient (``None``), so Adam leaves them exactly as they w
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -49,8 +50,6 @@ from endostream.contract import HEADS
 from endostream.errors import UsageError
 from endostream.evaluation import datasets as D
 from endostream.export import sampling as S
-
-log = logging.getLogger(__name__)
 
 #: Target of a head that has no label for a frame.
 UNLABELLED = -1
@@ -153,25 +152,18 @@ def read_partial_set(path: str | Path, *, video_fps: float = D.DEFAULT_VIDEO_FPS
     if synth_bad > 0 and D.BAD not in q_labels:
         quality = quality.with_labels(tuple(sorted(q_labels + (D.BAD,))))
         q_labels = quality.labels
-    good = q_labels.index(D.GOOD)
     organ_of = {s.name: s.label for s in organ.samples}
-    samples, organs, dropped = [], [], 0
+    samples, organs = [], []
     for s in quality.samples:
-        o = organ_of.pop(s.name, UNLABELLED)
-        if o != UNLABELLED and s.label != good:
-            o, dropped = UNLABELLED, dropped + 1
         samples.append(s)
-        organs.append(o)
+        organs.append(organ_of.pop(s.name, UNLABELLED))
     # Frames with an organ but no quality label: organ head only.
     for s in organ.samples:
         if s.name in organ_of:
             samples.append(replace(s, label=UNLABELLED))
             organs.append(s.label)
-    if dropped:
-        log.info("%s: %d organ labels on frames not labelled good are left out of the organ "
-                 "head's training", path, dropped)
     if not any(o != UNLABELLED for o in organs):
-        raise UsageError(f"'{path}' has no good frame with an organ label; the organ head "
+        raise UsageError(f"'{path}' has no frame with an organ label; the organ head "
                          "needs some, or train --task quality")
     return PartialSet(labels=(q_labels, organ.labels), samples=tuple(samples),
                       organ=tuple(organs), source=Path(path),

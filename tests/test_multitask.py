@@ -120,14 +120,16 @@ def _partial_csv(root: Path) -> Path:
     return path
 
 
-def test_partial_set_joins_the_heads_and_keeps_organ_to_good_frames(tmp_path):
+def test_partial_set_joins_the_heads_and_keeps_organ_on_bad_frames(tmp_path):
     ds = P.read_partial_set(_partial_csv(tmp_path), synth_bad=0.5)
     assert ds.heads == {"quality": ("bad", "good"), "organ": ("ear", "nose")}
     t = ds.targets
     by_name = {Path(s.path).name: tuple(t[i]) for i, s in enumerate(ds.samples)}
     assert by_name["f0.png"] == (1, 0) and by_name["f1.png"] == (1, 1)
     assert by_name["f4.png"] == (1, -1)  # no organ label
-    assert by_name["f6.png"] == (0, -1)  # organ known but the frame is bad: left out
+    # organ known on a bad frame: kept, as --task organ keeps it (the pair's organ network
+    # learns from such frames too)
+    assert by_name["f6.png"] == (0, 0)
     assert ds.recordings() == ["rec0", "rec1"]
 
 
