@@ -16,7 +16,7 @@ from benchmarks.shared_parity import main
 def test_parity_in_miniature(tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "parity.json"
-    code = main(["--seeds", "1", "--steps", "2", "--per-class", "12", "--heldout-per-class",
+    code = main(["--seeds", "1", "--steps", "2", "--quality-steps", "2", "--per-class", "12", "--heldout-per-class",
                  "6", "--procedures", "1", "--video-size", "160x120", "--video-fps", "10",
                  "--work", str(tmp_path / "work"), "--json", str(out)])
     doc = json.loads(out.read_text())
@@ -25,6 +25,8 @@ def test_parity_in_miniature(tmp_path, capsys):
     assert set(doc["parity"]) == {"quality_acc", "organ_acc_all", "organ_acc_good",
                                   "video demo", "video seed 11"}
     assert [r["seed"] for r in doc["shared"]] == [0]
+    # the card's recipe: a quality network first, both heads then trained on its backbone
+    assert (tmp_path / "work" / "shared0-quality.pth").is_file()
     assert (tmp_path / "work" / "shared0.onnx").is_file()
     for row in (doc["pair"], *doc["shared"]):
         assert all(0.0 <= row[k] <= 1.0 for k in ("quality_acc", "organ_acc_all",
@@ -38,4 +40,4 @@ def test_parity_in_miniature(tmp_path, capsys):
     assert pair["organ_acc_good"] > 0.9
     assert pair["demo_bad_frames"] and all(p < 0.5 for _, _, p in pair["demo_bad_frames"])
     assert {look for _, look, _ in pair["demo_bad_frames"]} == {"blur", "dark", "black"}
-    assert "| bundled pair |" in printed and "| shared, seed 0, 2 steps |" in printed
+    assert "| bundled pair |" in printed and "| shared, seed 0, 2 + 2 steps |" in printed
