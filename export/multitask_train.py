@@ -9,8 +9,9 @@ recipe's defaults); :class:`SharedRun` changes only what the task decides:
   weights, or from random weights a trained ``--task quality`` network, with
   ``--backbone-lr`` a third of ``--lr`` so that the organ head does not wipe its
   features out; README, Performance, 'Over three seeds');
-- epochs: half balanced for each head (:func:`.partial_labels.epoch_plan`), synthetic
-  bad frames for the quality head as in ``--task quality``;
+- epochs: ``--organ-share`` of each (default half) balanced for the organ head, the rest
+  for the quality head (:func:`.partial_labels.epoch_plan`), synthetic bad frames for the
+  quality head as in ``--task quality``;
 - loss: the masked sum of the heads' cross-entropies (:func:`.partial_labels.masked_loss`);
 - validation: accuracy and recall per head, each over the frames labelled for it, after
   recomputing the BatchNorm statistics on frames drawn as an epoch draws them
@@ -24,7 +25,8 @@ recipe's defaults); :class:`SharedRun` changes only what the task decides:
 Usage (hours on a CPU)::
 
     train(TrainConfig(dataset=Path("frames/"), task="both", out=Path("both.pth"),
-                      init=Path("quality.pth"), lr=1e-3, backbone_lr=3e-4))
+                      init=Path("quality.pth"), lr=1e-3, backbone_lr=3e-4,
+                      organ_share=0.75, keep="last"))
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ class SharedRun(TrainingRun):
 
     def _epoch_plan(self) -> list:
         return P.epoch_plan(self.train_set.targets, self.labels, epoch=self.epoch,
-                            seed=self.cfg.seed, synth_bad=self.cfg.synth_bad)
+                            seed=self.cfg.seed, synth_bad=self.cfg.synth_bad,
+                            organ_share=self.cfg.organ_share)
 
     def _batch_loss(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         total, _ = P.masked_loss(self.model(to_model_input(images)), targets)
@@ -101,8 +104,9 @@ class SharedRun(TrainingRun):
 
     def recalibrate(self) -> None:
         """BatchNorm statistics from :data:`RECALIBRATION_FRAMES` frames drawn as a training
-        epoch draws them (:func:`.partial_labels.epoch_plan`: half balanced for each head,
-        synthetic bad frames included, no augmentation), before every validation and save.
+        epoch draws them (:func:`.partial_labels.epoch_plan`: balanced for each head, in
+        the run's ``--organ-share``, synthetic bad frames included, no augmentation), before
+        every validation and save.
 
         The mix the heads were trained on, not real frames alone: measured on the model
         card's data, statistics of real frames only (three in four of them good) left the
@@ -110,7 +114,7 @@ class SharedRun(TrainingRun):
         """
         plan = P.epoch_plan(self.train_set.targets, self.labels, epoch=RECALIBRATION_EPOCH,
                             seed=self.cfg.seed, synth_bad=self.cfg.synth_bad,
-                            length=RECALIBRATION_FRAMES)
+                            length=RECALIBRATION_FRAMES, organ_share=self.cfg.organ_share)
         # The plan is shuffled: a batch of neighbouring frames (one recording, one class)
         # has a small variance, and the average of such batches' variances is far below
         # the variance of the frames.

@@ -58,7 +58,7 @@ exit codes: 0 done, 2 bad arguments or dataset (e.g. a leaking split), 4 bad --i
 # Defaults repeated for --help only; the source of truth is export.train_config and
 # evaluation.datasets (the first imports torch). A test checks that the two agree.
 HELP_DEFAULTS = {"lr": 3e-5, "batch": 32, "epochs": 20, "val_fraction": 0.2,
-                 "synth_bad": 0.5, "video_fps": 1.0, "patience": 5}
+                 "synth_bad": 0.5, "video_fps": 1.0, "patience": 5, "organ_share": 0.5}
 #: Kept in step with export.augment.PARTS (a test checks).
 AUGMENT_PARTS = ("geometry", "colour", "grey", "blur", "noise", "specular", "fov")
 
@@ -105,6 +105,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="Adam learning rate of the backbone only (default: --lr); lower "
                         "keeps what an --init network learned while new heads train, e.g. "
                         "--task both --init quality.pth --lr 1e-3 --backbone-lr 3e-4")
+    g.add_argument("--organ-share", type=float, default=d["organ_share"], metavar="FRACTION",
+                   help="--task both: share of each epoch drawn class-balanced for the organ "
+                        "head, the rest for the quality head (default: %(default)s; 0.75 "
+                        "with --init quality.pth, where the quality head has little left "
+                        "to learn)")
     g.add_argument("--batch", type=int, default=d["batch"], metavar="N",
                    help="images per step (default: %(default)s)")
     g.add_argument("--max-steps", type=int, metavar="N",
@@ -165,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         dataset=args.dataset, task=args.task, out=args.out, init=args.init,
-        epochs=args.epochs, lr=args.lr, backbone_lr=args.backbone_lr, batch_size=args.batch,
+        epochs=args.epochs, lr=args.lr, backbone_lr=args.backbone_lr,
+        organ_share=args.organ_share, batch_size=args.batch,
         max_steps=args.max_steps,
         seed=args.seed, threads=args.threads, device=args.device, workers=args.workers,
         resume=args.resume, val_fraction=args.val_fraction, val_recordings=args.val_recordings,

@@ -18,6 +18,7 @@ from typing import Any
 from endostream.errors import ModelError, UsageError
 from endostream.evaluation import datasets as D
 from endostream.export import sampling as S
+from endostream.export.partial_labels import DEFAULT_ORGAN_SHARE
 from endostream.export.augment import AugmentConfig
 from endostream.export.grouping import check_rule
 from endostream.export.model import DEFAULT_DROPOUT
@@ -52,6 +53,8 @@ class TrainConfig:
     #: Adam learning rate of the backbone (``features.*``); None: ``lr``. A lower one keeps
     #: what an ``init`` network learned while new heads start from random weights.
     backbone_lr: float | None = None
+    #: ``--task both``: share of each epoch drawn for the organ head, the rest for quality.
+    organ_share: float = DEFAULT_ORGAN_SHARE
     batch_size: int = DEFAULT_BATCH
     max_steps: int | None = None  #: stop after this many optimiser steps in all (resume too)
     seed: int = 0
@@ -76,6 +79,7 @@ class TrainConfig:
         for name, ok in (("epochs", self.epochs >= 1), ("batch", self.batch_size >= 1),
                          ("lr", self.lr > 0),
                          ("backbone-lr", self.backbone_lr is None or self.backbone_lr > 0),
+                         ("organ-share", 0.0 < self.organ_share < 1.0),
                          ("workers", self.workers >= 0),
                          ("max-steps", self.max_steps is None or self.max_steps >= 1),
                          ("synth-bad", 0.0 <= self.synth_bad <= 1.0),

@@ -342,9 +342,10 @@ class TrainingRun:
         if improved or cfg.keep == "last" or not cfg.out.is_file():
             _atomic_torch_save(state, cfg.out)
             self.write_sidecar()
-        fixed = {k: getattr(cfg, k) for k in ("task", "lr", "backbone_lr", "batch_size", "seed",
-                                              "synth_bad", "val_fraction", "video_fps",
-                                              "dropout", "patience", "keep", "group_by")}
+        fixed = {k: getattr(cfg, k) for k in ("task", "lr", "backbone_lr", "organ_share",
+                                              "batch_size", "seed", "synth_bad",
+                                              "val_fraction", "video_fps", "dropout",
+                                              "patience", "keep", "group_by")}
         fixed["val_split"] = str(cfg.val_split) if cfg.val_split else None
         fixed["augment"] = list(cfg.augment.enabled())
         _atomic_torch_save({

@@ -156,6 +156,27 @@ def test_epoch_plan_balances_each_head_and_is_seeded():
     assert abs(quality.mean() - 0.5) < 0.03  # 90 % good in the set, half in what it learns
     assert abs(organ.mean() - 0.5) < 0.03  # 10 % nose in the set
 
+    # --organ-share: the organ head's part of the epoch, still balanced within it
+    plan = P.epoch_plan(targets, labels, epoch=0, seed=0, synth_bad=0.5, length=8000,
+                        organ_share=0.75)
+    taught = np.array([loader[item][1] for item in plan])
+    quality, organ = taught[taught[:, 0] >= 0, 0], taught[taught[:, 1] >= 0, 1]
+    assert (len(quality), len(organ)) == (2000, 6000)
+    assert abs(quality.mean() - 0.5) < 0.04 and abs(organ.mean() - 0.5) < 0.03
+    for share in (0.0, 1.0, 1.5):  # a head with no part of the epoch would never learn
+        with pytest.raises(UsageError, match="--organ-share out of range"):
+            P.epoch_plan(targets, labels, epoch=0, seed=0, organ_share=share)
+
+
+def test_an_organ_share_that_starves_a_head_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "labels.csv").write_text("path,quality,organ,recording\n")
+    out = tmp_path / "both.pth"
+    assert run_cli(["train", str(tmp_path), "--task", "both", "--organ-share", "1",
+                    "--out", str(out)]) == UsageError.exit_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--organ-share out of range: 1.0" in err[0]
+    assert not out.exists()
+
 
 def test_a_dataset_without_organ_labels_is_refused(tmp_path):
     for k in range(2):
@@ -249,7 +270,8 @@ def test_init_weights_load_the_shared_backbone(tmp_path):
 @pytest.mark.slow
 def test_backbone_lr_trains_new_heads_on_a_trained_backbone(tmp_path):
     """The recipe of the shared model: a quality network's backbone (``--init q.pth``),
-    new heads at --lr, the backbone at --backbone-lr; the resume keeps both rates."""
+    new heads at --lr, the backbone at --backbone-lr; the resume keeps both rates and
+    the organ head's share of the epochs."""
     from endostream.export.model import build_classifier
     from endostream.export.train import sidecar_paths
     from endostream.synth import render_dataset
@@ -266,7 +288,7 @@ def test_backbone_lr_trains_new_heads_on_a_trained_backbone(tmp_path):
         assert run_cli(["train", str(data), "--task", "both", "--out", str(out), "--batch", "4",
                         "--lr", "1e-3", "--backbone-lr", backbone_lr, "--init", str(quality),
                         "--threads", "2", "--seed", "3", "--max-steps", "3",
-                        "--keep", "last"]) == 0
+                        "--keep", "last", "--organ-share", "0.75"]) == 0
         got = torch.load(out)
         weights = [k for k in got if k.startswith("features.") and k.endswith(".weight")
                    and got[k].dim() == 4]  # convolutions: no BatchNorm statistics
@@ -279,6 +301,7 @@ def test_backbone_lr_trains_new_heads_on_a_trained_backbone(tmp_path):
     saved = torch.load(sidecar_paths(tmp_path / "fine.pth")[1], weights_only=True)
     assert [g["lr"] for g in saved["optimizer"]["param_groups"]] == [1e-4, 1e-3]
     assert saved["config"]["backbone_lr"] == 1e-4
+    assert saved["config"]["organ_share"] == 0.75
 
 
 def test_a_shared_checkpoint_mixed_with_another_is_refused(tmp_path, capsys):

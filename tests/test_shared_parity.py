@@ -16,8 +16,8 @@ from benchmarks.shared_parity import main
 def test_parity_in_miniature(tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "parity.json"
-    code = main(["--seeds", "1", "--steps", "2", "--quality-steps", "2", "--per-class", "12", "--heldout-per-class",
-                 "6", "--procedures", "1", "--video-size", "160x120", "--video-fps", "10",
+    code = main(["--seeds", "1", "--steps", "2", "--quality-steps", "2", "--per-class", "12",
+                 "--heldout-per-class", "6", "--procedures", "1", "--video-size", "160x120", "--video-fps", "10",
                  "--work", str(tmp_path / "work"), "--json", str(out)])
     doc = json.loads(out.read_text())
     printed = capsys.readouterr().out
@@ -28,6 +28,11 @@ def test_parity_in_miniature(tmp_path, capsys):
     # the card's recipe: a quality network first, both heads then trained on its backbone
     assert (tmp_path / "work" / "shared0-quality.pth").is_file()
     assert (tmp_path / "work" / "shared0.onnx").is_file()
+    # ... with the organ head on three in four draws and the last epoch kept
+    import torch
+    resume = torch.load(tmp_path / "work" / "shared0.resume.pt", weights_only=True)
+    assert (resume["config"]["organ_share"], resume["config"]["keep"]) == (0.75, "last")
+    assert "organ share 0.75, keep last" in printed
     for row in (doc["pair"], *doc["shared"]):
         assert all(0.0 <= row[k] <= 1.0 for k in ("quality_acc", "organ_acc_all",
                                                   "organ_acc_good"))
