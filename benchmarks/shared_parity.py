@@ -8,8 +8,8 @@ from-quality``): a ``--task quality`` network for ``--quality-steps`` steps (the
 150), then ``train --task both --init`` it for ``--steps`` steps with the backbone at
 :data:`BACKBONE_LR`, the organ head on :data:`ORGAN_SHARE` of each epoch and the last
 epoch kept (``--recipe joint``: both heads from random weights, the earlier recipe), once
-per seed, and is exported with ``export --shared``, through the same commands a user runs (``endostream.cli.main``). Each
-model, and the bundled pair beside them, is scored on
+per seed, and is exported with ``export --shared``, through the same commands a user
+runs (``endostream.cli.main``). Each model, and the bundled pair beside them, is scored on
 
 - the card's held-out frames (``synth --dataset --seed 99 --recordings 2 --per-class
   60``, 180 frames): quality accuracy, organ accuracy on all frames and on good frames;
@@ -196,7 +196,7 @@ def score_model(model: Path, inputs: Inputs, threads: int) -> dict[str, Any]:
         row["demo_bad_frames"] = []
         for name, video, truth in inputs.videos:
             row["videos"][name], bad = score_video(classifier, video, truth)
-            for pts_s, look, p_good in bad:
+            for _, look, p_good in bad:
                 by_look[look].append(p_good)
             if name == "demo":
                 row["demo_bad_frames"] = [(round(t, 2), look, round(p, 3)) for t, look, p in bad]

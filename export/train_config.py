@@ -18,10 +18,10 @@ from typing import Any
 from endostream.errors import ModelError, UsageError
 from endostream.evaluation import datasets as D
 from endostream.export import sampling as S
-from endostream.export.partial_labels import DEFAULT_ORGAN_SHARE
 from endostream.export.augment import AugmentConfig
 from endostream.export.grouping import check_rule
 from endostream.export.model import DEFAULT_DROPOUT
+from endostream.export.partial_labels import DEFAULT_ORGAN_SHARE
 from endostream.export.selection import DEFAULT_KEEP, DEFAULT_PATIENCE, KEEP_CHOICES
 from endostream.output.guard import check_outputs
 

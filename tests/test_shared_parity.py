@@ -17,7 +17,8 @@ def test_parity_in_miniature(tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "parity.json"
     code = main(["--seeds", "1", "--steps", "2", "--quality-steps", "2", "--per-class", "12",
-                 "--heldout-per-class", "6", "--procedures", "1", "--video-size", "160x120", "--video-fps", "10",
+                 "--heldout-per-class", "6", "--procedures", "1", "--video-size", "160x120",
+                 "--video-fps", "10",
                  "--work", str(tmp_path / "work"), "--json", str(out)])
     doc = json.loads(out.read_text())
     printed = capsys.readouterr().out
