@@ -85,7 +85,7 @@ def train(config: TrainConfig, *, stream: TextIO | None = None) -> TrainResult:
     rate = run.images_seen / run.train_s if run.train_s > 0 else 0.0
     return TrainResult(checkpoint=run.cfg.out, labels=run.labels, epochs_done=run.epoch,
                        steps=run.global_step, history=run.history, images_per_s=rate,
-                       best_epoch=run.tracker.best_epoch, calibration=run.calibration)
+                       best_epoch=run.epoch_in_out(), calibration=run.calibration)
 
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingRun", "train", "to_model_input",

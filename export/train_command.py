@@ -105,6 +105,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="Adam learning rate of the backbone only (default: --lr); lower "
                         "keeps what an --init network learned while new heads train, e.g. "
                         "--task both --init quality.pth --lr 1e-3 --backbone-lr 3e-4")
+    g.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="cosine: every rate decays to 0 over the run (--max-steps, else "
+                        "--epochs), so the last epochs settle instead of jumping between "
+                        "minima; kept by --resume (default: %(default)s)")
     g.add_argument("--organ-share", type=float, default=d["organ_share"], metavar="FRACTION",
                    help="--task both: share of each epoch drawn class-balanced for the organ "
                         "head, the rest for the quality head (default: %(default)s; 0.75 "
@@ -171,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         dataset=args.dataset, task=args.task, out=args.out, init=args.init,
         epochs=args.epochs, lr=args.lr, backbone_lr=args.backbone_lr,
-        organ_share=args.organ_share, batch_size=args.batch,
+        lr_schedule=args.lr_schedule, organ_share=args.organ_share, batch_size=args.batch,
         max_steps=args.max_steps,
         seed=args.seed, threads=args.threads, device=args.device, workers=args.workers,
         resume=args.resume, val_fraction=args.val_fraction, val_recordings=args.val_recordings,

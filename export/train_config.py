@@ -11,6 +11,7 @@ backbone with two heads) and :func:`~endostream.export.train.train` build on thi
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ DEFAULT_EPOCHS = 20
 RESUME_FORMAT = "endostream.train-resume/1"
 #: Format tag of the labels sidecar.
 LABELS_FORMAT = "endostream.train-labels/1"
+#: ``--lr-schedule`` choices: the rates as given throughout, or a cosine decay to 0 over
+#: the run (:func:`lr_factor`).
+LR_SCHEDULES = ("constant", "cosine")
 #: Seconds between in-epoch progress redraws on a terminal.
 PROGRESS_INTERVAL_S = 0.5
 
@@ -53,6 +57,9 @@ class TrainConfig:
     #: Adam learning rate of the backbone (``features.*``); None: ``lr``. A lower one keeps
     #: what an ``init`` network learned while new heads start from random weights.
     backbone_lr: float | None = None
+    #: "constant", or "cosine": every rate decays to 0 over the run (--max-steps, else
+    #: --epochs), so the last epochs settle instead of jumping between minima.
+    lr_schedule: str = "constant"
     #: ``--task both``: share of each epoch drawn for the organ head, the rest for quality.
     organ_share: float = DEFAULT_ORGAN_SHARE
     batch_size: int = DEFAULT_BATCH
@@ -91,6 +98,9 @@ class TrainConfig:
                 raise UsageError(f"--{name} out of range: {value}")
         if self.patience < 0:
             raise UsageError(f"--patience out of range: {self.patience}; 0 switches it off")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UsageError(f"--lr-schedule {self.lr_schedule!r}: use "
+                             + " or ".join(LR_SCHEDULES))
         if self.keep not in KEEP_CHOICES:
             raise UsageError(f"--keep {self.keep!r}: use best or last")
         if self.group_by is not None:
@@ -107,8 +117,19 @@ class TrainResult:
     steps: int
     history: list[dict[str, Any]] = field(default_factory=list)
     images_per_s: float = 0.0
-    best_epoch: int = 0  #: epoch whose weights ``checkpoint`` holds (0: unknown / last)
+    best_epoch: int = 0  #: epoch whose weights ``checkpoint`` holds (best or last; 0: unknown)
     calibration: dict[str, Any] | None = None  #: temperature and ECE before / after
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """What the rates are multiplied by for optimiser step ``step`` (0-based) of ``total``.
+
+    >>> [round(lr_factor("cosine", t, 4), 3) for t in range(4)], lr_factor("constant", 3, 4)
+    ([1.0, 0.854, 0.5, 0.146], 1.0)
+    """
+    if schedule == "constant" or total <= 0:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
 
 
 def sidecar_paths(out: Path) -> tuple[Path, Path]:

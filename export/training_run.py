@@ -36,6 +36,7 @@ from endostream.export.train_config import (
     RESUME_FORMAT,
     TrainConfig,
     check_train_outputs,
+    lr_factor,
     sidecar_paths,
 )
 from endostream.output.atomic import AtomicFile, write_json_atomic
@@ -149,6 +150,11 @@ class TrainingRun:
                         "(expect to need many epochs and a higher --lr, e.g. 1e-3)")
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(self._parameter_groups(), lr=cfg.lr)
+        # The rates as configured; --lr-schedule scales them per step from these (a
+        # resumed optimiser's groups hold the last step's scaled rates).
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.total_steps = (cfg.max_steps if cfg.max_steps is not None
+                            else cfg.epochs * self.steps_per_epoch)
         self.loss_fn = nn.CrossEntropyLoss()
         if saved is not None:
             self._restore_state(saved)
@@ -222,6 +228,9 @@ class TrainingRun:
                 loss = self._batch_loss(images.to(self.device), targets.to(self.device))
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                factor = lr_factor(cfg.lr_schedule, self.global_step, self.total_steps)
+                for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+                    group["lr"] = base * factor
                 self.optimizer.step()
                 losses.append(float(loss.detach()))
                 self.step_in_epoch += 1
@@ -342,7 +351,8 @@ class TrainingRun:
         if improved or cfg.keep == "last" or not cfg.out.is_file():
             _atomic_torch_save(state, cfg.out)
             self.write_sidecar()
-        fixed = {k: getattr(cfg, k) for k in ("task", "lr", "backbone_lr", "organ_share",
+        fixed = {k: getattr(cfg, k) for k in ("task", "lr", "backbone_lr", "lr_schedule",
+                                              "organ_share",
                                               "batch_size", "seed", "synth_bad",
                                               "val_fraction", "video_fps", "dropout",
                                               "patience", "keep", "group_by")}
@@ -386,14 +396,20 @@ class TrainingRun:
         fit = calibrate(*self.val_logits)
         self._record_calibration(fit.temperature, fit.to_json(), [fit.summary(self.cfg.task)])
 
+    def epoch_in_out(self) -> int:
+        """The epoch whose weights ``out`` holds (--keep best: the lowest validation loss,
+        --keep last: the last), from its sidecar; 0 when unknown."""
+        if not self.labels_path.is_file():
+            return 0
+        return int(json.loads(self.labels_path.read_text(encoding="utf-8")).get("epoch_kept", 0))
+
     def _score_kept_weights(self) -> bool:
         """Leave ``val_logits`` of the weights in ``out``; False when nothing is fitted
         (calibration off, no validation set, no epoch done)."""
         cfg = self.cfg
         if not cfg.calibrate or not self.val_set.samples or not self.history:
             return False
-        kept_epoch = json.loads(self.labels_path.read_text(encoding="utf-8"))["epoch_kept"]
-        if kept_epoch != self.history[-1]["epoch"] or not hasattr(self, "val_logits"):
+        if self.epoch_in_out() != self.history[-1]["epoch"] or not hasattr(self, "val_logits"):
             # out holds an earlier epoch than the model in memory: score that one.
             self.model.load_state_dict(torch.load(cfg.out, map_location=self.device,
                                                   weights_only=True))

@@ -29,11 +29,16 @@ def test_parity_in_miniature(tmp_path, capsys):
     # the card's recipe: a quality network first, both heads then trained on its backbone
     assert (tmp_path / "work" / "shared0-quality.pth").is_file()
     assert (tmp_path / "work" / "shared0.onnx").is_file()
-    # ... with the organ head on three in four draws and the last epoch kept
+    # ... with a cosine rate schedule and the last epoch kept
     import torch
     resume = torch.load(tmp_path / "work" / "shared0.resume.pt", weights_only=True)
-    assert (resume["config"]["organ_share"], resume["config"]["keep"]) == (0.75, "last")
-    assert "organ share 0.75, keep last" in printed
+    assert (resume["config"]["lr_schedule"], resume["config"]["keep"]) == ("cosine", "last")
+    assert "organ share 0.5, lr cosine, keep last" in printed
+    # ... and the pair's recipe on the same seed, its quality network shared with the
+    # shared model's start, for the spread of the pair itself
+    assert [r["seed"] for r in doc["pair_seeds"]] == [0]
+    assert (tmp_path / "work" / "pair0-organ.pth").is_file()
+    assert "| pair recipe, seed 0, 2 x 2 steps |" in printed
     for row in (doc["pair"], *doc["shared"]):
         assert all(0.0 <= row[k] <= 1.0 for k in ("quality_acc", "organ_acc_all",
                                                   "organ_acc_good"))

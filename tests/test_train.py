@@ -303,6 +303,37 @@ def test_resume_continues_bit_exactly(quality_run, tiny_dataset, tmp_path):
 
 @pytest.mark.torch
 @pytest.mark.slow
+def test_cosine_schedule_follows_the_step_count_and_says_which_epoch_it_kept(
+        tiny_dataset, tmp_path, capsys):
+    """--lr-schedule cosine scales the rate by the step count (a resumed run picks it up
+    where it is), and --keep last reports the epoch ``out`` really holds."""
+    import math
+
+    import torch
+
+    from endostream.export.train import read_labels_sidecar, sidecar_paths
+
+    out = tmp_path / "cosine.pth"
+
+    def saved_lr() -> float:
+        resume = torch.load(sidecar_paths(out)[1], weights_only=True)
+        assert resume["config"]["lr_schedule"] == "cosine"
+        return resume["optimizer"]["param_groups"][0]["lr"]
+
+    common = ["--lr-schedule", "cosine", "--keep", "last", "--batch", "2", "--patience", "0"]
+    assert _train(tiny_dataset, out, "--max-steps", "4", *common) == 0
+    # the 4th step (0-based 3) ran at lr x (1 + cos(3 pi / 4)) / 2
+    assert saved_lr() == pytest.approx(1e-3 * (1 + math.cos(3 * math.pi / 4)) / 2)
+    err = capsys.readouterr().err
+    side = read_labels_sidecar(out)
+    assert side["kept"] == "last" and side["epoch_kept"] == side["last"]["epoch"] >= 1
+    assert f"kept epoch {side['epoch_kept']}," in err
+    assert _train(tiny_dataset, out, "--resume", "--max-steps", "6", *common) == 0
+    assert saved_lr() == pytest.approx(1e-3 * (1 + math.cos(5 * math.pi / 6)) / 2)
+
+
+@pytest.mark.torch
+@pytest.mark.slow
 def test_trained_checkpoints_export_and_segment(quality_run, tiny_dataset, tmp_path):
     import jsonschema
 
