@@ -87,14 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "720p30 H.264 procedure, cached)")
     p.add_argument("--models", nargs="+", type=Path, metavar="PATH",
                    help="one combined ONNX file or two single-head files (default: the bundled "
-                        "demo model, else a random-init EfficientNetB0 pair exported once)")
+                        "demo model, one backbone with two heads; without it a random-init "
+                        "EfficientNetB0 pair exported once)")
     p.add_argument("--quick", action="store_true", help="short run, under a minute")
     p.add_argument("--json", type=Path, metavar="OUT", help="where to write the results "
                    "(default: ~/.cache/endostream/bench/runs/bench-<UTC time>.json)")
     p.add_argument("--skip-naive", action="store_true", help="leave out the naive baseline")
     p.add_argument("--shared-model", type=Path, metavar="PATH",
                    help="shared-backbone file (export --shared) to compare with the two-model "
-                        "graph (default without --models: a random-init one exported once)")
+                        "graph (default without --models: the bundled model, the pair then a "
+                        "random-init export; else a random-init shared file exported once)")
     p.add_argument("--skip-shared", action="store_true",
                    help="leave out the one-backbone-vs-two comparison")
     p.add_argument("--int8-model", type=Path, metavar="PATH",
@@ -249,7 +251,13 @@ def _shared_part(args: argparse.Namespace, budget: Budget, live_s: float, video:
         return {"skipped": "--skip-shared"}
     if args.shared_model is None and args.models:
         return {"skipped": "--models given without --shared-model"}
-    shared = args.shared_model or inputs.random_shared_model()
+    if len(pair) == 1 and inputs.is_shared_backbone(pair[0]):
+        # the bundled model is the shared one: it is the shared column, and the pair the
+        # shared model replaced is measured as a random-init export (same network, same speed)
+        shared = args.shared_model or pair[0]
+        pair = (inputs.random_model(),)
+    else:
+        shared = args.shared_model or inputs.random_shared_model()
 
     def opener(paths: Sequence[Path]) -> Callable[[], Classifier]:
         return lambda: Classifier.load(list(paths), device=args.device, threads=args.threads)

@@ -5,10 +5,13 @@ Defaults, chosen so that a bare ``python -m benchmarks`` measures what a user wo
 - video: a synthetic 720p30 H.264 procedure from :func:`endostream.synth.render_procedure`
   (39 s, or 7.8 s with ``--quick``), rendered once and cached under :data:`CACHE_DIR`,
   its file name keyed by every parameter that changes it;
-- model: the real EfficientNetB0 pair in one combined file: ``--models`` if given, else
-  the bundled demo model, else a random-initialised pair exported on the fly through
+- model: ``--models`` if given, else the bundled demo model (one EfficientNetB0 backbone
+  with two heads), else a random-initialised pair exported on the fly through
   ``endostream.export`` (needs torch) and cached. Speed does not depend on the weights,
-  so random weights measure the same network; the report says which file ran.
+  so random weights measure the same network; the report says which file ran. The
+  side-by-side comparison takes a two-backbone pair and a shared-backbone file from
+  these (:func:`is_shared_backbone` tells them apart), exporting a random-init one of
+  the kind that is missing.
 
 >>> default_video_spec(quick=True).file_name()
 'synth-1280x720-30fps-7.8s-seed0-x264-crf23-veryfast-v0.1.0.mp4'
@@ -111,6 +114,22 @@ def resolve_model(models: list[Path] | None, cache_dir: Path = CACHE_DIR) -> Mod
     if bundled.is_file():
         return ModelChoice((bundled,), "bundled demo model")
     return ModelChoice((random_model(cache_dir),), "random-init EfficientNetB0 pair, exported")
+
+
+def is_shared_backbone(model: Path) -> bool:
+    """Whether ``model`` is one backbone with two heads (``export --shared``): its metadata
+    names one source checkpoint for every head, where a pair names one per head."""
+    import json
+
+    import onnxruntime as ort
+
+    from endostream.contract import META_SOURCE_SHA256
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    shas = json.loads(session.get_modelmeta().custom_metadata_map.get(META_SOURCE_SHA256, "{}"))
+    return len(shas) > 1 and len(set(shas.values())) == 1
 
 
 def random_model(cache_dir: Path = CACHE_DIR) -> Path:

@@ -198,3 +198,20 @@ def test_one_backbone_is_compared_with_the_pair_in_the_same_run(tmp_path, tiny_i
     # Without a shared file, a run on given --models says why it left the comparison out.
     assert _run(tmp_path, tiny_inputs, "--skip-naive", "--live-seconds", "0")["shared"] == {
         "skipped": "--models given without --shared-model"}
+
+
+def test_a_shared_backbone_file_is_told_apart_from_a_pair(tmp_path):
+    """The comparison takes the bundled model as its shared column when it is one backbone
+    with two heads: ``export --shared`` names one source checkpoint for both heads."""
+    from benchmarks.inputs import is_shared_backbone
+    from endostream.bundled import demo_model_path
+
+    def model(name: str, shas: dict[str, str] | None) -> bool:
+        meta = {"endostream.source_sha256": json.dumps(shas) if shas else None}
+        return is_shared_backbone(build_color_model(tmp_path / name, metadata_overrides=meta))
+
+    assert model("shared.onnx", {"quality": "ab" * 32, "organ": "ab" * 32})
+    assert not model("pair.onnx", {"quality": "ab" * 32, "organ": "cd" * 32})
+    assert not model("unknown.onnx", None)  # no provenance: not taken for a shared file
+    if demo_model_path().is_file():
+        assert is_shared_backbone(demo_model_path())
