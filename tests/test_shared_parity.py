@@ -1,6 +1,6 @@
 """The shared-model parity benchmark in miniature: one seed, two training steps, small
 frames and one extra procedure, really rendered, trained, exported and scored. No
-figures are checked but the bundled pair's, which is fixed; the benchmark's figures are
+figures are checked but the bundled model's, which is fixed; the benchmark's figures are
 the README's ("Performance", one backbone, two heads)."""
 
 from __future__ import annotations
@@ -39,16 +39,17 @@ def test_parity_in_miniature(tmp_path, capsys):
     assert [r["seed"] for r in doc["pair_seeds"]] == [0]
     assert (tmp_path / "work" / "pair0-organ.pth").is_file()
     assert "| pair recipe, seed 0, 2 x 2 steps |" in printed
-    for row in (doc["pair"], *doc["shared"]):
+    assert doc["reference"] == "pair recipe mean"  # no --pair given
+    for row in (doc["bundled_model"], *doc["pair_seeds"], *doc["shared"]):
         assert all(0.0 <= row[k] <= 1.0 for k in ("quality_acc", "organ_acc_all",
                                                   "organ_acc_good"))
         assert set(row["videos"]) == {"demo", "seed 11"}
         assert set(row["bad_frames_by_look"]) <= {"blur", "dark", "black"}
-    # The bundled pair finds the demo's sections and calls none of its unusable frames
+    # The bundled model finds the demo's sections and calls none of its unusable frames
     # good: the truth is aligned with the analysed frames and the heads read the right way.
-    pair = doc["pair"]
+    pair = doc["bundled_model"]
     assert pair["videos"]["demo"]["f1"] == 1.0
     assert pair["organ_acc_good"] > 0.9
     assert pair["demo_bad_frames"] and all(p < 0.5 for _, _, p in pair["demo_bad_frames"])
     assert {look for _, look, _ in pair["demo_bad_frames"]} == {"blur", "dark", "black"}
-    assert "| bundled pair |" in printed and "| shared, seed 0, 2 + 2 steps |" in printed
+    assert "| bundled model |" in printed and "| shared, seed 0, 2 + 2 steps |" in printed
