@@ -333,7 +333,7 @@ def run(work: Path, *, seeds: Sequence[int], steps: int, recipe: str, quality_st
               file=sys.stderr)
         t = time.perf_counter()  # the pair's recipe on the same seed: its spread, the verdict's
         quality = work / f"shared{seed}-quality.pth"
-        if not quality.is_file():  # --recipe joint: train the pair's quality network
+        if recipe != "from-quality":  # train_shared made none: train the pair's own
             run_cli(["train", inputs.train_csv, "--task", "quality", "--out", quality,
                      "--max-steps", quality_steps, *_common(seed, threads)])
         model = train_pair(inputs.train_csv, quality, work / f"pair{seed}.pth", seed=seed,

@@ -26,7 +26,7 @@ Usage (hours on a CPU)::
 
     train(TrainConfig(dataset=Path("frames/"), task="both", out=Path("both.pth"),
                       init=Path("quality.pth"), lr=1e-3, backbone_lr=3e-4,
-                      organ_share=0.75, keep="last"))
+                      lr_schedule="cosine", keep="last"))
 """
 
 from __future__ import annotations

@@ -62,10 +62,9 @@ ALL_HEADS = -1
 #: :data:`ALL_HEADS`).
 Item = tuple[int, bool, int, int]
 
-#: Share of each epoch drawn for the organ head (``train --organ-share``): half, when both
-#: heads start from nothing. From a trained ``--task quality`` backbone the card's recipe
-#: gives the organ head three in four (README, Performance, 'Over three seeds'): it has
-#: three classes to learn from scratch, the quality head little left to learn.
+#: Share of each epoch drawn for the organ head (``train --organ-share``): half. Three in
+#: four, on a trained ``--task quality`` backbone, was worse over three seeds (README,
+#: Performance, 'A settled last epoch').
 DEFAULT_ORGAN_SHARE = 0.5
 
 #: Seed offset of the organ part of an epoch, so the two parts draw independently.

@@ -59,6 +59,8 @@ exit codes: 0 done, 2 bad arguments or dataset (e.g. a leaking split), 4 bad --i
 # evaluation.datasets (the first imports torch). A test checks that the two agree.
 HELP_DEFAULTS = {"lr": 3e-5, "batch": 32, "epochs": 20, "val_fraction": 0.2,
                  "synth_bad": 0.5, "video_fps": 1.0, "patience": 5, "organ_share": 0.5}
+#: Kept in step with export.train_config.LR_SCHEDULES (a test checks).
+LR_SCHEDULES = ("constant", "cosine")
 #: Kept in step with export.augment.PARTS (a test checks).
 AUGMENT_PARTS = ("geometry", "colour", "grey", "blur", "noise", "specular", "fov")
 
@@ -105,15 +107,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="Adam learning rate of the backbone only (default: --lr); lower "
                         "keeps what an --init network learned while new heads train, e.g. "
                         "--task both --init quality.pth --lr 1e-3 --backbone-lr 3e-4")
-    g.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=LR_SCHEDULES[0],
                    help="cosine: every rate decays to 0 over the run (--max-steps, else "
                         "--epochs), so the last epochs settle instead of jumping between "
                         "minima; kept by --resume (default: %(default)s)")
     g.add_argument("--organ-share", type=float, default=d["organ_share"], metavar="FRACTION",
                    help="--task both: share of each epoch drawn class-balanced for the organ "
-                        "head, the rest for the quality head (default: %(default)s; 0.75 "
-                        "with --init quality.pth, where the quality head has little left "
-                        "to learn)")
+                        "head, the rest for the quality head (default: %(default)s)")
     g.add_argument("--batch", type=int, default=d["batch"], metavar="N",
                    help="images per step (default: %(default)s)")
     g.add_argument("--max-steps", type=int, metavar="N",
