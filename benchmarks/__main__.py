@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--live-seconds", type=float, default=None, metavar="S",
                    help=f"seconds per live rate; 0 skips live (default: {FULL.live_s:g}, "
                         f"--quick {QUICK.live_s:g}); 600 checks memory over 10 minutes")
+    p.add_argument("--comparison-live-seconds", type=float, default=None, metavar="S",
+                   help="seconds of live per model and round in the pair / shared / int8 "
+                        "comparison; 0 skips its live figures (default: --live-seconds, at "
+                        f"most {FULL.live_s:g}, --quick {QUICK.live_s:g}: a 600 s soak "
+                        "stays one soak)")
     p.add_argument("--naive-frames", type=int, default=None, metavar="N",
                    help=f"frames for the naive baseline (default: {FULL.naive_frames}, "
                         f"--quick {QUICK.naive_frames})")
@@ -124,6 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {FULL.repeat}, --quick {QUICK.repeat})")
     p.add_argument("-v", "--verbose", action="store_true", help="log each step")
     return p
+
+
+def comparison_live_seconds(given: float | None, live_s: float, budget: Budget) -> float:
+    """Seconds of live per model and round in the three-model comparison.
+
+    ``--live-seconds 600`` is a memory soak of the main model; the comparison needs only
+    p50/p99, so by default it runs no longer than the budget's live time (3 models x 2
+    rounds x 10 min would otherwise add two hours).
+
+    >>> comparison_live_seconds(None, 600.0, FULL), comparison_live_seconds(None, 1.5, QUICK)
+    (20.0, 1.5)
+    >>> comparison_live_seconds(None, 0.0, FULL), comparison_live_seconds(60.0, 600.0, FULL)
+    (0.0, 60.0)
+    """
+    return min(live_s, budget.live_s) if given is None else given
 
 
 def video_record(path: Path, origin: str) -> dict[str, Any]:
@@ -137,10 +157,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure everything; return the result document (also written to JSON)."""
     budget = QUICK if args.quick else FULL
     live_s = budget.live_s if args.live_seconds is None else args.live_seconds
+    comparison_live_s = comparison_live_seconds(args.comparison_live_seconds, live_s, budget)
     naive_frames = args.naive_frames or budget.naive_frames
     args.repeat = args.repeat or budget.repeat
     if min(args.batch or 1, args.live_batch, args.repeat) < 1:
         raise UsageError("--batch, --live-batch and --repeat must be at least 1")
+    if min(live_s, comparison_live_s) < 0:
+        raise UsageError("--live-seconds and --comparison-live-seconds must be 0 or more")
     started = time.perf_counter()
     machine = describe_machine()
 
@@ -161,7 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                threads=args.threads))
     finally:
         classifier.close()
-    doc["shared"] = _shared_part(args, budget, live_s, video, choice.paths,
+    doc["shared"] = _shared_part(args, budget, comparison_live_s, video, choice.paths,
                                  (doc.get("naive") or {}).get("fps"),
                                  doc["stages"]["decode"], classifier.provider)
     doc = {

@@ -87,6 +87,7 @@ def compare(video: Path, models: dict[str, Opener], *, batch: int, live_batch: i
                                    "live": live})
     figures = {name: _best(runs) for name, runs in attempts.items()}
     return {"batch": batch, "live_batch": live_batch, "live_rate_fps": LIVE_RATE_FPS,
+            "live_s": live_s,
             "repeat": repeat, "models": figures}
 
 
@@ -199,8 +200,10 @@ def markdown(part: dict[str, Any]) -> list[str]:
     """The report's "one backbone, two heads" lines (a table and the ratios)."""
     if part.get("skipped"):
         return ["", f"One backbone, two heads: skipped ({part['skipped']})"]
-    lines = ["", f"| one backbone vs two (batch {part['batch']}, live {part['live_rate_fps']:g} "
-             f"fps at batch {part['live_batch']}, best of {part['repeat']}) | inference ms/frame "
+    live = (f"live {part['live_rate_fps']:g} fps at batch {part['live_batch']} for "
+            f"{part['live_s']:g} s" if part.get("live_s", 1) > 0 else "no live")
+    lines = ["", f"| one backbone vs two (batch {part['batch']}, {live}, best of "
+             f"{part['repeat']}) | inference ms/frame "
              f"| end-to-end frames/s | {stages.DEFAULT_SAMPLE_FPS:g} fps: decoded frames/s "
              "(/ decode alone) | live p50 ms | live p99 ms | live dropped |",
              "|---|---:|---:|---:|---:|---:|---:|"]

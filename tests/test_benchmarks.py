@@ -195,6 +195,13 @@ def test_one_backbone_is_compared_with_the_pair_in_the_same_run(tmp_path, tiny_i
                                     "int8_default_rate_over_decode"}
     text = capsys.readouterr().out
     assert "one backbone vs two" in text and "| int8 / shared |" in text
+    assert part["live_s"] == 1.2 and "live 30 fps at batch 1 for 1.2 s" in text
+    # A soak's --live-seconds does not stretch the comparison; its own option can skip live.
+    doc = _run(tmp_path, tiny_inputs, "--skip-naive", "--shared-model", str(model),
+               "--skip-int8", "--comparison-live-seconds", "0")
+    assert doc["live"]["p99_ms"] is not None and doc["shared"]["live_s"] == 0
+    assert all(m["live_p99_ms"] is None for m in doc["shared"]["models"].values())
+    assert "no live" in capsys.readouterr().out
     # Without a shared file, a run on given --models says why it left the comparison out.
     assert _run(tmp_path, tiny_inputs, "--skip-naive", "--live-seconds", "0")["shared"] == {
         "skipped": "--models given without --shared-model"}
