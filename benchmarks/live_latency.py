@@ -142,13 +142,43 @@ class _RssSampler:
         kept = [(t, m) for t, m in self.samples if t >= skip_s] or self.samples
         if not kept:
             return {"rss_start_mb": None, "rss_end_mb": None, "rss_max_mb": None,
-                    "rss_growth_mb_per_min": None}
+                    "rss_growth_mb_per_min": None, "rss_second_half_mb": None}
         t = np.array([s[0] for s in kept])
         m = np.array([s[1] for s in kept])
         slope = float(np.polyfit(t, m, 1)[0]) * 60.0 if len(kept) >= 3 and np.ptp(t) > 0 else 0.0
+        half = second_half_growth(t, m)
         return {"rss_start_mb": round(float(m[0]), 1), "rss_end_mb": round(float(m[-1]), 1),
                 "rss_max_mb": round(float(m.max()), 1),
-                "rss_growth_mb_per_min": round(slope, 2)}
+                "rss_growth_mb_per_min": round(slope, 2),
+                "rss_second_half_mb": None if half is None else round(half, 1)}
+
+
+def second_half_growth(t_s, rss_mb) -> float | None:
+    """Resident memory growth over the second half of a run: the median of the last tenth's
+    samples minus the median of the tenth around the middle (``None`` under 20 samples).
+
+    A fresh session's arenas and caches fill in its first minute or two and then stay
+    (a 6-minute live run at 30 fps: 207 MB → 221 MB by 90 s, 220.5 MB at the end), which a
+    straight-line slope over the whole run reports as growth; a leak keeps growing in the
+    second half as well.
+
+    >>> t = np.arange(100.0)
+    >>> second_half_growth(t, np.minimum(t, 20.0))   # fills, then flat
+    0.0
+    >>> second_half_growth(t, t * 0.5)               # a leak
+    22.5
+    >>> second_half_growth(t[:10], t[:10]) is None
+    True
+    """
+    t, m = np.asarray(t_s, np.float64), np.asarray(rss_mb, np.float64)
+    if t.size < 20:
+        return None
+    span = t[-1] - t[0]
+    pos = (t - t[0]) / span if span > 0 else np.zeros_like(t)
+    last, middle = m[pos >= 0.9], m[(pos >= 0.45) & (pos < 0.55)]
+    if not last.size or not middle.size:
+        return None
+    return float(np.median(last) - np.median(middle))
 
 
 def rss_mb() -> float | None:

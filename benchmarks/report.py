@@ -72,6 +72,11 @@ def _f(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _signed(mb: float | None) -> str:
+    """``+1.2 MB`` / ``-0.4 MB``; ``–`` for a run too short to tell."""
+    return "–" if mb is None else f"{mb:+.1f} MB"
+
+
 def _pct(share: float | None) -> str:
     return "–" if share is None else f"{100 * share:.0f}"
 
@@ -144,14 +149,14 @@ def markdown(doc: dict[str, Any]) -> str:
     if live.get("rates"):
         lines += ["", "| live source | seconds | analysed fps | p50 ms | p90 ms | p99 ms | max ms "
                   "| dropped | mean batch | batch infer ms | p99 / batch | RSS MB start→end "
-                  "(MB/min) |", "|---" + "|---:" * 12 + "|"]
+                  "(second half) |", "|---" + "|---:" * 11 + "|"]
         for r in live["rates"]:
             lines.append(
                 f"| {r['source_fps']:g} fps | {_f(r['seconds'])} | {_f(r['analysed_fps'])} | "
                 f"{_f(r['p50_ms'])} | {_f(r['p90_ms'])} | {_f(r['p99_ms'])} | {_f(r['max_ms'])} | "
                 f"{r['dropped']} | {_f(r['mean_batch_size'], 2)} | {_f(r['batch_infer_ms'])} | "
                 f"{_f(r['p99_over_batch_infer'], 2)} | {_f(r['rss_start_mb'], 0)}→"
-                f"{_f(r['rss_end_mb'], 0)} ({_f(r['rss_growth_mb_per_min'], 2)}) |")
+                f"{_f(r['rss_end_mb'], 0)} ({_signed(r.get('rss_second_half_mb'))}) |")
     lines += ["", "| ratio (one run) | value | target | met |", "|---|---:|---|---|"]
     for key, t in doc["targets"].items():
         met = {True: "yes", False: "**no**", None: "–"}[t["met"]]

@@ -82,6 +82,10 @@ def test_quick_run_writes_every_figure(tmp_path, tiny_inputs, capsys):
 
     text = capsys.readouterr().out
     assert "| **stage limit**" in text and "naive baseline | skipped" in text
+    # 1.5 s of live is too short to split into halves: said, not guessed.
+    assert all(r["rss_second_half_mb"] is None for r in doc["live"]["rates"])
+    assert "RSS MB start→end (second half) |" in text
+    _assert_tables_render(text)
 
 
 @pytest.mark.slow
@@ -165,6 +169,19 @@ def test_soak_runs_a_few_hundred_frames_and_reports(tmp_path, tiny_inputs, capsy
     assert len(doc["samples"]["t_s"]) == len(doc["samples"]["rss_mb"]) >= 2
     text = capsys.readouterr().out
     assert "## Soak: 300 frames at 300 fps (complete)" in text and "| target |" in text
+    _assert_tables_render(text)
+
+
+def _assert_tables_render(text: str) -> None:
+    """Every Markdown table's delimiter row has as many cells as its header (else GitHub
+    shows the lines as text)."""
+    lines = text.splitlines()
+    tables = 0
+    for head, rule in zip(lines, lines[1:], strict=False):
+        if rule.startswith("|---"):
+            tables += 1
+            assert head.count("|") == rule.count("|"), f"{head}\n{rule}"
+    assert tables >= 1
 
 
 def test_one_backbone_is_compared_with_the_pair_in_the_same_run(tmp_path, tiny_inputs, capsys):
