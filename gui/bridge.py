@@ -3,9 +3,10 @@
 The capture and results threads must never wait for the GUI, and the GUI thread must
 never wait for them. :class:`LiveBridge` keeps one *latest* display frame and a flag that
 a result is waiting (the window then reads the session's latest update itself); a thread
-that posts replaces what is there and emits a queued signal only if none is pending yet. So at most one signal per kind is ever in the GUI
-thread's event queue, a frame the screen could not show in time is dropped (counted in
-``stale_frames``), and nothing piles up however slow painting gets.
+that posts replaces what is there and emits a queued signal only if none is pending yet.
+So at most one signal per kind is ever in the GUI thread's event queue, a frame the
+screen could not show in time is dropped (counted in ``stale_frames``), and nothing piles
+up however slow painting gets.
 
 Display frames are taken no faster than the screen refreshes (:meth:`LiveBridge.
 set_refresh_hz`): a frame that arrives sooner waits in the slot, replaced by newer

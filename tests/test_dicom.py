@@ -34,8 +34,7 @@ from endostream.dicom.video import (  # noqa: E402
 from endostream.errors import EXIT_SEND  # noqa: E402
 from helpers.clips import encode_clip, read_index  # noqa: E402
 from helpers.orthanc import ORTHANC_AET, free_port, orthanc_available, start_orthanc  # noqa: E402
-from helpers.review import (COLORS, FPS, HEIGHT, LAYOUT, WIDTH, frame_image,  # noqa: E402
-                            make_procedure)
+from helpers.review import COLORS, FPS, HEIGHT, LAYOUT, WIDTH, frame_image, make_procedure  # noqa: E402
 
 needs_orthanc = pytest.mark.skipif(not orthanc_available(),
                                    reason="Debian's orthanc is not installed")
@@ -107,7 +106,7 @@ def test_key_frames_full_resolution_and_one_document_in_one_study(procedure, tmp
         assert (ds.Manufacturer, ds.ManufacturerModelName) == ("endostream", "endostream")
         assert ds.SoftwareVersions == "0.1.0"
     # Each image: its section's colour, full resolution, the CSV's most confident frame.
-    for ds, (number, (label, first, last)) in zip(images, organ_sections):
+    for ds, (number, (label, first, _last)) in zip(images, organ_sections, strict=True):
         assert (ds.Rows, ds.Columns, ds.PhotometricInterpretation) == (HEIGHT, WIDTH, "RGB")
         pixels = ds.pixel_array
         assert np.abs(pixels[-20:, -40:].reshape(-1, 3).mean(0) - COLORS[label]).max() < 12
@@ -154,7 +153,7 @@ def test_the_document_lists_every_section_with_numbers_and_its_key_frame(procedu
     sections = [_section_of(i) for i in sr.ContentSequence if i.ValueType == "CONTAINER"]
     assert [s["Section label"] for s in sections] == [label for label, _, _ in LAYOUT]
     by_uid = {ds.SOPInstanceUID: name for name, ds in files.items()}
-    for s, (label, first, last) in zip(sections, LAYOUT):
+    for s, (label, first, last) in zip(sections, LAYOUT, strict=True):
         assert s["Section start time"] == (pytest.approx(first / 25), "s")
         assert s["Section end time"] == (pytest.approx((last + 1) / 25), "s")
         assert s["Share of good frames"][1] == "%" and s["Mean label probability"][1] == "1"
@@ -181,8 +180,8 @@ def test_nothing_identifying_comes_from_file_names_or_metadata(procedure, tmp_pa
             assert word not in data, (path.name, word)
         ds = pydicom.dcmread(path)
         texts: list[str] = []  # every value but UIDs (random digits may hold any number)
-        ds.walk(lambda _, elem: texts.append(str(elem.value)) if elem.VR not in ("UI", "SQ",
-                                                                            "OB", "OW") else None)
+        ds.walk(lambda _, elem, texts=texts: texts.append(str(elem.value))
+                if elem.VR not in ("UI", "SQ", "OB", "OW") else None)
         assert not [t for t in texts if "987654" in t or "1970" in t], path.name
         assert (str(ds.PatientName), ds.PatientIdentityRemoved) == ("ANONYMOUS^", "YES")
         assert ds.PatientID.startswith("ANON-") and ds.DeidentificationMethod

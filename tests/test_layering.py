@@ -10,10 +10,11 @@ when one command module imports another (commands share helpers through
 Runtime stages, bottom to top: the shared core (``errors``, ``frames``, ``contract``,
 ``crop``, ``fov``, ``bundled``) → ``sources`` → ``inference`` → ``segmentation`` →
 ``output`` → ``pipeline`` → ``evaluation`` / ``synth`` / ``archive`` → ``review`` →
-``loop`` / ``dicom`` → ``commands`` → ``cli``. ``export`` (torch) and ``gui`` (Qt) sit beside the top and use the
-runtime, never ``commands`` or ``cli``; the runtime never imports torch, Qt or ``export``,
-except that ``commands.live`` starts the window from inside a function; only ``archive``
-imports Ray; only ``dicom`` imports pydicom, highdicom and pynetdicom.
+``loop`` / ``dicom`` → ``commands`` → ``cli``. ``export`` (torch) and ``gui`` (Qt) sit
+beside the top and use the runtime, never ``commands`` or ``cli``; the runtime never
+imports torch, Qt or ``export``, except that ``commands.live`` starts the window from
+inside a function; only ``archive`` imports Ray; only ``dicom`` imports pydicom,
+highdicom and pynetdicom.
 """
 
 from __future__ import annotations

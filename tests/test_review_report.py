@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import csv
 import json
-from pathlib import Path
 import re
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import cv2
 import numpy as np

@@ -2,10 +2,11 @@
 
 A tool that runs next to a patient and over an archive of recordings must not open a
 network port (the one exception: ``endostream dicom --send`` connects to the archive the
-user names, from one module, as a client only; see NETWORK_ALLOWED), must not hand user paths to a shell, and must not unpickle what a
-checkpoint file says (the runtime test of that is in test_export.py: a pickled payload is
-refused and never run). These tests read every module of the product with :mod:`ast`, so
-a future change that adds such a call fails here with the file and line.
+user names, from one module, as a client only; see NETWORK_ALLOWED), must not hand
+user paths to a shell, and must not unpickle what a checkpoint file says (the runtime
+test of that is in test_export.py: a pickled payload is refused and never run). These
+tests read every module of the product with :mod:`ast`, so a future change that adds
+such a call fails here with the file and line.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ with a loaded classifier and returns a :class:`VideoOutcome`: the finished
 ``sections.json`` document (the analysis path's, plus the input fingerprint), the
 predictions when a CSV was asked for, or the one-line error of a video that failed. It
 writes nothing: engines may run it on other machines, and only the driver writes files
-(:func:`store`), so outputs and summary never race. Both engines call this same function, which is why they
-write the same sections.
+(:func:`store`), so outputs and summary never race. Both engines call this same
+function, which is why they write the same sections.
 
 >>> from endostream.inference.classifier import Classifier  # doctest: +SKIP
 >>> out = analyse_video(job, Classifier.load("m.onnx"), SegmentOptions())  # doctest: +SKIP
@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
 from endostream.archive.inputs import ArchiveJob
 from endostream.errors import (
     EXIT_INTERNAL,
@@ -28,8 +29,8 @@ from endostream.errors import (
 )
 from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
-from endostream.output.frames_csv import FrameCsvWriter
 from endostream.output.document import SectionsDocument
+from endostream.output.frames_csv import FrameCsvWriter
 from endostream.output.sections_file import write_document
 from endostream.pipeline.offline import SegmentOptions, segment_video
 

@@ -49,7 +49,6 @@ from endostream.errors import EXIT_INTERNAL, EXIT_USAGE, EndostreamError, ModelE
 from endostream.inference.classifier import Classifier
 from endostream.pipeline.offline import SegmentOptions
 
-
 #: CPUs (and inference threads) per CPU worker when --threads is not given. One: on a
 #: 2-vCPU VM, two 1-CPU workers (two videos at once) finished an archive in 0.53 of the
 #: local engine's time, one 2-CPU worker in 0.995 (benchmarks.archive): whole videos in

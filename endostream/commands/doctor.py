@@ -181,8 +181,9 @@ def _ffmpeg() -> dict[str, str]:
 
 def _onnxruntime() -> dict:
     try:
-        from endostream.inference.providers import probe_gpu
         import onnxruntime as ort
+
+        from endostream.inference.providers import probe_gpu
     except ImportError as e:  # pragma: no cover - onnxruntime is a core dependency
         return {"version": None, "providers": [], "gpu": f"onnxruntime not importable ({e})"}
     status = probe_gpu()

@@ -137,7 +137,7 @@ def run_import(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise UsageError("two tasks are of videos with the same file name; import them into "
                          "separate folders (export one project per folder of videos)")
-    for key, path in outputs.items():
+    for path in outputs.values():
         if path.exists() and not args.overwrite:
             raise UsageError(f"'{path}' exists; add --overwrite to replace it, or choose "
                              "another --out-dir")

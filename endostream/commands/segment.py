@@ -48,9 +48,9 @@ from endostream.errors import EndostreamError, OutputError, UsageError
 from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import batch_help
+from endostream.output.document import SectionsDocument
 from endostream.output.frames_csv import FrameCsvWriter
 from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout
-from endostream.output.document import SectionsDocument
 from endostream.output.progress import Progress
 from endostream.output.sections_file import DEFAULT_SECTIONS_SUFFIX, write_document
 from endostream.output.table import format_sections_table

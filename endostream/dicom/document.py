@@ -24,8 +24,14 @@ import warnings
 from collections.abc import Sequence
 from datetime import datetime
 
-from highdicom.sr import (CodedConcept, ComprehensiveSR, ContainerContentItem,
-                          ImageContentItem, NumContentItem, TextContentItem)
+from highdicom.sr import (
+    CodedConcept,
+    ComprehensiveSR,
+    ContainerContentItem,
+    ImageContentItem,
+    NumContentItem,
+    TextContentItem,
+)
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
@@ -89,7 +95,7 @@ def sections_document(sections: Sequence[Section], images: Sequence[Dataset | No
                         "interrupted: the sections cover only part of the recording."),
                         relationship_type="CONTAINS"),
     ]
-    items += [section_items(s, img) for s, img in zip(sections, images)]
+    items += [section_items(s, img) for s, img in zip(sections, images, strict=True)]
     root.ContentSequence = items
     evidence = [img for img in images if img is not None]
     with warnings.catch_warnings():

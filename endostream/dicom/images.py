@@ -55,7 +55,7 @@ class Series:
     description: str
 
     @classmethod
-    def new(cls, number: int, description: str) -> "Series":
+    def new(cls, number: int, description: str) -> Series:
         return cls(generate_uid(), number, description)
 
 

@@ -30,11 +30,14 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import AE, evt
 from pydicom.uid import MPEG4HP41
-from pynetdicom.sop_class import (ComprehensiveSRStorage,
-                                  StudyRootQueryRetrieveInformationModelFind,
-                                  VideoEndoscopicImageStorage, VLEndoscopicImageStorage)
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import (
+    ComprehensiveSRStorage,
+    StudyRootQueryRetrieveInformationModelFind,
+    VideoEndoscopicImageStorage,
+    VLEndoscopicImageStorage,
+)
 
 from endostream.errors import SendError, UsageError
 
@@ -120,7 +123,7 @@ def send_files(paths: Sequence[Path], *, host: str, port: int, calling_aet: str,
             time.sleep(retry_pause_s * attempt)
         connected: list[bool] = []
         assoc = ae.associate(host, port, ae_title=called_aet, evt_handlers=[
-            (evt.EVT_CONN_OPEN, lambda event: connected.append(True))])
+            (evt.EVT_CONN_OPEN, lambda event, connected=connected: connected.append(True))])
         if assoc.is_established:
             break
         problem = ("the archive rejected the association (check --aet and --called-aet "

@@ -99,7 +99,7 @@ def write_procedure(procedure: Procedure, frames: FrameTable | None, identity: I
     image_series = Series.new(*IMAGE_SERIES)
     written: list[WrittenFile] = []
     by_section: dict[int, Dataset] = {}
-    for (i, section), t, rgb in zip(numbered, times, pictures):
+    for (i, section), t, rgb in zip(numbered, times, pictures, strict=True):
         if rgb is None:
             continue  # nothing decodable there: the document lists the section without one
         ds = key_frame_image(np.asarray(rgb), identity=identity, series=image_series,

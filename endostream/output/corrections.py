@@ -37,11 +37,11 @@ nothing is written: the original findings are never replaced by a broken correct
 ...                           tool="example", reviewed_at="2026-12-03T00:00:00Z")
 >>> fixed.review.changed, fixed.sections[1].confidence
 ((0, 1), 1.0)
->>> reviewed_document(doc, [Section("ear", 0.0, 1.0, 0, 30, 0.9, 0.8),
+>>> reviewed_document(doc, [Section("ear", 0.0, 1.0, 0, 30, 0.9, 0.8),  # doctest: +ELLIPSIS
 ...                         Section("nose", 1.0, 4.0, 25, 99, 0.9, 0.8)], tool="example")
 Traceback (most recent call last):
 ...
-endostream.errors.CorrectionsError: the corrections: sections[1] overlaps the one before (frame 25 after 30); correct the sections and save again
+endostream.errors.CorrectionsError: the corrections: sections[1] overlaps the one before ...
 """
 
 from __future__ import annotations
@@ -55,8 +55,14 @@ from pathlib import Path
 from typing import Any
 
 from endostream.errors import CorrectionsError
-from endostream.output.document import (ModelsInfo, Review, SectionsDocument, SCHEMA_ID,
-                                        invariant_problem, sections_schema)
+from endostream.output.document import (
+    SCHEMA_ID,
+    ModelsInfo,
+    Review,
+    SectionsDocument,
+    invariant_problem,
+    sections_schema,
+)
 from endostream.output.schema_check import first_problem
 from endostream.segmentation.section import QUALITY_ONLY_LABEL, UNUSABLE, Section
 

@@ -278,8 +278,9 @@ class NotSectionsFile(UsageError):
 def unusable(origin: str | os.PathLike, problem: str, *,
              foreign: bool = False) -> UsageError:
     """The one error of a sections file that cannot be used."""
-    return (NotSectionsFile if foreign else UsageError)(f"'{origin}' is not a usable sections file ({problem}); give the "
-                      "sections.json written by 'endostream segment'")
+    error = NotSectionsFile if foreign else UsageError
+    return error(f"'{origin}' is not a usable sections file ({problem}); give the "
+                 "sections.json written by 'endostream segment'")
 
 
 def invariant_problem(data: Mapping[str, Any]) -> str | None:

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+
 from endostream.errors import EndostreamError, UsageError
 from endostream.evaluation.plots import require_matplotlib
-from endostream.review.chapters import MUX_KINDS, TEXT_KINDS, chapters_of, write_chapters
 from endostream.output.document import SectionsDocument
+from endostream.review.chapters import MUX_KINDS, TEXT_KINDS, chapters_of, write_chapters
 from endostream.review.procedure import Procedure
 from endostream.review.recorder import AnalysisRecorder
 from endostream.review.report import (

@@ -46,9 +46,9 @@ from endostream.output.palette import (
     text_hex_on,
 )
 from endostream.review.procedure import FrameTable, Procedure
-from endostream.segmentation.config import is_good
 from endostream.review.text import TextStamp, blend_stamp, text_stamp
 from endostream.review.video import frame_time_s, open_video, origin_s
+from endostream.segmentation.config import is_good
 from endostream.segmentation.section import UNUSABLE, Section
 from endostream.sources.file import upright
 

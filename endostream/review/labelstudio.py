@@ -35,8 +35,12 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from endostream.errors import CorrectionsError, UsageError, VideoError
-from endostream.output.corrections import (CORRECTED_SUFFIX, allowed_labels, frame_time,
-                                           reviewed_document)
+from endostream.output.corrections import (
+    CORRECTED_SUFFIX,
+    allowed_labels,
+    frame_time,
+    reviewed_document,
+)
 from endostream.output.document import SectionsDocument
 from endostream.output.palette import label_hex
 from endostream.review.report import percent_encode
@@ -122,7 +126,7 @@ def check_constant_rate(video: Path, fps: float | None) -> None:
     if abs(first_s) > step / 2:
         raise VideoError(f"'{video}' starts at {first_s:.3f} s, not at 0 (Label Studio "
                          f"counts frames from 0 s); {_cfr_hint(video, fps)}")
-    intervals = [float((b - a) * Fraction(tb)) for a, b in zip(pts, pts[1:])]
+    intervals = [float((b - a) * Fraction(tb)) for a, b in zip(pts, pts[1:], strict=False)]
     off = [d for d in intervals if abs(d - step) > step * RATE_TOLERANCE]
     if off:
         raise VideoError(f"'{video}' has a variable frame rate ({len(off)} of "

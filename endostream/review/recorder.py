@@ -8,7 +8,8 @@ probabilities (the per-frame table of the report's panels) and keeps, per
 organ's probability), and per second one plain frame, as JPEG. Memory stays bounded: a
 few small JPEGs per bucket, plus the frames still in the pipeline's bounded queues.
 
->>> recorder = AnalysisRecorder(classifier.heads, options.segmenter.good_threshold)  # doctest: +SKIP
+>>> recorder = AnalysisRecorder(classifier.heads,
+...                             options.segmenter.good_threshold)  # doctest: +SKIP
 >>> result = segment_video(video, classifier, options, on_frame=recorder.on_frame,
 ...                        on_prediction=recorder.on_prediction)  # doctest: +SKIP
 >>> recorder.thumbnails(result.sections)  # doctest: +SKIP
@@ -26,8 +27,8 @@ import numpy as np
 from endostream.contract import GOOD_LABEL
 from endostream.frames import Frame, Prediction
 from endostream.review.procedure import FrameTable
-from endostream.segmentation.config import is_good
 from endostream.review.thumbnails import jpeg_bytes, shrink
+from endostream.segmentation.config import is_good
 from endostream.segmentation.section import UNUSABLE, Section
 
 #: Seconds of video per bucket of kept organ thumbnails: a section gets the best frame of

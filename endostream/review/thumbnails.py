@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from endostream.review.procedure import FrameTable
-from endostream.segmentation.config import is_good
 from endostream.review.video import grab_frames
+from endostream.segmentation.config import is_good
 from endostream.segmentation.section import UNUSABLE, Section
 
 #: Thumbnail width in pixels (height keeps the aspect ratio); twice the 160 CSS pixels it

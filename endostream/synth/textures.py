@@ -21,7 +21,6 @@ import math
 import cv2
 import numpy as np
 
-
 # --- helpers (float32 images, coordinates in scene units around the canvas centre)
 
 

@@ -103,4 +103,4 @@ def start_orthanc(folder: Path, *, timeout_s: float = 60.0, dicom_port: int | No
         except OSError:
             time.sleep(0.2)
     server.stop()
-    raise RuntimeError("Orthanc did not answer within %.0f s" % timeout_s)
+    raise RuntimeError(f"Orthanc did not answer within {timeout_s:.0f} s")
