@@ -124,10 +124,10 @@ def is_shared_backbone(model: Path) -> bool:
     import onnxruntime as ort
 
     from endostream.contract import META_SOURCE_SHA256
+    from endostream.inference.providers import session_options
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(model), session_options(1),
+                                   providers=["CPUExecutionProvider"])
     shas = json.loads(session.get_modelmeta().custom_metadata_map.get(META_SOURCE_SHA256, "{}"))
     return len(shas) > 1 and len(set(shas.values())) == 1
 

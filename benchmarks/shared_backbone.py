@@ -201,7 +201,7 @@ def markdown(part: dict[str, Any]) -> list[str]:
     if part.get("skipped"):
         return ["", f"One backbone, two heads: skipped ({part['skipped']})"]
     live = (f"live {part['live_rate_fps']:g} fps at batch {part['live_batch']} for "
-            f"{part['live_s']:g} s" if part.get("live_s", 1) > 0 else "no live")
+            f"{part['live_s']:g} s" if part["live_s"] > 0 else "no live")
     lines = ["", f"| one backbone vs two (batch {part['batch']}, {live}, best of "
              f"{part['repeat']}) | inference ms/frame "
              f"| end-to-end frames/s | {stages.DEFAULT_SAMPLE_FPS:g} fps: decoded frames/s "

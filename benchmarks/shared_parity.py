@@ -72,6 +72,8 @@ FIRST_PROCEDURE_SEED = 11
 #: Largest accuracy shortfall against the pair that still counts as parity (one point).
 ACCURACY_TOLERANCE = 0.01
 ACCURACIES = ("quality_acc", "organ_acc_all", "organ_acc_good")
+#: Rows scored as they are, not trained: (table name, JSON key).
+FIXED_ROWS = (("bundled model", "bundled_model"), ("given pair", "given_pair"))
 #: The card's recipe (``--recipe from-quality``): the quality network's steps (the pair's
 #: quality network had as many), and the backbone's learning rate while the shared model
 #: then trains both heads on it (a third of the heads' 1e-3: the quality features stay,
@@ -311,11 +313,11 @@ def run(work: Path, *, seeds: Sequence[int], steps: int, recipe: str, quality_st
                           video_size=video_size, video_fps=video_fps)
     timings["render_s"] = time.perf_counter() - t0
     t = time.perf_counter()
-    fixed: dict[str, dict[str, Any]] = {}
+    fixed: dict[str, dict[str, Any]] = {}  # by JSON key (FIXED_ROWS)
     if demo_model_path().is_file():
-        fixed["bundled model"] = score_model(demo_model_path(), inputs, threads)
+        fixed["bundled_model"] = score_model(demo_model_path(), inputs, threads)
     if pair is not None:
-        fixed["given pair"] = score_model(pair, inputs, threads)
+        fixed["given_pair"] = score_model(pair, inputs, threads)
     timings["score_fixed_s"] = time.perf_counter() - t
     shared: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
@@ -341,8 +343,8 @@ def run(work: Path, *, seeds: Sequence[int], steps: int, recipe: str, quality_st
         pairs.append({"seed": seed, **score_model(model, inputs, threads)})
         timings[f"pair_seed{seed}_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
-    reference = fixed.get("given pair") or mean_row(pairs)
-    return {**{k.replace(" ", "_"): v for k, v in fixed.items()}, "shared": shared,
+    reference = fixed.get("given_pair") or mean_row(pairs)
+    return {**fixed, "shared": shared,
             "pair_seeds": pairs, "reference": "given pair" if pair else "pair recipe mean",
             "parity": parity(reference, shared),
             "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -410,9 +412,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{steps} x batch 8, organ share {args.organ_share:g}, lr {args.lr_schedule}, "
           f"keep {args.keep}, "
           f"videos {result['video_seconds']} s\n")
-    fixed = [(name, result[key]) for name, key in (("bundled model", "bundled_model"),
-                                                   ("given pair", "given_pair"))
-             if key in result]
+    fixed = [(name, result[key]) for name, key in FIXED_ROWS if key in result]
     print(table(fixed, result["shared"], steps, result["pair_seeds"],
                 f"2 x {args.quality_steps} steps"))
     print("\nQuality head: held-out recall of good and bad frames; truly unusable analysed "

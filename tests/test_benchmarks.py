@@ -17,6 +17,7 @@ from benchmarks import __main__ as bench
 from benchmarks.inputs import default_video_spec
 from benchmarks.live_latency import percentiles
 from benchmarks.report import check_targets, compute_ratios, markdown
+from endostream.contract import META_SOURCE_SHA256
 from endostream.synth import ProcedureSpec, render_procedure
 from tests.helpers.onnx_models import build_color_model
 
@@ -231,7 +232,7 @@ def test_a_shared_backbone_file_is_told_apart_from_a_pair(tmp_path):
     from endostream.bundled import demo_model_path
 
     def model(name: str, shas: dict[str, str] | None) -> bool:
-        meta = {"endostream.source_sha256": json.dumps(shas) if shas else None}
+        meta = {META_SOURCE_SHA256: json.dumps(shas) if shas else None}
         return is_shared_backbone(build_color_model(tmp_path / name, metadata_overrides=meta))
 
     assert model("shared.onnx", {"quality": "ab" * 32, "organ": "ab" * 32})

@@ -414,13 +414,13 @@ def test_cli_help_defaults_match_the_recipe():
     from endostream.export.partial_labels import DEFAULT_ORGAN_SHARE
     from endostream.export.selection import DEFAULT_PATIENCE
     from endostream.export.train_command import AUGMENT_PARTS, HELP_DEFAULTS, LR_SCHEDULES
+    from endostream.export.train_config import LR_SCHEDULES as SCHEDULES
 
     assert HELP_DEFAULTS == {"lr": T.DEFAULT_LR, "batch": T.DEFAULT_BATCH,
                              "epochs": T.DEFAULT_EPOCHS, "val_fraction": D.DEFAULT_VAL_FRACTION,
                              "synth_bad": S.DEFAULT_SYNTH_BAD, "video_fps": D.DEFAULT_VIDEO_FPS,
                              "patience": DEFAULT_PATIENCE, "organ_share": DEFAULT_ORGAN_SHARE}
     assert AUGMENT_PARTS == PARTS
-    from endostream.export.train_config import LR_SCHEDULES as SCHEDULES
     assert LR_SCHEDULES == SCHEDULES
 
 
