@@ -38,8 +38,8 @@ import numpy as np
 
 from benchmarks.machine import describe_machine, load_average, machine_line, write_run_json
 from endostream.cli import main as cli
+from endostream.corrections.rules import reviewed_document
 from endostream.evaluation.sections import evaluate_sections, pool
-from endostream.output.corrections import reviewed_document
 from endostream.output.document import read_sections
 from endostream.output.sections_file import write_document
 from endostream.segmentation.section import UNUSABLE

@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import pytest
 
+from endostream.corrections.rules import corrections_from_json, read_corrections, reviewed_document
 from endostream.errors import EXIT_CORRECTIONS, CorrectionsError
-from endostream.output.corrections import corrections_from_json, read_corrections, reviewed_document
 from endostream.output.document import SectionsDocument
 from endostream.output.sections_file import schema
 from endostream.segmentation.section import Section

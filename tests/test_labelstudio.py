@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 
 from endostream.cli import main
+from endostream.corrections.labelstudio import check_constant_rate
 from endostream.errors import EXIT_CORRECTIONS, EXIT_VIDEO
 from endostream.output.document import read_sections
-from endostream.review.labelstudio import check_constant_rate
 from helpers.clips import encode_clip, index_frames
 from helpers.review import LAYOUT, make_procedure
 

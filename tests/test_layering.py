@@ -9,12 +9,12 @@ when one command module imports another (commands share helpers through
 
 Runtime stages, bottom to top: the shared core (``errors``, ``frames``, ``contract``,
 ``crop``, ``fov``, ``bundled``) → ``sources`` → ``inference`` → ``segmentation`` →
-``output`` → ``pipeline`` → ``evaluation`` / ``synth`` / ``archive`` → ``review`` →
-``loop`` / ``dicom`` → ``commands`` → ``cli``. ``export`` (torch) and ``gui`` (Qt) sit
-beside the top and use the runtime, never ``commands`` or ``cli``; the runtime never
-imports torch, Qt or ``export``, except that ``commands.live`` starts the window from
-inside a function; only ``archive`` imports Ray; only ``dicom`` imports pydicom,
-highdicom and pynetdicom.
+``output`` → ``pipeline`` → ``evaluation`` / ``synth`` / ``archive`` → ``procedure`` →
+``review`` / ``corrections`` / ``dicom`` (side by side) → ``commands`` → ``cli``.
+``export`` (torch) and ``gui`` (Qt) sit beside the top and use the runtime, never
+``commands`` or ``cli``; the runtime never imports torch, Qt or ``export``, except that
+``commands.live`` starts the window from inside a function; only ``archive`` imports Ray;
+only ``dicom`` imports pydicom, highdicom and pynetdicom.
 """
 
 from __future__ import annotations
@@ -44,11 +44,15 @@ ALLOWED = {
     "evaluation": {"core", "sources", "inference", "segmentation", "output", "pipeline"},
     "synth": {"core", "segmentation", "output"},
     "archive": {"core", "sources", "inference", "segmentation", "output", "pipeline"},
-    "review": {"core", "sources", "segmentation", "output", "evaluation"},
-    "loop": {"core", "sources", "segmentation", "output", "evaluation", "review"},
-    "dicom": {"core", "sources", "segmentation", "output", "review"},
+    # A recorded procedure (sections, recording, per-frame table): the floor that review,
+    # corrections and dicom stand on side by side; none of the three imports another.
+    "procedure": {"core", "sources", "segmentation", "output"},
+    "review": {"core", "sources", "segmentation", "output", "evaluation", "procedure"},
+    "corrections": {"core", "sources", "segmentation", "output", "evaluation", "procedure"},
+    "dicom": {"core", "sources", "segmentation", "output", "procedure"},
     "commands": {"core", "sources", "inference", "segmentation", "output", "pipeline",
-                 "evaluation", "synth", "archive", "review", "loop", "dicom"},
+                 "evaluation", "synth", "archive", "procedure", "review", "corrections",
+                 "dicom"},
     "cli": {"core", "commands"},
     "export": {"core", "sources", "inference", "segmentation", "output", "evaluation",
                "synth"},
@@ -58,7 +62,7 @@ ALLOWED = {
 HEAVY = {"torch": {"export"}, "torchvision": {"export"}, "onnx": {"export"},
          "PyQt5": {"gui"}, "ray": {"archive"},
          # Plotting and templates, behind the review extra: only where pictures are made.
-         "matplotlib": {"review", "evaluation"}, "jinja2": {"review"},
+         "matplotlib": {"review", "evaluation"}, "jinja2": {"review", "corrections"},
          # DICOM, behind the dicom extra (commands.dicom imports the layer in its run).
          "pydicom": {"dicom"}, "highdicom": {"dicom"}, "pynetdicom": {"dicom"}}
 #: Imports that are allowed although they cross a rule, each with its reason; only inside

@@ -8,8 +8,8 @@ import pytest
 
 from endostream.cli import main
 from endostream.output.palette import hex_to_rgb, label_hex
+from endostream.procedure import load_procedure, read_frames_csv
 from endostream.review.annotate import OverlayPainter
-from endostream.review.procedure import load_procedure, read_frames_csv
 from helpers.review import FPS, HEIGHT, LAYOUT, ORGANS, WIDTH, make_procedure
 
 

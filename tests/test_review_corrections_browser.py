@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from endostream.cli import main
-from endostream.output.corrections import CORRECTED_SUFFIX, read_corrections
+from endostream.corrections.rules import CORRECTED_SUFFIX, read_corrections
 from endostream.output.document import read_sections
 from endostream.output.sections_file import schema
-from endostream.review.procedure import load_procedure
+from endostream.procedure import load_procedure
 from helpers.browser import WAIT_S, chrome
 from helpers.review import make_procedure
 
@@ -193,7 +193,7 @@ def test_a_second_review_still_compares_with_the_model(tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    from endostream.output.corrections import reviewed_document
+    from endostream.corrections.rules import reviewed_document
     from endostream.segmentation.section import Section
 
     t = make_procedure(tmp_path / "p")

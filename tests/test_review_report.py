@@ -16,7 +16,7 @@ import pytest
 
 from endostream.cli import main
 from endostream.output.palette import UNUSABLE_COLOR, hex_to_rgb, label_hex
-from endostream.review.procedure import load_procedure, read_frames_csv
+from endostream.procedure import load_procedure, read_frames_csv
 from endostream.review.timeline_plot import draw_timeline
 from helpers.review import COLORS, LAYOUT, ORGANS, make_procedure
 
@@ -142,7 +142,7 @@ def test_report_refuses_bad_requests(tmp_path, capsys):
 def _long_procedure(duration_s: float):
     from endostream.frames import SourceInfo
     from endostream.output.sections_file import build_document
-    from endostream.review.procedure import Procedure
+    from endostream.procedure import Procedure
     from endostream.segmentation.section import Section
 
     cut = [0.0, 0.3 * duration_s, 0.45 * duration_s, duration_s]
@@ -216,7 +216,7 @@ def test_report_names_the_video_only_as_far_as_asked(tmp_path):
 def test_thumbnails_use_the_good_frame_threshold_the_run_recorded(tmp_path):
     """A frame counts as good at the threshold the run recorded (analysis.segmenter), not
     at today's default: with 0.95 recorded, a frame at p(good) 0.9 is not a candidate."""
-    from endostream.review.thumbnails import thumbnail_times
+    from endostream.procedure.thumbnails import thumbnail_times
 
     t = make_procedure(tmp_path)
     doc = json.loads(t.sections.read_text())
@@ -238,7 +238,7 @@ def test_thumbnails_use_the_good_frame_threshold_the_run_recorded(tmp_path):
         doc["analysis"]["segmenter"] = {"mode": "offline", "good_threshold": threshold}
         t.sections.write_text(json.dumps(doc))
         procedure = load_procedure(t.sections)
-        assert procedure.good_threshold == threshold
+        assert procedure.document.analysis.good_threshold == threshold
         picked[threshold] = thumbnail_times(procedure.sections, frames,
-                                            procedure.good_threshold)[0]
+                                            procedure.document.analysis.good_threshold)[0]
     assert picked[0.5] == pytest.approx(10 / 25) and picked[0.95] == pytest.approx(20 / 25)

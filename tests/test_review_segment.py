@@ -30,7 +30,7 @@ def test_segment_writes_chapters_and_report_from_one_pass(tmp_path, monkeypatch,
     def no_second_decode(*args, **kwargs):
         raise AssertionError("the report decoded the video again")
 
-    monkeypatch.setattr("endostream.review.thumbnails.grab_frames", no_second_decode)
+    monkeypatch.setattr("endostream.procedure.thumbnails.grab_frames", no_second_decode)
     out, vtt, html = tmp_path / "s.json", tmp_path / "c.vtt", tmp_path / "r.html"
     assert main(["segment", str(video), "--models", str(model), "--out", str(out),
                  "--chapters", str(vtt), "--report", str(html), "--quiet"]) == 0

@@ -19,9 +19,9 @@ from pathlib import Path
 from endostream.commands.common import add_input_arguments
 from endostream.output.guard import add_overwrite_option
 from endostream.output.progress import Progress
+from endostream.procedure import load_procedure, read_frames_csv
 from endostream.review.annotate import annotate_video
 from endostream.review.outputs import check_output
-from endostream.review.procedure import load_procedure, read_frames_csv
 
 EXAMPLES = """\
 examples:
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     video = procedure.require_video()
     check_output(args.out, inputs=[args.sections, video, args.csv], overwrite=args.overwrite)
     frames = read_frames_csv(args.csv, procedure) if args.csv else None
-    progress = Progress(procedure.source.frames, enabled=not args.quiet,
+    progress = Progress(procedure.document.source.frames, enabled=not args.quiet,
                         label="frames")
     try:
         annotate_video(procedure, args.out, frames=frames, keep_metadata=args.keep_metadata,

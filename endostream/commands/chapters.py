@@ -20,9 +20,9 @@ from pathlib import Path
 from endostream.commands.common import add_input_arguments
 from endostream.output.guard import add_overwrite_option
 from endostream.output.table import count
+from endostream.procedure import load_procedure
 from endostream.review.chapters import MUX_KINDS, chapters_of, write_chapters
 from endostream.review.outputs import check_output
-from endostream.review.procedure import load_procedure
 
 EXAMPLES = """\
 examples:

@@ -20,9 +20,9 @@ from endostream.commands.common import add_input_arguments
 from endostream.output.guard import add_overwrite_option, check_outputs
 from endostream.output.progress import Progress
 from endostream.output.table import count
+from endostream.procedure import load_procedure
 from endostream.review.clips import CLIP_KINDS, EARLY_WARN_S, plan_clips, write_clip
 from endostream.review.outputs import check_output_dir
-from endostream.review.procedure import load_procedure
 from endostream.segmentation.section import UNUSABLE
 
 EXAMPLES = """\
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         suffix = video.suffix.lower() if video.suffix.lower() in CLIP_KINDS else ".mkv"
     plans = plan_clips(procedure.sections, Path(args.out_dir), suffix, labels=args.labels,
-                       known_labels=[*procedure.organ_labels, UNUSABLE])
+                       known_labels=[*procedure.document.organ_labels, UNUSABLE])
     out_dir = check_output_dir(args.out_dir)
     check_outputs({f"--out-dir's {p.path.name}": p.path for p in plans},
                   {"the recording": video, "SECTIONS": args.sections},

@@ -25,8 +25,7 @@ import logging
 import sys
 from pathlib import Path
 
-from endostream.errors import UsageError
-from endostream.loop.dataset import (
+from endostream.corrections.dataset import (
     DEFAULT_FPS,
     DEFAULT_MARGIN_S,
     ORGAN_QUALITY_CHOICES,
@@ -35,6 +34,7 @@ from endostream.loop.dataset import (
     missing_organs,
     reviewed_rows,
 )
+from endostream.errors import UsageError
 from endostream.output.atomic import write_text_atomic
 from endostream.output.guard import add_overwrite_option, check_outputs, output_folder
 from endostream.output.table import count

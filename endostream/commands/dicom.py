@@ -30,8 +30,8 @@ from endostream.commands.dicom_options import (
 from endostream.errors import OutputError, SendError, UsageError
 from endostream.output.guard import add_overwrite_option, check_outputs
 from endostream.output.table import count
+from endostream.procedure import load_procedure, read_frames_csv
 from endostream.review.outputs import check_output_dir
-from endostream.review.procedure import load_procedure, read_frames_csv
 
 EXAMPLES = """\
 examples:

@@ -19,12 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from endostream.errors import CorrectionsError, UsageError
-from endostream.output.atomic import write_text_atomic
-from endostream.output.corrections import allowed_labels
-from endostream.output.guard import add_overwrite_option, check_outputs
-from endostream.output.table import count
-from endostream.review.labelstudio import (
+from endostream.corrections.labelstudio import (
     check_constant_rate,
     corrected_documents,
     corrected_name,
@@ -32,8 +27,13 @@ from endostream.review.labelstudio import (
     task_of,
     video_url,
 )
+from endostream.corrections.rules import allowed_labels
+from endostream.errors import CorrectionsError, UsageError
+from endostream.output.atomic import write_text_atomic
+from endostream.output.guard import add_overwrite_option, check_outputs
+from endostream.output.table import count
+from endostream.procedure import load_procedure
 from endostream.review.outputs import check_output, check_output_dir
-from endostream.review.procedure import load_procedure
 
 #: Where Label Studio serves files of its local storage from (see the README).
 DEFAULT_URL_PREFIX = "/data/local-files/?d="
@@ -99,7 +99,7 @@ def run_export(args: argparse.Namespace) -> int:
     organ: list[str] = []
     for p in procedures:
         labels += [lab for lab in allowed_labels(p.document.models) if lab not in labels]
-        organ += [lab for lab in p.organ_labels if lab not in organ]
+        organ += [lab for lab in p.document.organ_labels if lab not in organ]
     config = labelling_config(labels, organ)
     write_text_atomic(args.out, json.dumps(tasks, indent=1, ensure_ascii=False) + "\n",
                       hint="choose another --out")

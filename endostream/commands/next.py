@@ -20,15 +20,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from endostream.errors import UsageError
-from endostream.loop.picks import CSV_NAME, JSON_NAME, frames_csv_beside, gather, write_picks
-from endostream.loop.uncertainty import (
+from endostream.corrections.picks import CSV_NAME, JSON_NAME, frames_csv_beside, gather, write_picks
+from endostream.corrections.uncertainty import (
     DEFAULT_COUNT,
     DEFAULT_SPACING_S,
     DEFAULT_WINDOW_S,
     MIN_SCORE,
     rank,
 )
+from endostream.errors import UsageError
 from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
 from endostream.output.table import format_clock
 

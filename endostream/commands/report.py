@@ -18,10 +18,11 @@ import sys
 from pathlib import Path
 
 from endostream.commands.common import add_input_arguments, add_path_in_report_option
+from endostream.corrections.editor import editor_html
 from endostream.errors import UsageError
 from endostream.output.guard import add_overwrite_option
+from endostream.procedure import load_procedure, read_frames_csv
 from endostream.review.outputs import check_output
-from endostream.review.procedure import load_procedure, read_frames_csv
 from endostream.review.report import HTML_KINDS, PICTURE_KINDS, write_report
 
 EXAMPLES = """\
@@ -62,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"endostream: {procedure.not_found()}: the report has no player and no "
               "pictures (pass --video PATH)", file=sys.stderr)
     write_report(procedure, args.out, frames=frames, player=not args.no_player,
-                 path_mode=args.path_in_report)
+                 path_mode=args.path_in_report, editor=editor_html)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

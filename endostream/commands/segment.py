@@ -44,6 +44,7 @@ from endostream.commands.segment_archive import (
     single_video,
     wants_archive,
 )
+from endostream.corrections.editor import editor_html
 from endostream.errors import EndostreamError, OutputError, UsageError
 from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
@@ -55,8 +56,8 @@ from endostream.output.progress import Progress
 from endostream.output.sections_file import DEFAULT_SECTIONS_SUFFIX, write_document
 from endostream.output.table import format_sections_table
 from endostream.pipeline.offline import SegmentOptions, segment_video
+from endostream.procedure import Procedure
 from endostream.review.alongside import check_alongside, wants_thumbnails, write_alongside
-from endostream.review.procedure import Procedure
 from endostream.review.recorder import AnalysisRecorder
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
 
@@ -262,7 +263,8 @@ def _segment_one(job: OneVideo, classifier: Classifier) -> int:
         write_document(job.out, doc)
     review_error = write_alongside(doc, sections_path=job.out, video=job.video,
                                    chapters=job.chapters, report=job.report,
-                                   recorder=recorder, path_mode=job.path_in_report)
+                                   recorder=recorder, path_mode=job.path_in_report,
+                                   editor=editor_html)
     dicom_error = None
     if job.dicom is not None:
         dicom_error = write_dicom_alongside(doc, job.out, job.video, job.dicom, recorder)

@@ -32,7 +32,7 @@ from pydicom.uid import MPEG4HP41
 from endostream.dicom.identity import Identity
 from endostream.dicom.images import Series, new_instance
 from endostream.errors import UsageError, VideoError
-from endostream.review.video import open_video
+from endostream.procedure.video import open_video
 
 VIDEO_ENDOSCOPIC_IMAGE = "1.2.840.10008.5.1.4.1.1.77.1.1.1"
 #: Profiles a High Profile decoder plays (subsets of High).

@@ -1,11 +1,11 @@
 """Writing one procedure as DICOM files: a key frame per organ section, one SR document.
 
 The key frame of a section is the one the HTML report shows
-(:func:`~endostream.review.thumbnails.thumbnail_times`: with the per-frame CSV the
+(:func:`~endostream.procedure.thumbnails.thumbnail_times`: with the per-frame CSV the
 analysed frame judged good with the highest probability of the section's organ, else
 the middle frame), decoded again from the recording at full resolution. Unusable
 stretches get no image; the document lists them all. Files are named after the section
-number, label and start (:func:`~endostream.review.clips.clip_name`), never after the
+number, label and start (:func:`~endostream.output.names.clip_name`), never after the
 recording, and every file is read back with pydicom before the command reports it.
 """
 
@@ -25,11 +25,11 @@ from endostream.dicom.images import Series, key_frame_image
 from endostream.dicom.video import recording_video
 from endostream.errors import OutputError
 from endostream.output.atomic import AtomicFile
+from endostream.output.names import clip_name
 from endostream.output.table import count
-from endostream.review.clips import clip_name
-from endostream.review.procedure import FrameTable, Procedure
-from endostream.review.thumbnails import thumbnail_times
-from endostream.review.video import grab_frames, open_video
+from endostream.procedure import FrameTable, Procedure
+from endostream.procedure.thumbnails import thumbnail_times
+from endostream.procedure.video import grab_frames, open_video
 from endostream.segmentation.section import UNUSABLE
 
 #: The structured document's and the recording's file names in --out-dir.
@@ -94,7 +94,8 @@ def write_procedure(procedure: Procedure, frames: FrameTable | None, identity: I
     when = when or datetime.now()
     codec = recording_codec(video)
     numbered = [(i, s) for i, s in enumerate(procedure.sections, 1) if s.label != UNUSABLE]
-    times = thumbnail_times([s for _, s in numbered], frames, procedure.good_threshold)
+    doc = procedure.document
+    times = thumbnail_times([s for _, s in numbered], frames, doc.analysis.good_threshold)
     pictures = grab_frames(video, times)
     image_series = Series.new(*IMAGE_SERIES)
     written: list[WrittenFile] = []
@@ -114,8 +115,8 @@ def write_procedure(procedure: Procedure, frames: FrameTable | None, identity: I
     sr = sections_document(procedure.sections,
                            [by_section.get(i) for i in range(1, len(procedure.sections) + 1)],
                            identity=identity, series=Series.new(*DOCUMENT_SERIES),
-                           model_sha256=procedure.models.sha256 or "unknown",
-                           duration_s=procedure.duration_s, complete=procedure.complete,
+                           model_sha256=doc.models.sha256 or "unknown",
+                           duration_s=doc.duration_s, complete=doc.complete,
                            when=when)
     path = out_dir / DOCUMENT_NAME
     save(sr, path)

@@ -136,7 +136,7 @@ class Analysis:
 @dataclass(frozen=True)
 class Review:
     """``review``: present when a person corrected the sections (the report's edit mode,
-    Label Studio); :mod:`endostream.output.corrections` makes and checks it.
+    Label Studio); :mod:`endostream.corrections.rules` makes and checks it.
 
     ``changed`` are indices into the document's sections that the reviewer made or
     changed; ``original_sections`` the model's sections, kept through later reviews.

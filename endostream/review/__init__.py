@@ -1,7 +1,7 @@
 """Looking at what was found: chapters, a report with pictures, clips, an annotated video.
 
 Everything here starts from a ``sections.json`` (and, where given, the per-frame CSV) and
-the recording it describes (:mod:`endostream.review.procedure`):
+the recording it describes (:mod:`endostream.procedure`):
 
 - :mod:`~endostream.review.chapters`: WebVTT, FFmpeg metadata, or a stream-copied
   ``.mkv``/``.mp4`` with the chapters muxed in;

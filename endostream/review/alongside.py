@@ -21,13 +21,14 @@ from pathlib import Path
 from endostream.errors import EndostreamError, UsageError
 from endostream.evaluation.plots import require_matplotlib
 from endostream.output.document import SectionsDocument
+from endostream.procedure import Procedure
 from endostream.review.chapters import MUX_KINDS, TEXT_KINDS, chapters_of, write_chapters
-from endostream.review.procedure import Procedure
 from endostream.review.recorder import AnalysisRecorder
 from endostream.review.report import (
     DEFAULT_PATH_MODE,
     HTML_KINDS,
     PICTURE_KINDS,
+    PagePart,
     load_template,
     write_report,
 )
@@ -57,9 +58,10 @@ def check_alongside(*, chapters: Path | None, report: Path | None) -> None:
 def write_alongside(doc: SectionsDocument, *, sections_path: Path, video: Path,
                     chapters: Path | None, report: Path | None,
                     recorder: AnalysisRecorder | None,
-                    path_mode: str = DEFAULT_PATH_MODE) -> EndostreamError | None:
-    """Write ``chapters`` and ``report`` for the document just written; the first error is
-    returned, not raised."""
+                    path_mode: str = DEFAULT_PATH_MODE,
+                    editor: PagePart | None = None) -> EndostreamError | None:
+    """Write ``chapters`` and ``report`` (with the ``editor`` part, see :data:`PagePart`)
+    for the document just written; the first error is returned, not raised."""
     if chapters is None and report is None:
         return None
     procedure = Procedure(sections_path, doc, video)
@@ -76,7 +78,7 @@ def write_alongside(doc: SectionsDocument, *, sections_path: Path, video: Path,
                          frames=recorder.frame_table() if recorder else None,
                          thumbnails=recorder.thumbnails(procedure.sections)
                          if recorder and wants_thumbnails(report) else None,
-                         path_mode=path_mode)
+                         path_mode=path_mode, editor=editor)
             print(f"wrote {report}", file=sys.stderr)
         except EndostreamError as e:
             error = error or e

@@ -45,9 +45,9 @@ from endostream.output.palette import (
     label_hex,
     text_hex_on,
 )
-from endostream.review.procedure import FrameTable, Procedure
+from endostream.procedure import FrameTable, Procedure
+from endostream.procedure.video import frame_time_s, open_video, origin_s
 from endostream.review.text import TextStamp, blend_stamp, text_stamp
-from endostream.review.video import frame_time_s, open_video, origin_s
 from endostream.segmentation.config import is_good
 from endostream.segmentation.section import UNUSABLE, Section
 from endostream.sources.file import upright
@@ -83,7 +83,7 @@ class OverlayPainter:
         self.procedure = procedure
         self.frames = frames if frames is not None and len(frames) else None
         self.width, self.height = width, height
-        self.duration_s = max(procedure.duration_s, 1e-3)
+        self.duration_s = max(procedure.document.duration_s, 1e-3)
         self.strip_h = max(MIN_STRIP_PX, int(round(height * STRIP_FRACTION)))
         self.strip = self._draw_strip()
         self._starts = np.array([s.start_frame for s in procedure.sections], np.int64)
@@ -107,7 +107,7 @@ class OverlayPainter:
             if k >= 0:
                 good = self.frames.good[k]
                 good_flag = None if np.isnan(good) else bool(
-                    is_good(float(good), self.procedure.good_threshold))
+                    is_good(float(good), self.procedure.document.analysis.good_threshold))
                 if section.label == UNUSABLE:
                     prob = 1.0 - good if not np.isnan(good) else section.confidence
                 elif section.label in self.frames.organ_labels:
@@ -129,7 +129,7 @@ class OverlayPainter:
         strip[:] = _bgr(BAR_EMPTY)
         for s in self.procedure.sections:
             x0, x1 = self.x_of(s.start_s), max(self.x_of(s.end_s), self.x_of(s.start_s) + 1)
-            strip[:, x0:x1] = _bgr(label_hex(s.label, self.procedure.organ_labels))
+            strip[:, x0:x1] = _bgr(label_hex(s.label, self.procedure.document.organ_labels))
             if s.label == UNUSABLE:  # hatched, as on the live timeline
                 yy, xx = np.mgrid[0:self.strip_h, x0:x1]
                 strip[:, x0:x1][((xx + yy) % 6) < 2] = _bgr(HATCH)
@@ -184,7 +184,7 @@ class OverlayPainter:
         baseline = cy + lay.cap_px // 2  # capitals centred on the panel's middle
         x = x0 + lay.pad_px
         chip = lay.chip_px
-        color = _bgr(label_hex(label, self.procedure.organ_labels))
+        color = _bgr(label_hex(label, self.procedure.document.organ_labels))
         if label == UNUSABLE:
             cv2.circle(rgb, (x + chip // 2, cy), chip // 2, color, -1, cv2.LINE_AA)
         else:
@@ -264,7 +264,7 @@ def _annotate(inp, dst, procedure, frames, keep_metadata, on_progress) -> None:
         oas[a.index] = dst.add_stream_from_template(a)
         if keep_metadata:
             oas[a.index].metadata.update(a.metadata)
-    total = procedure.source.frames or vs.frames or None
+    total = procedure.document.source.frames or vs.frames or None
     index = 0
     pending_audio = []  # audio before the video encoder's first packet keeps the order
     for packet in inp.demux(vs, *audio):

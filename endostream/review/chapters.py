@@ -34,7 +34,7 @@ import av
 from endostream.errors import OutputError, UsageError
 from endostream.output.atomic import AtomicFile, write_text_atomic
 from endostream.output.palette import display_label
-from endostream.review.video import open_video, origin_s
+from endostream.procedure.video import open_video, origin_s
 from endostream.segmentation.section import UNUSABLE, Section
 
 #: An organ section's title shows its share of good frames when below this: "where

@@ -16,7 +16,6 @@ metadata unless ``keep_metadata``.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,7 +26,8 @@ import av
 from endostream.errors import OutputError, UsageError
 from endostream.output.atomic import AtomicFile
 from endostream.output.guard import same_file
-from endostream.review.video import frame_time_s, open_video, origin_s
+from endostream.output.names import clip_name
+from endostream.procedure.video import frame_time_s, open_video, origin_s
 from endostream.segmentation.section import Section
 
 #: Containers a clip may be written in; others are turned into Matroska.
@@ -41,12 +41,6 @@ EARLY_WARN_S = 1.0
 #: Encoder of --exact clips, and its quality (x264 CRF: 18 looks like the source).
 EXACT_CODEC = "libx264"
 EXACT_OPTIONS = {"crf": "18", "preset": "fast"}
-
-
-def clip_name(number: int, section: Section, suffix: str) -> str:
-    """The file name of a clip: number, label and start only (never metadata)."""
-    label = re.sub(r"[^A-Za-z0-9_-]+", "_", section.label).strip("_") or "section"
-    return f"{number:02d}-{label}-{section.start_s:.1f}s{suffix}"
 
 
 def label_key(label: str) -> str:

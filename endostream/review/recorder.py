@@ -26,8 +26,8 @@ import numpy as np
 
 from endostream.contract import GOOD_LABEL
 from endostream.frames import Frame, Prediction
-from endostream.review.procedure import FrameTable
-from endostream.review.thumbnails import jpeg_bytes, shrink
+from endostream.procedure import FrameTable
+from endostream.procedure.thumbnails import jpeg_bytes, shrink
 from endostream.segmentation.config import is_good
 from endostream.segmentation.section import UNUSABLE, Section
 
@@ -98,7 +98,7 @@ class AnalysisRecorder:
                 self._best[key] = (score, pred.pts_s, jpeg)
 
     def frame_table(self) -> FrameTable:
-        """The probabilities recorded, as :func:`~endostream.review.procedure.read_frames_csv`
+        """The probabilities recorded, as :func:`~endostream.procedure.read_frames_csv`
         would read them from the CSV."""
         rows = sorted(self._rows)
         n, k = len(rows), len(self.organ_labels)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,12 @@ from endostream import __version__
 from endostream.errors import UsageError
 from endostream.evaluation.plots import INSTALL_HINT
 from endostream.output.atomic import write_bytes_atomic, write_text_atomic
-from endostream.output.corrections import CORRECTED_SUFFIX, allowed_labels
+from endostream.output.names import percent_encode
 from endostream.output.palette import display_label, label_hex, text_hex_on
 from endostream.output.table import count, format_clock
+from endostream.procedure import FrameTable, Procedure
+from endostream.procedure.thumbnails import data_uri, section_thumbnails
 from endostream.review.chapters import chapters_of, to_webvtt
-from endostream.review.procedure import FrameTable, Procedure
-from endostream.review.thumbnails import data_uri, section_thumbnails
 from endostream.review.timeline_plot import draw_timeline, timeline_ticks
 from endostream.segmentation.section import UNUSABLE
 
@@ -47,6 +48,11 @@ PATH_MODES = ("full", "name", "none")
 DEFAULT_PATH_MODE = "none"
 #: The report's title when it may not name the video.
 UNNAMED_TITLE = "Procedure review"
+#: A part of the page that another package draws (the corrections editor,
+#: :func:`endostream.corrections.editor.editor_html`): called with the procedure and the
+#: video and model paths the page may show, it returns HTML placed below the sections
+#: table. The review package knows nothing of corrections; the command hands it in.
+PagePart = Callable[[Procedure, "str | None", "str | None"], str]
 
 
 def shown_path(path: str, mode: str) -> str | None:
@@ -119,55 +125,42 @@ def video_link(video: Path, report: Path) -> str:
     return percent_encode(Path(rel).as_posix())
 
 
-#: Characters a relative URL path keeps as they are (RFC 3986 unreserved, and "/").
-_URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/")
-
-
-def percent_encode(path: str) -> str:
-    """``path`` for a URL: unreserved characters and ``/`` kept, the rest percent-encoded.
-
-    >>> percent_encode("a b/ö.mp4")
-    'a%20b/%C3%B6.mp4'
-    """
-    # By hand: urllib is a networking package, which the runtime does not import
-    # (tests/test_security.py).
-    return "".join(c if c in _URL_SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
-                   for c in path)
-
-
 def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = None,
                 thumbnails: list[np.ndarray | None] | None = None,
-                player: bool = True, path_mode: str = DEFAULT_PATH_MODE) -> str:
+                player: bool = True, path_mode: str = DEFAULT_PATH_MODE,
+                editor: PagePart | None = None) -> str:
     """The report page as text (see the module docstring); ``path_mode`` is one of
-    :data:`PATH_MODES` and applies to the video's and the model's paths."""
+    :data:`PATH_MODES` and applies to the video's and the model's paths; ``editor`` draws
+    the edit mode (none without it)."""
     template = load_template()
+    from markupsafe import Markup  # jinja2's own dependency, present once it loaded
     png, geometry = draw_timeline(procedure, frames, fmt="png")
     if thumbnails is None:
         thumbnails = (section_thumbnails(procedure.video, procedure.sections, frames,
-                                         procedure.good_threshold)
+                                         procedure.document.analysis.good_threshold)
                       if procedure.video is not None else [None] * len(procedure.sections))
     rows = []
     for i, (s, thumb) in enumerate(zip(procedure.sections, thumbnails, strict=True), 1):
-        color = label_hex(s.label, procedure.organ_labels)
+        color = label_hex(s.label, procedure.document.organ_labels)
         rows.append(Row(number=i, label=display_label(s.label), color=color,
                         text_color=text_hex_on(color), start_s=round(s.start_s, 3),
                         start=clock(s.start_s), end=clock(s.end_s),
                         duration=clock(s.end_s - s.start_s), good=f"{s.good_fraction:.0%}",
                         confidence=f"{s.confidence:.2f}", unusable=s.label == UNUSABLE,
                         thumbnail=data_uri(thumb) if thumb is not None else None))
-    source = procedure.source
+    source = procedure.document.source
     video_src = None
     if player and procedure.video is not None:
         video_src = video_link(procedure.video, out)
     vtt = to_webvtt(chapters_of(procedure.sections)).encode("utf-8")
     duration = geometry.duration_s
-    models = procedure.models
+    models = procedure.document.models
     video_shown = shown_path(source.path, path_mode)
     # A model's path names no patient, but may name a colleague's home folder.
     model_shown = shown_path(models.path, "full" if path_mode == "full" else "name")
     context: dict[str, Any] = {
         "title": (Path(video_shown).name if video_shown else None) or UNNAMED_TITLE,
-        "complete": procedure.complete,
+        "complete": procedure.document.complete,
         "rows": rows,
         "sections_count": count(len(rows), "section"),
         "timeline": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
@@ -178,8 +171,8 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
         "video_missing": player and procedure.video is None,
         "bar": [{"label": display_label(s.label), "start": clock(s.start_s),
                  "width": round(max(s.end_s - s.start_s, 0.0), 3),
-                 "color": label_hex(s.label, procedure.organ_labels),
-                 "text_color": text_hex_on(label_hex(s.label, procedure.organ_labels)),
+                 "color": label_hex(s.label, procedure.document.organ_labels),
+                 "text_color": text_hex_on(label_hex(s.label, procedure.document.organ_labels)),
                  "unusable": s.label == UNUSABLE} for s in procedure.sections],
         # Four intervals: a phone's bar is ~370 px wide and a label ~40 px.
         "bar_ticks": [{"left": round(100 * t / duration, 3), "label": label}
@@ -190,7 +183,7 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
             "size": f"{source.width}x{source.height}",
             "fps": f"{source.fps:.3g}" if source.fps else "?",
             "frames": source.frames,
-            "duration": clock(procedure.duration_s),
+            "duration": clock(procedure.document.duration_s),
         },
         "model": {
             "path": model_shown,
@@ -199,47 +192,27 @@ def render_html(procedure: Procedure, out: Path, *, frames: FrameTable | None = 
                       for h, labels in models.heads.items()},
         },
         "analysis": {
-            "frames_analysed": procedure.analysis.frames_analysed,
-            "sample_fps": procedure.analysis.sample_fps,
+            "frames_analysed": procedure.document.analysis.frames_analysed,
+            "sample_fps": procedure.document.analysis.sample_fps,
         },
-        "legend": [(display_label(lab), label_hex(lab, procedure.organ_labels))
-                   for lab in [*procedure.organ_labels, UNUSABLE]],
+        "legend": [(display_label(lab), label_hex(lab, procedure.document.organ_labels))
+                   for lab in [*procedure.document.organ_labels, UNUSABLE]],
         "version": __version__,
-        "corrections": corrections_context(procedure, video_path=video_shown,
-                                           model_path=model_shown),
+        # The part is HTML made by its own autoescaping template, so it is marked safe here.
+        "editor": Markup(editor(procedure, video_shown, model_shown)) if editor else "",
     }
     return template.render(**context)
-
-
-def corrections_context(procedure: Procedure, *, video_path: str | None,
-                        model_path: str | None) -> dict[str, Any]:
-    """What the edit mode's script needs: the document as it was read, the labels it may
-    use (with their colours) and the name of the file it saves.
-
-    The paths are those the page may show (``--path-in-report``): a file saved from a
-    report that names no video has an empty ``source.path`` (give the video with
-    ``--video`` wherever it is used) and a neutral name.
-    """
-    document = procedure.document
-    doc = replace(document, source=replace(document.source, path=video_path or ""),
-                  models=replace(document.models, path=model_path or "")).to_json()
-    labels = []
-    for value in allowed_labels(procedure.models):
-        color = label_hex(value, procedure.organ_labels)
-        labels.append({"value": value, "name": display_label(value), "color": color,
-                       "text": text_hex_on(color)})
-    stem = Path(video_path).stem if video_path else "procedure"
-    return {"document": doc, "labels": labels, "tool": f"endostream report {__version__}",
-            "filename": f"{stem}{CORRECTED_SUFFIX}"}
 
 
 def write_report(procedure: Procedure, out: str | os.PathLike, *,
                  frames: FrameTable | None = None,
                  thumbnails: list[np.ndarray | None] | None = None,
-                 player: bool = True, path_mode: str = DEFAULT_PATH_MODE) -> Path:
+                 player: bool = True, path_mode: str = DEFAULT_PATH_MODE,
+                 editor: PagePart | None = None) -> Path:
     """Write the kind ``out``'s extension names: ``.html``, or the timeline ``.png``/``.svg``.
 
-    ``thumbnails`` (one small RGB array per section) skips decoding them again.
+    ``thumbnails`` (one small RGB array per section) skips decoding them again; ``editor``
+    draws the page's edit mode (:data:`PagePart`).
     """
     out = Path(out)
     suffix = out.suffix.lower()
@@ -248,7 +221,7 @@ def write_report(procedure: Procedure, out: str | os.PathLike, *,
         write_bytes_atomic(out, data, hint="choose another --out")
     elif suffix in HTML_KINDS:
         html = render_html(procedure, out, frames=frames, thumbnails=thumbnails, player=player,
-                           path_mode=path_mode)
+                           path_mode=path_mode, editor=editor)
         write_text_atomic(out, html, hint="choose another --out")
     else:
         raise UsageError(f"unknown report kind '{out.suffix or out.name}'; end --out with "

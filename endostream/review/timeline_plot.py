@@ -33,7 +33,7 @@ from endostream.output.palette import (
 )
 from endostream.output.progress import format_duration
 from endostream.output.table import format_clock
-from endostream.review.procedure import FrameTable, Procedure
+from endostream.procedure import FrameTable, Procedure
 from endostream.segmentation.section import UNUSABLE
 
 #: Picture width in inches and its resolution: 1200 px wide at 120 dpi.
@@ -126,7 +126,7 @@ def draw_timeline(procedure: Procedure, frames: FrameTable | None = None, *,
 
 
 def _draw(Figure, FigureCanvasAgg, procedure, frames, fmt, width_in, dpi):  # noqa: N803
-    duration = max(procedure.duration_s, 1e-3)
+    duration = max(procedure.document.duration_s, 1e-3)
     panels = 2 if frames is not None and len(frames) else 0
     height_in = TOP_IN + BAND_IN + panels * (PANEL_IN + 0.15) + BOTTOM_IN
     fig = Figure(figsize=(width_in, height_in), dpi=dpi, facecolor="white")
@@ -178,7 +178,7 @@ def _draw_band(ax, procedure: Procedure, width_in: float, duration: float) -> No
     ax.spines["left"].set_visible(False)
     ax.set_facecolor("#F2F3F5")
     for s in procedure.sections:
-        color = label_hex(s.label, procedure.organ_labels)
+        color = label_hex(s.label, procedure.document.organ_labels)
         unusable = s.label == UNUSABLE
         ax.axvspan(s.start_s, s.end_s, 0, 1, facecolor=color, edgecolor="white",
                    linewidth=0.8, hatch=HATCH if unusable else None)
@@ -196,8 +196,8 @@ def _draw_legend(ax, procedure: Procedure):
     picture is read on its own (a slide, a printout) without the report's legend."""
     from matplotlib.patches import Patch
 
-    handles = [Patch(facecolor=label_hex(label, procedure.organ_labels), edgecolor="white",
-                     label=display_label(label)) for label in procedure.organ_labels]
+    handles = [Patch(facecolor=label_hex(label, procedure.document.organ_labels), edgecolor="white",
+                     label=display_label(label)) for label in procedure.document.organ_labels]
     handles.append(Patch(facecolor=UNUSABLE_COLOR, edgecolor="white", hatch=HATCH,
                          label=display_label(UNUSABLE)))
     return ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.02),
@@ -214,8 +214,9 @@ def _hatch_unusable(ax, procedure: Procedure) -> None:
 
 def _draw_organs(ax, procedure: Procedure, frames: FrameTable) -> None:
     for i, label in enumerate(frames.organ_labels):
-        ax.plot(frames.pts_s, frames.organ[:, i], color=label_hex(label, procedure.organ_labels),
-                linewidth=1.2, label=display_label(label))
+        color = label_hex(label, procedure.document.organ_labels)
+        ax.plot(frames.pts_s, frames.organ[:, i], color=color, linewidth=1.2,
+                label=display_label(label))
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("organ p", fontsize=8)
     if frames.organ_labels:

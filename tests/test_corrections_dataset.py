@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from endostream.cli import main
+from endostream.corrections.dataset import rows_of_sections
 from endostream.errors import EXIT_CORRECTIONS, EXIT_OUTPUT, EXIT_USAGE, EXIT_VIDEO
 from endostream.evaluation.datasets import read_dataset
-from endostream.loop.dataset import rows_of_sections
 from endostream.segmentation.section import Section
 from helpers.review import COLORS, FPS, LAYOUT, encode, make_procedure
 
@@ -129,7 +129,7 @@ def test_a_bad_sections_file_is_one_line_and_exit_2(tiny, tmp_path, capsys, chan
 
 
 def test_a_reviewed_file_keeps_the_rules_of_a_correction(tiny, tmp_path, capsys, caplog):
-    from endostream.output.corrections import reviewed_document
+    from endostream.corrections.rules import reviewed_document
     from endostream.output.document import read_sections
     from endostream.output.sections_file import write_document
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from endostream.cli import main
+from endostream.corrections.uncertainty import FrameDoubt, rank
 from endostream.errors import EXIT_USAGE, EXIT_VIDEO
-from endostream.loop.uncertainty import FrameDoubt, rank
 from helpers.review import COLORS, make_procedure
 
 

@@ -24,7 +24,7 @@ The file is checked first: read through the one reader of sections files
 (:func:`~endostream.output.document.read_sections`: schema, sections ordered, each
 starting where the previous ended in time and in frames, from 0); a reviewed file (one
 with a ``review`` record) must keep the rules of a correction
-(:mod:`endostream.output.corrections`, exit 9); then (:func:`check_trainable`) the
+(:mod:`endostream.corrections.rules`, exit 9); then (:func:`check_trainable`) the
 sections must reach the end of the video (``complete`` files) with labels among the
 model's organ head plus ``unusable`` (or ``labels``), and the video must be the one the
 file names: same frame size, same duration within :data:`DURATION_TOLERANCE_S` or
@@ -49,10 +49,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from endostream.corrections.rules import check_reviewed
 from endostream.errors import UsageError
 from endostream.evaluation.datasets import DEFAULT_VIDEO_FPS, label_rows
-from endostream.output.corrections import check_reviewed
-from endostream.review.procedure import Procedure, load_procedure
+from endostream.procedure import Procedure, load_procedure
 from endostream.segmentation.section import UNUSABLE, Section
 from endostream.sources.file import FileSource
 
@@ -122,7 +122,7 @@ def check_trainable(procedure: Procedure, labels: Iterable[str] | None = None) -
 
     Order, gaps and overlaps were checked when the file was read
     (:func:`~endostream.output.document.read_sections`); a file with a ``review`` record
-    must keep the rules of a correction (:func:`endostream.output.corrections.check_reviewed`:
+    must keep the rules of a correction (:func:`endostream.corrections.rules.check_reviewed`:
     exit 9, like every other reader of corrections); training data also needs labels
     the model knows (or ``labels``) and sections that reach the end of the video (exit 2).
     """
@@ -131,7 +131,7 @@ def check_trainable(procedure: Procedure, labels: Iterable[str] | None = None) -
         check_reviewed(procedure.document, name=f"'{where}'")
     sections = procedure.sections
     known = set(labels) if labels is not None else set(
-        procedure.models.heads.get("organ", ()))
+        procedure.document.models.heads.get("organ", ()))
     if not known:
         raise UsageError(f"'{where}' does not name the model's organ labels; give them "
                          "with --labels ear,nose,...")
@@ -140,8 +140,8 @@ def check_trainable(procedure: Procedure, labels: Iterable[str] | None = None) -
             raise UsageError(f"'{where}': section {k + 1} ({s.label} {s.start_s:g}-"
                              f"{s.end_s:g} s) has a label the model does not know; use one "
                              f"of {', '.join(sorted(known))}, {UNUSABLE} (or --labels)")
-    stated = procedure.source.duration_s
-    if procedure.complete and stated:
+    stated = procedure.document.source.duration_s
+    if procedure.document.complete and stated:
         end = sections[-1].end_s
         if abs(end - float(stated)) > _duration_tolerance(float(stated)):
             raise UsageError(f"'{where}': the sections end at {end:g} s but the video lasts "
@@ -152,7 +152,7 @@ def check_video(procedure: Procedure, video: Path) -> None:
     """Refuse ``video`` unless its frame size and duration are those the file names."""
     with FileSource(video, sample_fps=None) as source:
         info = source.info
-    src = procedure.source
+    src = procedure.document.source
     stated_size = (src.width, src.height)
     if stated_size != (info.width, info.height):
         raise UsageError(
@@ -183,13 +183,13 @@ def reviewed_rows(sections_path: str | os.PathLike, *, video: str | os.PathLike 
     check_trainable(procedure, labels)
     found = procedure.require_video()
     check_video(procedure, found)
-    if not procedure.complete:
+    if not procedure.document.complete:
         log.warning("%s: the analysis was interrupted (complete: false); only the part "
                     "it covers is used", sections_path)
     shown = _relative(found, csv_dir) if csv_dir is not None else str(found)
     rows = rows_of_sections(procedure.sections, shown, found.name, fps=fps, margin_s=margin_s,
                             organ_quality=organ_quality, origin=str(sections_path))
-    return rows, list(procedure.models.heads.get("organ", ()))
+    return rows, list(procedure.document.models.heads.get("organ", ()))
 
 
 def missing_organs(model_organs: Iterable[str], rows: Sequence[LabelRow],

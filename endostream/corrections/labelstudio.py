@@ -34,17 +34,17 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from endostream.errors import CorrectionsError, UsageError, VideoError
-from endostream.output.corrections import (
+from endostream.corrections.rules import (
     CORRECTED_SUFFIX,
     allowed_labels,
     frame_time,
     reviewed_document,
 )
+from endostream.errors import CorrectionsError, UsageError, VideoError
 from endostream.output.document import SectionsDocument
+from endostream.output.names import percent_encode
 from endostream.output.palette import label_hex
-from endostream.review.report import percent_encode
-from endostream.review.video import open_video
+from endostream.procedure.video import open_video
 from endostream.segmentation.section import Section
 
 log = logging.getLogger(__name__)

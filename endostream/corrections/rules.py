@@ -6,7 +6,7 @@ reviewer made or changed, and the model's sections as they were (``original_sect
 so the change stays visible and a second review still compares with the model.
 
 Corrections come from the HTML report's edit mode (its script builds the same document)
-and from a Label Studio export (:mod:`endostream.review.labelstudio`). Whatever their
+and from a Label Studio export (:mod:`endostream.corrections.labelstudio`). Whatever their
 origin they must keep the document's invariants (schema, order, no gap, no overlap:
 :mod:`endostream.output.document`, the one reader) and these, checked here:
 

@@ -3,7 +3,7 @@
 With the per-frame table (``segment --csv``) the thumbnail of an organ section is its
 analysed frame judged good with the highest probability of the section's organ; without
 it (or for an unusable stretch) the frame in the middle of the section. Frames are
-fetched by seeking (:func:`~endostream.review.video.grab_frames`), a few decodes per
+fetched by seeking (:func:`~endostream.procedure.video.grab_frames`), a few decodes per
 section, not a pass over the whole video.
 
 >>> data_uri(np.zeros((10, 20, 3), np.uint8))[:23]
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from endostream.review.procedure import FrameTable
-from endostream.review.video import grab_frames
+from endostream.procedure.frame_table import FrameTable
+from endostream.procedure.video import grab_frames
 from endostream.segmentation.config import is_good
 from endostream.segmentation.section import UNUSABLE, Section
 

@@ -2,8 +2,8 @@
 
 :func:`gather` reads each analysed video (its sections file, the per-frame CSV of
 ``segment --csv``, the good-frame threshold its run used) into a
-:class:`~endostream.loop.uncertainty.FrameDoubt`; :func:`write_picks` writes what
-:func:`~endostream.loop.uncertainty.rank` chose:
+:class:`~endostream.corrections.uncertainty.FrameDoubt`; :func:`write_picks` writes what
+:func:`~endostream.corrections.uncertainty.rank` chose:
 
 - ``thumbs/NN-vK-MMmSSs.jpg``: the most doubtful good frame of pick NN (video K), 320
   pixels wide, fetched by seeking; named by rank and video number, never by the video's
@@ -26,12 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from endostream.loop.uncertainty import FrameDoubt, Stretch, frame_doubt
+from endostream.corrections.uncertainty import FrameDoubt, Stretch, frame_doubt
 from endostream.output.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from endostream.output.table import format_clock
-from endostream.review.procedure import Procedure, load_procedure, read_frames_csv
-from endostream.review.thumbnails import jpeg_bytes, shrink
-from endostream.review.video import grab_frames
+from endostream.procedure import Procedure, load_procedure, read_frames_csv
+from endostream.procedure.thumbnails import jpeg_bytes, shrink
+from endostream.procedure.video import grab_frames
 
 #: Schema identifier of ``next.json``.
 SCHEMA_ID = "endostream.next/1"
@@ -73,7 +73,7 @@ def gather(inputs: Sequence[tuple[Path, Path]]) -> tuple[list[AnalysedVideo], li
         frames = read_frames_csv(frames_csv, procedure)  # refused if of another run
         videos.append(AnalysedVideo(sections, frames_csv, procedure))
         doubts.append(frame_doubt(frames, procedure.sections,
-                                  good_at=procedure.analysis.good_threshold, video=k))
+                                  good_at=procedure.document.analysis.good_threshold, video=k))
     return videos, doubts
 
 

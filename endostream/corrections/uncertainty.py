@@ -3,7 +3,7 @@
 A reviewer's time is best spent where a correction teaches the model most: where it
 hesitated between organs, and where its per-frame answers contradict the section the
 segmenter finally drew. From the per-frame probabilities of ``segment --csv``
-(:class:`~endostream.review.procedure.FrameTable`) and the sections:
+(:class:`~endostream.procedure.FrameTable`) and the sections:
 
 - **doubt** of a frame judged good (probability of good quality ≥ the run's threshold):
   ``1 - (p1 - p2)``, one minus the margin between the organ head's two most likely
@@ -20,7 +20,7 @@ does not fill the list; stretches scoring :data:`MIN_SCORE` or less are never li
 
 >>> import numpy as np
 >>> from endostream.segmentation.section import Section
->>> from endostream.review.procedure import FrameTable
+>>> from endostream.procedure import FrameTable
 >>> t = np.arange(0, 20, 0.5)
 >>> organ = np.tile([0.99, 0.01], (len(t), 1)); organ[(t >= 12) & (t < 14)] = [0.5, 0.5]
 >>> frames = FrameTable(np.arange(len(t)), t, np.full(len(t), 0.9), ["ear", "nose"], organ)
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from endostream.review.procedure import FrameTable
+from endostream.procedure import FrameTable
 from endostream.segmentation.config import is_good
 from endostream.segmentation.section import UNUSABLE, Section
 
