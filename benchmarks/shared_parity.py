@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.correction_loop import procedure_spec, run_cli
+from benchmarks.loop_world import procedure_spec, run_cli
 from benchmarks.machine import describe_machine, load_average, machine_line, write_run_json
 from endostream.bundled import demo_model_path
 from endostream.commands.synth import parse_size

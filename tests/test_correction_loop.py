@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.correction_loop import _correct, procedure_spec
+from benchmarks.loop_world import correct as _correct
+from benchmarks.loop_world import procedure_spec
 from endostream.cli import main
 from endostream.output.document import read_sections
 from endostream.synth import ProcedureSpec, render_procedure
@@ -66,3 +67,39 @@ def test_the_loop_in_miniature(tmp_path):
     doc = read_sections(again)
     assert {k: list(v) for k, v in doc.models.heads.items()} == {
         "quality": ["bad", "good"], "organ": ["ear", "nose", "vocal_folds"]}
+
+
+def test_the_budget_grows_with_the_corrections():
+    """More corrected rows never mean fewer passes over them (issue 29, item 4)."""
+    from benchmarks.loop_world import Budget
+
+    budget = Budget(passes=8, min_steps=50, batch=8)
+    assert budget.steps(10) == 50  # the floor
+    assert budget.steps(400) == 400 and budget.steps(800) == 800
+    assert all(budget.steps(r) * 8 >= 8 * r for r in (100, 400, 800))
+
+
+def test_aggregate_and_targets_over_seeds():
+    """Mean ± spread over seeds, and the three targets read from them."""
+    from benchmarks.correction_loop import aggregate, table, verdicts
+
+    def seed(f1s):
+        rows = {("weak", -1, ""): {"f1": 0.3, "boundary_error_s": 2.0, "time_accuracy": 0.5}}
+        rows[("weak", 0, "")] = {"f1": f1s[0], "boundary_error_s": 1.0,
+                                 "time_accuracy": 0.6, "steps": 50}
+        for n, f1 in zip((1, 2, 8), f1s[1:], strict=True):
+            rows[("weak", n, "next")] = {"f1": f1, "boundary_error_s": 0.5,
+                                         "time_accuracy": 0.8, "steps": 50 * n}
+        return {"rows": rows}
+
+    agg = aggregate([seed([0.5, 0.6, 0.8, 0.96]), seed([0.52, 0.62, 0.84, 0.98]),
+                     seed([0.48, 0.58, 0.82, 0.97])])
+    assert abs(agg[("weak", 2, "next")]["f1"]["mean"] - 0.82) < 1e-9
+    assert agg[("weak", 2, "next")]["f1"]["sd"] > 0
+    lines = verdicts(agg, [1, 2, 8], "weak", "next")
+    assert lines[0].endswith("yes") and "every seed: yes" in lines[1]
+    assert lines[2].startswith("N = 8 mean F1 ≥ 0.95: yes")
+    bad = aggregate([seed([0.5, 0.9, 0.6, 0.7])] * 2)
+    lines = verdicts(bad, [1, 2, 8], "weak", "next")
+    assert "no (N = 1 → 2)" in lines[0] and "yes" not in lines[2]
+    assert "| weak | 0 (control: old data) | – | 0.500 ± 0.000 |" in table(bad)

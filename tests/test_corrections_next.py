@@ -85,7 +85,8 @@ def test_spacing_keeps_one_confusing_minute_from_filling_the_list():
     doubt = np.where((t >= 100) & (t < 160), 0.9, 0.0)
     doubt[(t >= 400) & (t < 402)] = 0.6
     n = len(t)
-    d = FrameDoubt(t, np.ones(n, bool), doubt, np.zeros(n, bool), ["ear"] * n, ["ear"] * n,
+    d = FrameDoubt(t, np.ones(n, bool), doubt, np.zeros(n, bool), np.zeros(n), ["ear"] * n,
+                   ["ear"] * n,
                    ["ear", "nose"], np.tile([0.5, 0.5], (n, 1)))
     picks = rank([d], window_s=4, spacing_s=30, count=10)
     centres = [p.at_s for p in picks]
@@ -112,3 +113,64 @@ def test_next_bad_inputs(two_videos, tmp_path, capsys):
     assert main(["next", str(a.sections), "--csv", str(a.csv), "--out-dir", out,
                  "--no-thumbnails"]) == 0
     assert not (tmp_path / "review" / "thumbs").exists()
+
+
+def _confident(t: np.ndarray, layout: list[tuple[str, float, float]], labels: list[str]):
+    """A FrameTable whose every frame is judged good and sure of its section's organ."""
+    from endostream.procedure import FrameTable
+    from endostream.segmentation.section import Section
+
+    organ = np.zeros((len(t), len(labels)))
+    sections = []
+    for label, a, b in layout:
+        inside = (t >= a) & (t < b)
+        organ[inside, labels.index(label)] = 1.0
+        idx = np.flatnonzero(inside)
+        sections.append(Section(label, a, b, int(idx[0]), int(idx[-1]), 1.0, 1.0))
+    table = FrameTable(np.arange(len(t)), t, np.full(len(t), 0.99), labels, organ)
+    return table, sections
+
+
+def test_a_confident_mistake_is_listed_for_the_sections_around_it():
+    """A model sure of 'ear' for 6 s in the middle of the nose (every frame at 1.00): no
+    doubt and no disagreement, but the sections around it give it away. A 60 s larynx
+    between the way in and the way out through the nose is the procedure, not listed."""
+    from endostream.corrections.uncertainty import frame_doubt
+
+    labels = ["ear", "nose", "vocal_folds"]
+    t = np.arange(0, 200, 0.2)
+    layout = [("nose", 0, 40), ("ear", 40, 46), ("nose", 46, 70), ("vocal_folds", 70, 130),
+              ("nose", 130, 200)]
+    table, sections = _confident(t, layout, labels)
+    doubt = frame_doubt(table, sections, good_at=0.5)
+    assert doubt.doubt.max() == 0.0 and not doubt.disagree.any()
+    picks = rank([doubt], window_s=4, spacing_s=10, count=10)
+    assert picks, "a confident island must be listed"
+    top = picks[0]
+    assert 40 <= top.at_s < 46 and top.section == "ear"
+    assert top.why == "unlike the sections around it" and top.context > 0.7
+    assert not any(70 <= p.at_s < 130 for p in picks)  # the long larynx visit
+
+
+def test_next_lists_a_confident_island_through_the_command(tmp_path, capsys):
+    """End to end: a sections file whose short nose section sits between two ear sections,
+    every frame sure of it; `next` lists it first and says why, in next.csv."""
+    proc = make_procedure(tmp_path / "p")
+    doc = json.loads(proc.sections.read_text())
+    # ear 0-1.6 s, unusable, nose 2.4-3.6 s, vocal folds 3.6-5.2 s → make the last ear,
+    # so nose (1.2 s) is an island between two ear sections.
+    doc["sections"][3]["label"] = "ear"
+    proc.sections.write_text(json.dumps(doc))
+    _edit_csv(proc.csv, 0.0, 1.6, (1.0, 0.0, 0.0))
+    _edit_csv(proc.csv, 2.4, 3.6, (0.0, 1.0, 0.0))
+    _edit_csv(proc.csv, 3.6, 5.2, (1.0, 0.0, 0.0))
+    out = tmp_path / "review"
+    assert main(["next", str(proc.sections), "--csv", str(proc.csv), "--out-dir", str(out),
+                 "--window", "0.8", "--spacing", "2", "--count", "3",
+                 "--no-thumbnails"]) == 0
+    capsys.readouterr()
+    with open(out / "next.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["section"] == "nose" and 2.4 <= float(rows[0]["at_s"]) < 3.6
+    assert "unlike the sections around it" in rows[0]["why"]
+    assert float(rows[0]["context"]) > 0.9

@@ -4,8 +4,11 @@ For every SECTIONS file (written by 'segment', with the per-frame CSV of 'segmen
 beside it or given with --csv), each analysed frame gets a doubt: on frames judged good,
 one minus the margin between the organ head's two most likely labels; and a
 disagreement: its own answer (the organ, or unusable when judged bad) differs from the
-section it lies in. A stretch of --window seconds scores its mean doubt on good frames
-plus its share of disagreeing frames (0 to 2). The best --count stretches over all videos
+section it lies in; and a context: its section is a short island unlike the organ
+sections on both sides of it (found even where the model is sure of every frame: a
+confident mistake). A stretch of --window seconds scores its mean doubt on good frames
+plus its share of disagreeing frames plus its mean context (0 to 3); next.csv says why
+each was listed. The best --count stretches over all videos
 are kept, at least --spacing seconds apart within a video, and written to OUT-DIR as
 next.csv and next.json (best first) with a thumbnail of each (thumbs/). Correct those
 stretches first: they teach the model most.

@@ -9,7 +9,8 @@
   pixels wide, fetched by seeking; named by rank and video number, never by the video's
   file name (folder and file names in clinics can carry patients' names);
 - ``next.csv``: one row per pick, best first: ``rank, video, sections, clock, start_s,
-  end_s, at_s, score, doubt, disagreement, section, model_says, top_organs, thumbnail``
+  end_s, at_s, score, doubt, disagreement, context, why, section, model_says, top_organs,
+  thumbnail``
   (``video`` and ``sections`` are the paths as given, for the reviewer to open);
 - ``next.json`` (schema ``endostream.next/1``): the settings, the videos and the same
   picks.
@@ -37,7 +38,8 @@ from endostream.procedure.video import grab_frames
 SCHEMA_ID = "endostream.next/1"
 CSV_NAME, JSON_NAME, THUMBS_DIR = "next.csv", "next.json", "thumbs"
 CSV_COLUMNS = ("rank", "video", "sections", "clock", "start_s", "end_s", "at_s", "score",
-               "doubt", "disagreement", "section", "model_says", "top_organs", "thumbnail")
+               "doubt", "disagreement", "context", "why", "section", "model_says",
+               "top_organs", "thumbnail")
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,8 @@ def write_picks(out_dir: Path, videos: Sequence[AnalysedVideo], picks: Sequence[
             "sections": str(video.sections),
             "clock": format_clock(pick.start_s),
             **{k: round(d[k], 3) for k in ("start_s", "end_s", "at_s", "thumb_s", "score",
-                                            "doubt", "disagreement")},
-            "section": pick.section, "model_says": pick.model_says,
+                                            "doubt", "disagreement", "context")},
+            "why": pick.why, "section": pick.section, "model_says": pick.model_says,
             "top_organs": pick.top_organs,
             "thumbnail": f"{THUMBS_DIR}/{thumb}" if thumb else "",
         })
