@@ -207,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="test procedures, never trained on (default: %(default)s)")
     ap.add_argument("--weak-steps", type=int, default=100,
                     help="training steps of the weak model (default: %(default)s)")
-    # 15 steps showed nothing (README, "The loop, measured"); 300, the budget that showed
-    # the corrections' gain, take about 6 minutes per model on two cores.
+    # 15 steps showed nothing; 300, the budget that showed the corrections' gain
+    # (docs/performance.md, "The correction loop"), take about 6 minutes per model on two cores.
     ap.add_argument("--steps", type=int, default=300,
                     help="fine-tuning steps per model (default: %(default)s)")
     ap.add_argument("--batch", type=int, default=8, help="(default: %(default)s)")
