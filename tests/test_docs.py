@@ -48,7 +48,8 @@ def anchors(page: Path) -> set[str]:
 
 def links(page: Path) -> list[str]:
     text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.S | re.M)
-    return re.findall(r"\]\(([^)\s]+)\)", text)
+    found = re.findall(r"\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"", text)
+    return [markdown or html for markdown, html in found]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_ids(PAGES))
