@@ -19,7 +19,8 @@ from tests.test_layering import ALLOWED
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-PAGES = [README, ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
+PAGES = [README, ROOT / "CHANGELOG.md", ROOT / "endostream" / "data" / "MODEL_CARD.md",
+         *sorted((ROOT / "docs").rglob("*.md"))]
 #: Pages other branches of issue 30 write (the CLI reference generated from the parsers,
 #: the DICOM conformance statement): links to them are checked once they exist.
 WRITTEN_ELSEWHERE = {ROOT / "docs" / "cli.md", ROOT / "docs" / "dicom-conformance.md"}
