@@ -28,6 +28,7 @@ examples:
   python -m benchmarks
   python -m benchmarks --quick --json bench.json
   python -m benchmarks --video procedure.mp4 --models endostream.onnx --skip-naive
+  python -m benchmarks --write-docs          # and the figures into docs/performance.md
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from endostream.inference.defaults import (
 )
 from endostream.sources import FileSource
 
+from . import doc as docs_page
 from . import inputs, live_latency, naive, shared_backbone, stages
 from .entry import document_head, run_script
 from .machine import busy_warning, describe_machine
@@ -127,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=None, metavar="N",
                    help=f"rounds of stage and end-to-end measurements, the fastest kept "
                         f"(default: {FULL.repeat}, --quick {QUICK.repeat})")
+    docs_page.add_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log each step")
     return p
 

@@ -42,6 +42,7 @@ from endostream.output.atomic import AtomicFile
 from endostream.pipeline.offline import SegmentOptions
 from endostream.synth import ProcedureSpec, render_procedure
 
+from . import doc as docs_page
 from . import inputs
 from .entry import Doc, document_head, run_script
 from .machine import describe_machine
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-worker", type=int, default=None, metavar="N",
                    help="CPUs (and inference threads) per Ray worker (default: the engine's)")
     p.add_argument("--json", type=Path, metavar="OUT", help="where to write the results")
+    docs_page.add_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log each step")
     return p
 

@@ -3,7 +3,8 @@
 ``python -m benchmarks`` and ``python -m benchmarks.soak`` differ in what they measure,
 not in how they start and end: arguments parsed without raising, logging set up, the
 result document written atomically (to ``--json`` or a timestamped file in the cache),
-Markdown on stdout, the JSON path on stderr, and one line with an exit code for an
+Markdown on stdout, the JSON path on stderr, the figures written into the documentation
+where ``--write-docs`` asks (:mod:`benchmarks.doc`), and one line with an exit code for an
 endostream error or a Ctrl+C that came before there was anything to report.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from endostream.errors import EndostreamError
 from endostream.output.atomic import write_json_atomic
 
+from . import doc as docs_page
 from . import inputs
 from .machine import load_average
 
@@ -63,6 +65,14 @@ def run_script(prog: str, stem: str, parser: argparse.ArgumentParser,
     except KeyboardInterrupt:
         print(f"{prog}: interrupted before there was anything to report", file=sys.stderr)
         return 130
-    sys.stdout.write(markdown(doc))
+    text = markdown(doc)
+    sys.stdout.write(text)
     print(f"{prog}: results written to {out}", file=sys.stderr)
+    try:
+        page = docs_page.after_run(prog, stem, args, doc, text)
+    except EndostreamError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    if page is not None:
+        print(f"{prog}: figures written into {page}", file=sys.stderr)
     return exit_code(doc)

@@ -11,8 +11,8 @@ weaker classifiers, as a model trained on other scopes behaves:
 
 For each classifier and each ``(switch_cost_per_s, organ_floor)`` it prints the mean
 segment F1 and share of time labelled right of the offline segmenter over the procedures
-(each row starts from the same seed, so rows see the same procedures). The README's
-"Training that holds up on other scopes" keeps the figures.
+(each row starts from the same seed, so rows see the same procedures). docs/performance.md
+("Segmenter") keeps the figures.
 """
 
 from __future__ import annotations

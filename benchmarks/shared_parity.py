@@ -77,14 +77,14 @@ FIXED_ROWS = (("bundled model", "bundled_model"), ("given pair", "given_pair"))
 #: The card's recipe (``--recipe from-quality``): the quality network's steps (the pair's
 #: quality network had as many), and the backbone's learning rate while the shared model
 #: then trains both heads on it (a third of the heads' 1e-3: the quality features stay,
-#: the organ head still moves the backbone; README, Performance, 'Over three seeds').
+#: the organ head still moves the backbone; docs/notes/shared-backbone.md).
 QUALITY_STEPS = 150
 BACKBONE_LR = 3e-4
 #: ... and how ``train --task both`` runs: the organ head's share of each epoch, the
 #: rate schedule, and which epoch is kept. Cosine decay with the last epoch kept: at a
 #: constant 1e-3 and batch 8 the heads' validation accuracy jumps by up to 27 points
 #: between neighbouring epochs, so the epoch a run happens to end on, or the one with the
-#: lowest summed validation loss, decides the figures (README, Performance). A three in
+#: lowest summed validation loss, decides the figures (docs/notes/shared-backbone.md). A three in
 #: four organ share was tried and was worse (one seed of three collapsed).
 ORGAN_SHARE = 0.5
 LR_SCHEDULE = "cosine"
@@ -138,7 +138,7 @@ def train_shared(train_csv: Path, out: Path, *, steps: int, seed: int, threads: 
     steps, then ``train --task both --init`` that network for
     ``steps`` steps, new heads at lr 1e-3 and the backbone at :data:`BACKBONE_LR`.
     ``joint``: ``train --task both`` from random weights for ``steps`` steps, the recipe
-    whose quality head stayed unsure (README, Performance, 'Over three seeds').
+    whose quality head stayed unsure (docs/notes/shared-backbone.md).
     ``organ_share``, ``keep`` and ``lr_schedule`` go to ``train --task both`` in either
     recipe; the quality network is trained exactly as the pair's.
     """

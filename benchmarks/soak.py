@@ -54,6 +54,7 @@ from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import DEFAULT_DEVICE, DEVICES, LIVE_BATCH
 from endostream.pipeline.live import LiveSession
 
+from . import doc as docs_page
 from . import inputs
 from .entry import document_head, run_script
 from .live_latency import LoopingRealtimeSource, percentiles, rss_mb
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between memory samples (default: %(default)g)")
     p.add_argument("--json", type=Path, metavar="OUT", help="where to write the results "
                    "(default: ~/.cache/endostream/bench/runs/soak-<UTC time>.json)")
+    docs_page.add_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log each step")
     return p
 

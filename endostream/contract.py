@@ -2,7 +2,7 @@
 
 The exporter (:mod:`endostream.export`) writes these names and the loader
 (:mod:`endostream.inference.classifier`) checks them; both import them from here, so the
-two sides cannot drift apart. The README's "Model contract" section explains each rule.
+two sides cannot drift apart. docs/model-contract.md explains each rule.
 
 - input :data:`INPUT_NAME`: ``uint8 [N, 224, 224, 3]``, RGB, ``N`` dynamic; scaling and
   ImageNet normalisation happen inside the graph;

@@ -1,6 +1,6 @@
 """The module that becomes the ONNX graph: uint8 NHWC frames in, softmax per head out.
 
-The model contract (:mod:`endostream.contract`, README "Model contract") puts scaling and
+The model contract (:mod:`endostream.contract`, docs/model-contract.md) puts scaling and
 ImageNet normalisation inside the graph,
 so the runtime sends uint8 ``[N, 224, 224, 3]`` frames, 4x fewer bytes than float, and
 does no float math per pixel. Both classifiers hang off that one input, so a combined

@@ -114,7 +114,8 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> 
     Why: the statistics a training run gathers follow its batches, and ``--task both``
     batches mix real frames with synthetic blurred or darkened ones; measured on the model
     card's data, eval-mode accuracy was near chance while the same weights with batch
-    statistics were right, and statistics from real frames fixed most of it (README).
+    statistics were right, and statistics from real frames fixed most of it
+    (docs/notes/shared-backbone.md).
 
     >>> net = SharedBackbone({"quality": 2}).eval()
     >>> recalibrate_batchnorm(net, [torch.randn(4, 3, 32, 32)]), net.training

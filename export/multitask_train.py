@@ -8,7 +8,7 @@ recipe's defaults); :class:`SharedRun` changes only what the task decides:
 - network: :class:`.multitask.SharedBackbone` (``--init`` loads its backbone: ImageNet
   weights, or from random weights a trained ``--task quality`` network, with
   ``--backbone-lr`` a third of ``--lr`` so that the organ head does not wipe its
-  features out; README, Performance, 'Over three seeds');
+  features out; docs/notes/shared-backbone.md);
 - epochs: ``--organ-share`` of each (default half) balanced for the organ head, the rest
   for the quality head (:func:`.partial_labels.epoch_plan`), synthetic bad frames for the
   quality head as in ``--task quality``;
@@ -110,7 +110,7 @@ class SharedRun(TrainingRun):
 
         The mix the heads were trained on, not real frames alone: measured on the model
         card's data, statistics of real frames only (three in four of them good) left the
-        quality head 4 points lower on held-out frames (README, Performance).
+        quality head 4 points lower on held-out frames (docs/notes/shared-backbone.md).
         """
         plan = P.epoch_plan(self.train_set.targets, self.labels, epoch=RECALIBRATION_EPOCH,
                             seed=self.cfg.seed, synth_bad=self.cfg.synth_bad,

@@ -63,8 +63,8 @@ ALL_HEADS = -1
 Item = tuple[int, bool, int, int]
 
 #: Share of each epoch drawn for the organ head (``train --organ-share``): half. Three in
-#: four, on a trained ``--task quality`` backbone, was worse over three seeds (README,
-#: Performance, 'A settled last epoch').
+#: four, on a trained ``--task quality`` backbone, was worse over three seeds (docs/notes/
+#: shared-backbone.md).
 DEFAULT_ORGAN_SHARE = 0.5
 
 #: Seed offset of the organ part of an epoch, so the two parts draw independently.

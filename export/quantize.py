@@ -26,7 +26,7 @@ The runtime refuses an int8 file on GPU providers (:mod:`endostream.inference.cl
 the CUDA provider would run the QDQ graph in float32 with extra steps.
 
 Measured 2026-12-03 (2 shared vCPU, AMD EPYC with AVX-512 VNNI, onnxruntime 1.31.1,
-under heavy load from other jobs; README "Performance"): the shared model's int8 file
+under heavy load from other jobs; docs/notes/int8.md): the shared model's int8 file
 is 1.1-1.7x faster than fp32 in CPU time, not the 1.5x hoped for (EfficientNet's element-wise
 SiLU, squeeze-excitation and residual ops become slow ``QLinear*`` kernels); the bundled
 pair's int8 file fails the gate (quality head 94.6 % agreement).

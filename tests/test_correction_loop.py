@@ -2,7 +2,7 @@
 
 The pieces ``python -m benchmarks.correction_loop`` chains, each really run once on a
 few-second generated procedure (one training step): no figures, no timings. The figures
-are the benchmark's (README, "The correction loop").
+are the benchmark's (docs/performance.md, "The correction loop").
 """
 
 from __future__ import annotations

@@ -233,7 +233,7 @@ class Server:
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory):
     """A Label Studio server on 127.0.0.1 with a user whose API token is ``TOKEN``,
-    serving local files below ``videos`` as the README tells users to start it."""
+    serving local files below ``videos`` as docs/labelstudio.md tells users to start it."""
     exe = _label_studio()
     folder = tmp_path_factory.mktemp("label-studio")
     videos = folder / "videos"
@@ -311,7 +311,7 @@ def test_round_trip_through_a_real_label_studio(tmp_path, label_studio):
           {"project": project["id"], "path": str(label_studio.videos / "p1"),
            "title": "videos", "use_blob_urls": True})
     _http(base, "POST", f"/api/projects/{project['id']}/import", tasks)
-    # The video, served as the README says (LOCAL_FILES_* and a local files storage).
+    # The video, served as docs/labelstudio.md says (LOCAL_FILES_* and a local files storage).
     with _logged_in(base).open(base + tasks[0]["data"]["video"], timeout=60) as r:
         assert r.read() == t.video.read_bytes()
     listed = _http(base, "GET", f"/api/tasks?project={project['id']}&fields=all")

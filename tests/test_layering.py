@@ -1,6 +1,6 @@
 """The layering of the package, checked on the source: data flows one way.
 
-The README's "Layout" table says what each folder may import. This test reads every
+docs/architecture.md ("Layout") says what each folder may import. This test reads every
 module with :mod:`ast` (imports inside functions included) and fails with file, line and
 rule when an import crosses a boundary, when imports form a cycle (imports inside
 functions count: a cycle hidden in a function is still two modules that need each other),

@@ -1,8 +1,11 @@
-"""The README's quickstart works as written on a PEP 668 system (Debian 12, Ubuntu 24.04),
-where ``pip install`` outside a virtual environment is refused.
+"""The README's commands work as written: the quickstart on a PEP 668 system (Debian 12,
+Ubuntu 24.04, where ``pip install`` outside a virtual environment is refused), and every
+``endostream ...`` line of the manual (README.md, docs/) against the real parser.
 
 The fast tests hold the README and ``.ci/run`` to the rule (every ``pip`` runs inside the
-``.venv`` the command made; CI runs the README's test command verbatim). The real proof
+``.venv`` the command made; CI runs the README's test command verbatim) and parse each
+documented command with :func:`endostream.cli.build_parser`, in-process, without running
+it: an option renamed or dropped fails here before a reader types it. The real proof
 runs the README's first command, character for character, with Debian's own
 ``/usr/bin/python3`` in a fresh copy of the clone: it installs packages (a minute with a
 local package index, longer from PyPI), so it runs only when asked:
@@ -11,8 +14,11 @@ local package index, longer from PyPI), so it runs only when asked:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,6 +53,63 @@ def test_quickstart_runs_pip_only_inside_its_venv():
 def test_ci_runs_the_readme_test_command_verbatim():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert quickstart_commands()[1] in ci.splitlines()
+
+
+#: The manual: the README and every page under docs/ (notes included).
+MANUAL = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+#: Where one shell command ends and the next begins.
+SEPARATORS = {"&&", "||", ";", "|"}
+
+
+def documented_commands(path: Path) -> list[tuple[str, list[str]]]:
+    """Every ``endostream ...`` command in the fenced code blocks of ``path``: (the line
+    as written, its arguments), with continuation lines joined and comments dropped."""
+    text = path.read_text(encoding="utf-8")
+    found = []
+    for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.S | re.M):
+        for line in block.replace("\\\n", " ").splitlines():
+            if "endostream" not in line:
+                continue
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError:  # not shell (a JSON or diagram line naming endostream)
+                continue
+            command: list[str] = []
+            for word in [*words, "&&"]:
+                if word not in SEPARATORS:
+                    command.append(word)
+                    continue
+                if command[:1] == ["endostream"]:
+                    found.append((line.strip(), command[1:]))
+                command = []
+    return found
+
+
+def test_the_manual_has_commands_to_check():
+    readme = [argv for _, argv in documented_commands(ROOT / "README.md")]
+    assert len(readme) >= 20
+    assert readme[0] == ["demo"]  # the quickstart's, after its `&&`s
+    assert ["segment", "procedure.mp4", "--report", "report.html", "--csv", "frames.csv"] in readme
+    joined = [argv for _, argv in documented_commands(ROOT / "docs" / "dicom.md")]
+    assert any("--send" in argv and "--called-aet" in argv for argv in joined)  # `\` lines
+
+
+@pytest.mark.parametrize("page", MANUAL, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_documented_command_parses(page):
+    """Each ``endostream ...`` line of a fenced block goes through the real parser; an
+    option or command it does not know is a failure naming the line and argparse's words."""
+    from endostream.cli import build_parser
+
+    parser = build_parser()
+    for line, argv in documented_commands(page):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit as e:
+                assert e.code == 0, f"{page.name}: {line}\n{err.getvalue().strip()}"
+                continue
+        assert getattr(args, "_run", None) is not None, f"{page.name}: no command in: {line}"
 
 
 def _externally_managed() -> bool:

@@ -1,7 +1,7 @@
 """The shared-model parity benchmark in miniature: one seed, two training steps, small
 frames and one extra procedure, really rendered, trained, exported and scored. No
 figures are checked but the bundled model's, which is fixed; the benchmark's figures are
-the README's ("Performance", one backbone, two heads)."""
+in docs/performance.md ("The bundled model's recipe over three seeds")."""
 
 from __future__ import annotations
 

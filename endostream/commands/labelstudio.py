@@ -35,7 +35,7 @@ from endostream.output.table import count
 from endostream.procedure import load_procedure
 from endostream.review.outputs import check_output, check_output_dir
 
-#: Where Label Studio serves files of its local storage from (see the README).
+#: Where Label Studio serves files of its local storage from (see docs/labelstudio.md).
 DEFAULT_URL_PREFIX = "/data/local-files/?d="
 
 EXAMPLES = """\

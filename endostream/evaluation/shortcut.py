@@ -17,7 +17,7 @@ The threshold: in probes on real ENT recordings (issue 15), a model trained with
 nasal crops and round otoscopy masks changed 37 of 120 answers (31 %) when a round mask
 was added; one trained on copies with round masks added, 10 of 120 (8 %); one trained
 with five random mask shapes and augmentation, 2 of 120 (1.7 %). On synthetic scopes
-(README, "Training that holds up on other scopes") models trained without augmentation
+(docs/performance.md, "Training across scopes") models trained without augmentation
 changed 29-69 %, with it 0-4 %. 10 % separates the two groups with room on both sides; a
 model near 8 % deserves a look.
 

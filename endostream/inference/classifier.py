@@ -1,8 +1,8 @@
 """The classifiers behind the model contract: :class:`Classifier`.
 
 A :class:`Classifier` is one combined ONNX file (quality and organ heads, one run per
-batch) or two single-head files. Loading checks the contract (the README's "Model
-contract", :mod:`endostream.contract`) with onnxruntime alone, so the runtime needs no
+batch) or two single-head files. Loading checks the contract (docs/model-contract.md,
+:mod:`endostream.contract`) with onnxruntime alone, so the runtime needs no
 ``onnx`` package, and refuses
 anything else with a one-line :class:`~endostream.errors.ModelError` that names the
 problem and the fix. A warm-up run on a batch of two black images checks what the graph

@@ -2,7 +2,7 @@
 
 Every command's ``--batch`` and ``--device`` help is built from these names, so the help
 cannot state another default than the code uses. The measurements behind the numbers are
-in the README's "Performance" section.
+in docs/notes/batching.md.
 
 >>> default_batch("cpu"), default_batch("cuda"), LIVE_BATCH
 (8, 32, 1)
@@ -15,7 +15,7 @@ from __future__ import annotations
 from endostream.errors import UsageError
 
 #: Frames per inference batch on the CPU. On two cores batches 4-32 cost the same per frame
-#: within the machine's noise (README, "Performance"), but onnxruntime's arena keeps the
+#: within the machine's noise (docs/notes/batching.md), but onnxruntime's arena keeps the
 #: largest batch's activations: 8 holds about 570 MB where 16 holds 990 MB (2026-11).
 CPU_BATCH = 8
 
@@ -23,8 +23,8 @@ CPU_BATCH = 8
 GPU_BATCH = 32
 
 #: Frames per batch live. A frame waits for the run in progress, then for its own batch,
-#: so latency is about two batch run times: batches of 1 keep it lowest (README,
-#: "Performance": batch 1 p99 about 100 ms, batch 4 about 360 ms on two cores, 2026-11).
+#: so latency is about two batch run times: batches of 1 keep it lowest
+#: (docs/notes/batching.md; batch 1 p99 about 100 ms, batch 4 about 360 ms on two cores, 2026-11).
 LIVE_BATCH = 1
 
 #: ``--device`` choices: ``auto`` takes a GPU only where one can really be used.

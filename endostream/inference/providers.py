@@ -122,7 +122,7 @@ def session_options(threads: int | None = None, *, spinning: bool = False) -> or
     ``threads`` is the intra-op pool size (default: :func:`default_threads`). Spinning is
     off by default: spinning pool threads busy-wait between runs and fight the decoder
     thread (and a second session's pool) for the cores; on 2 cores that made two
-    back-to-back sessions 2.5x slower (README, "Performance"; measured 2026-11).
+    back-to-back sessions 2.5x slower (measured 2026-11).
 
     >>> session_options(2).intra_op_num_threads
     2

@@ -7,7 +7,7 @@ after a crash or Ctrl+C. :func:`build_document` assembles a document from a run'
 (the live session's; the offline pipeline returns its document ready made).
 
 The JSON Schema ships in the package (``endostream/schema/sections.schema.json``); the
-reader checks every file against it and the README documents every field.
+reader checks every file against it and docs/sections-schema.md documents every field.
 
 >>> from endostream.segmentation.section import Section
 >>> from endostream.frames import SourceInfo

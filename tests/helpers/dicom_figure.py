@@ -1,4 +1,4 @@
-"""The README's picture of what a PACS received: ``python -m tests.helpers.dicom_figure OUT.png``
+"""docs/dicom.md's picture of what a PACS received: ``python -m tests.helpers.dicom_figure OUT.png``
 (from the repository root, with the dicom extra and Debian's orthanc installed).
 
 A generated 39 s procedure is segmented with the bundled demo model (``segment --csv``),
