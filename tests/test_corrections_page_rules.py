@@ -289,7 +289,8 @@ def test_the_page_refuses_an_edit_or_a_file_the_readers_would_refuse(page, tmp_p
     Select(_rows(driver)[0].find_element("css selector", "select")).select_by_value("larynx")
     message = driver.find_element("id", "edit-message")
     assert message.text.startswith("Refused: the corrected file would break a rule: "
-                                   "sections[0] is labelled 'larynx'"), message.text
+                                   "section 1 (sections[0] in the file) is labelled "
+                                   "'larynx'"), message.text
     assert "refused" in message.get_attribute("class")
 
     # A page whose rules do not accept the sections it starts from ("unusable" is not a
@@ -308,9 +309,10 @@ def test_the_page_refuses_an_edit_or_a_file_the_readers_would_refuse(page, tmp_p
         driver.find_element("css selector", "button[data-op=save]").click()
         message = driver.find_element("id", "edit-message")
         assert message.text == (
-            "Not saved: the corrected file would break a rule: sections[1] is labelled "
-            "'unusable', which the model does not know (labels: ear, nose, vocal_folds, "
-            "void). Undo the last change, or reload the page and correct again."), message.text
+            "Not saved: the corrected file would break a rule: section 2 (sections[1] in "
+            "the file) is labelled 'unusable', which the model does not know (labels: ear, "
+            "nose, vocal_folds, void). Undo the last change, or reload the page and correct "
+            "again."), message.text
         box = message.rect
         page_width = driver.execute_script("return document.documentElement.clientWidth")
         assert box["x"] >= 0 and box["x"] + box["width"] <= page_width + 1

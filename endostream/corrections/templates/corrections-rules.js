@@ -75,7 +75,8 @@ window.endostreamCorrectionRules = function (rules) {
         if (!TYPES.object(value)) { return null; }
         for (var key in schema.properties) {
           if (key in value) {
-            var p = schemaProblem(value[key], schema.properties[key], path ? path + "." + key : key);
+            var sub = path ? path + "." + key : key;
+            var p = schemaProblem(value[key], schema.properties[key], sub);
             if (p) { return p; }
           }
         }
@@ -175,7 +176,9 @@ window.endostreamCorrectionRules = function (rules) {
   function frameTime(frame, t0, f0, fps) { return round3(t0 + (frame - f0) / fps); }
 
   function correctionProblem(sections, model, labels, fps) {
-    if (!model.length) { return "review.original_sections is empty: the model's sections are lost"; }
+    if (!model.length) {
+      return "review.original_sections is empty: the model's sections are lost";
+    }
     for (var i = 0; i < sections.length; i++) {
       if (labels.indexOf(sections[i].label) < 0) {
         return "sections[" + i + "] is labelled '" + sections[i].label + "', which the model " +
@@ -183,7 +186,8 @@ window.endostreamCorrectionRules = function (rules) {
       }
     }
     var first = sections[0], last = sections[sections.length - 1], end = model[model.length - 1];
-    if (first.start_frame !== model[0].start_frame || Math.abs(first.start_s - model[0].start_s) > TOL ||
+    if (first.start_frame !== model[0].start_frame ||
+        Math.abs(first.start_s - model[0].start_s) > TOL ||
         last.end_frame !== end.end_frame || Math.abs(last.end_s - end.end_s) > TOL) {
       return "the sections cover frames " + first.start_frame + "-" + last.end_frame +
              ", the model's frames " + model[0].start_frame + "-" + end.end_frame +

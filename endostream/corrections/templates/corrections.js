@@ -63,10 +63,20 @@
     message.classList.toggle("refused", !!refused);
   }
 
+  // The readers' words, with the row a person sees beside the file's index.
+  function rowsNamed(problem) {
+    return problem.replace(/(^|[^\w.])sections\[(\d+)\]/g, function (m, before, k) {
+      return before + "section " + (Number(k) + 1) + " (sections[" + k + "] in the file)";
+    });
+  }
+
   // Apply an edit: refused (with the rule) when the file it makes would be refused.
   function commit(next, done) {
     var why = rules.fileProblem(corrected(next));
-    if (why) { say("Refused: the corrected file would break a rule: " + why + ".", true); return false; }
+    if (why) {
+      say("Refused: the corrected file would break a rule: " + rowsNamed(why) + ".", true);
+      return false;
+    }
     history.push({ sections: state, selected: selected });
     state = next;
     say(done, false);
@@ -134,7 +144,8 @@
   function relabel(i, label) {
     var next = copy(state);
     next[i].label = label;
-    commit(next, "Section " + (i + 1) + " is now " + (byValue[label] || { name: label }).name + ".");
+    var name = (byValue[label] || { name: label }).name;
+    commit(next, "Section " + (i + 1) + " is now " + name + ".");
   }
 
   function undo() {
@@ -197,8 +208,8 @@
     // The very file about to be offered, checked as every command will read it.
     var why = rules.fileProblem(out);
     if (why) {
-      say("Not saved: the corrected file would break a rule: " + why + ". Undo the last " +
-          "change, or reload the page and correct again.", true);
+      say("Not saved: the corrected file would break a rule: " + rowsNamed(why) +
+          ". Undo the last change, or reload the page and correct again.", true);
       return;
     }
     var blob = new Blob([JSON.stringify(out, null, 2) + "\n"], { type: "application/json" });
