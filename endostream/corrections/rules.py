@@ -120,7 +120,9 @@ def page_rules(doc: SectionsDocument) -> dict[str, Any]:
     >>> rules["labels"], rules["time_tolerance_s"], rules["schema"]["$id"]
     (['ear', 'nose', 'unusable'], 0.0015, 'endostream.sections/1')
     """
-    return {"schema": sections_schema(), "time_tolerance_s": TIME_TOLERANCE_S,
+    # Without "$schema" (it only names the draft): the report links to nothing outside.
+    schema = {k: v for k, v in sections_schema().items() if k != "$schema"}
+    return {"schema": schema, "time_tolerance_s": TIME_TOLERANCE_S,
             "slack_frames": _document.SLACK_FRAMES, "slack_s": _document.SLACK_S,
             "far_factor": _document.FAR_FACTOR, "labels": allowed_labels(doc.models),
             "quality_only_label": QUALITY_ONLY_LABEL, "unusable": UNUSABLE, "fix": FIX}
