@@ -128,6 +128,61 @@ def test_an_annotation_that_cannot_be_a_correction_is_refused(tmp_path, capsys, 
     assert not out.exists() or not any(out.iterdir())  # nothing written
 
 
+def _last_region_end(end: int):
+    def edit(result):
+        result[-1]["value"]["ranges"][0]["end"] = end
+        return result
+    return edit
+
+
+def test_a_region_one_frame_past_the_video_is_its_last_frame(tmp_path):
+    """Label Studio's timeline is ceil(duration × rate) frames long: one frame more than
+    the video where the duration is rounded up, and a region may end there."""
+    t = make_procedure(tmp_path / "p")
+    last = LAYOUT[-1][2] + 1  # Label Studio's number of the video's last frame
+    code, out = _import(tmp_path, _as_annotated(_export(tmp_path, t.sections),
+                                                _last_region_end(last + 1)))
+    assert code == 0
+    doc = read_sections(out / "procedure.corrected.sections.json")
+    assert doc.sections == read_sections(t.sections).sections
+
+
+@pytest.mark.parametrize("past", [2, 225])
+def test_a_region_further_past_the_video_is_refused_not_cut(tmp_path, capsys, past):
+    t = make_procedure(tmp_path / "p")
+    last = LAYOUT[-1][2] + 1
+    tasks = _export(tmp_path, t.sections)
+    capsys.readouterr()
+    code, out = _import(tmp_path, _as_annotated(tasks, _last_region_end(last + past)))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_CORRECTIONS, err
+    assert err == [f"endostream: error: task 1: a region ends at Label Studio frame "
+                   f"{last + past}, {past} frames past the video's last frame {last}; drag "
+                   f"its end back to frame {last} in Label Studio (a region longer than the "
+                   "video was drawn at another frame rate or for another video)"]
+    assert not out.exists()  # nothing written, not even the folder
+
+
+@pytest.mark.parametrize("tasks", ["none annotated", "cancelled", "empty"])
+def test_an_export_without_an_annotation_is_refused(tmp_path, capsys, tasks):
+    t = make_procedure(tmp_path / "p")
+    exported = _export(tmp_path, t.sections)
+    export = {"none annotated": exported,  # tasks as exported, never annotated
+              "cancelled": [{**task, "id": 7, "annotations": [
+                  {**task, "was_cancelled": True, "result": []}]}
+                  for task in _as_annotated(exported)],
+              "empty": []}[tasks]
+    capsys.readouterr()
+    code, out = _import(tmp_path, export)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_CORRECTIONS, err
+    held = "no tasks" if tasks == "empty" else "1 task, none annotated"
+    assert err == [f"endostream: error: '{tmp_path / 'export.json'}' holds no annotation "
+                   f"({held}): nothing to import; in Label Studio submit each task you "
+                   "corrected (or accept its prediction), then export the project again"]
+    assert not out.exists()  # nothing written, not even the folder
+
+
 def test_an_export_in_another_format_is_refused(tmp_path, capsys):
     t = make_procedure(tmp_path / "p")
     (task,) = _export(tmp_path, t.sections)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from endostream.errors import OutputError
+from endostream.errors import CorrectionsError, OutputError
 from endostream.output.document import NotSectionsFile, SectionsDocument, read_sections
 from endostream.pipeline.offline import rate_above_video
 from endostream.segmentation.config import SegmenterConfig
@@ -95,14 +95,15 @@ def read_result(path: Path) -> SectionsDocument | None:
 
     A file that is there but is not an endostream sections file (unreadable, not JSON,
     another schema) raises :class:`OutputError`: it is not ours, so it is not replaced
-    without ``--overwrite``. One of ours that breaks the schema or an invariant raises
+    without ``--overwrite``; nor is a reviewer's corrected file that breaks a rule. One of
+    ours that breaks the schema or an invariant raises
     :class:`~endostream.errors.UsageError`: it is redone.
     """
     if not os.path.lexists(path):
         return None
     try:
         return read_sections(path)
-    except NotSectionsFile as e:
+    except (NotSectionsFile, CorrectionsError) as e:  # not ours, or a reviewer's: kept
         raise OutputError(f"{e}; move it away or pass --overwrite to replace it") from None
 
 

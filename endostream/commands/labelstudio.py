@@ -130,6 +130,11 @@ def run_import(args: argparse.Namespace) -> int:
         raise CorrectionsError(f"'{args.export}' is not a Label Studio JSON export (not a "
                                "list of tasks); export the project as JSON (not JSON-MIN)")
     docs, unannotated = corrected_documents(tasks)
+    if not docs:  # before the folder is made: a refused import writes nothing
+        held = f"{count(unannotated, 'task')}, none annotated" if unannotated else "no tasks"
+        raise CorrectionsError(f"'{args.export}' holds no annotation ({held}): nothing to "
+                               "import; in Label Studio submit each task you corrected (or "
+                               "accept its prediction), then export the project again")
     out_dir = check_output_dir(args.out_dir)
     outputs = {f"--out-dir file {i + 1}": out_dir / corrected_name(d, i + 1)
                for i, d in enumerate(docs)}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from endostream import __version__
-from endostream.corrections.rules import CORRECTED_SUFFIX, allowed_labels
+from endostream.corrections.rules import CORRECTED_SUFFIX, allowed_labels, page_rules
 from endostream.output.palette import display_label, label_hex, text_hex_on
 from endostream.procedure import Procedure
 
@@ -42,7 +42,8 @@ def editor_html(procedure: Procedure, video_path: str | None, model_path: str | 
 def corrections_context(procedure: Procedure, *, video_path: str | None,
                         model_path: str | None) -> dict[str, Any]:
     """What the edit mode's script needs: the document as it was read, the labels it may
-    use (with their colours) and the name of the file it saves.
+    use (with their colours), the rules its file must keep (:func:`page_rules`) and the
+    name of the file it saves.
 
     The paths are those the page may show (``--path-in-report``): a file saved from a
     report that names no video has an empty ``source.path`` (give the video with
@@ -57,5 +58,5 @@ def corrections_context(procedure: Procedure, *, video_path: str | None,
         labels.append({"value": value, "name": display_label(value), "color": color,
                        "text": text_hex_on(color)})
     stem = Path(video_path).stem if video_path else "procedure"
-    return {"document": doc, "labels": labels, "tool": f"endostream report {__version__}",
-            "filename": f"{stem}{CORRECTED_SUFFIX}"}
+    return {"document": doc, "labels": labels, "rules": page_rules(document),
+            "tool": f"endostream report {__version__}", "filename": f"{stem}{CORRECTED_SUFFIX}"}

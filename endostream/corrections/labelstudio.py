@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 LS_FIRST_FRAME = 1
 #: Names in the labelling config; the import reads regions of this control only.
 CONTROL, OBJECT = "sections", "video"
+#: Label Studio's timeline is ``ceil(duration × rate)`` frames long: it may run this many
+#: frames past the video's last frame, and a region may end there.
+TIMELINE_SLACK_FRAMES = 1
 #: ``review.tool`` of a corrected file made from a Label Studio export.
 TOOL = "label-studio"
 #: Frame intervals may differ from 1/fps by this share and still count as one rate
@@ -199,7 +202,9 @@ def sections_of_spans(spans: Sequence[tuple[int, int, str]], original: SectionsD
     original where a boundary did not move, else the frame's time at the fixed rate.
 
     Label Studio's timeline may run one frame past the video (its length is rounded up
-    from the duration): a region's end there is taken as the video's last frame.
+    from the duration): a region's end there is taken as the video's last frame. A
+    region that ends further out is refused (:class:`CorrectionsError`): it was drawn for
+    another video or at another frame rate, and cutting it would hide that.
     """
     model = original.sections
     first, last = model[0].start_frame, model[-1].end_frame
@@ -208,6 +213,13 @@ def sections_of_spans(spans: Sequence[tuple[int, int, str]], original: SectionsD
     merged: list[list[Any]] = []
     expect = first
     for a, b, label in spans:
+        if b > last + TIMELINE_SLACK_FRAMES:
+            raise CorrectionsError(f"{name}: a region ends at Label Studio frame "
+                                   f"{ls_frame(b)}, {b - last} frames past the video's last "
+                                   f"frame {ls_frame(last)}; drag its end back to frame "
+                                   f"{ls_frame(last)} in Label Studio (a region longer than "
+                                   "the video was drawn at another frame rate or for "
+                                   "another video)")
         b = min(b, last)
         if a > last:
             raise CorrectionsError(f"{name}: a region starts at Label Studio frame "

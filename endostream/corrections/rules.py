@@ -8,24 +8,23 @@ so the change stays visible and a second review still compares with the model.
 Corrections come from the HTML report's edit mode (its script builds the same document)
 and from a Label Studio export (:mod:`endostream.corrections.labelstudio`). Whatever their
 origin they must keep the document's invariants (schema, order, no gap, no overlap:
-:mod:`endostream.output.document`, the one reader) and these, checked here:
+:mod:`endostream.output.document`, the one reader) and the rules of a correction
+(:mod:`endostream.output.review_rules`: the model's extent, its labels, boundaries at
+their frame's time), which the reader applies to every file with a ``review`` record;
+checked here against an original as well: the same video as the original (file name
+where both give one, frames, frame rate, duration, size) and the same model (sha256).
 
-- the same extent as the model's sections (first frame and time, last frame and time):
-  a correction relabels the video, it does not lengthen or shorten it;
-- labels the model knows (its organ labels, or ``usable`` for a quality-only model) or
-  ``unusable``;
-- a boundary the reviewer placed lies at its frame's time (``t0 + (frame - f0) / fps``,
-  within one frame interval); the model's own boundaries stay as the segmenter put them
-  (midway between analysed frames);
-- the same video as the original (file name where both give one, frames, frame rate,
-  duration, size) and the same model (sha256).
+The report's page gets these rules as data (:func:`page_rules`: the schema, the
+tolerances, the labels) and its script checks the very file it is about to save with the
+same rules in the same words; ``tests/test_corrections_page_rules.py`` runs both on the
+same documents.
 
 A file that breaks any of them is refused with :class:`CorrectionsError` (exit 9) and
 nothing is written: the original findings are never replaced by a broken correction.
 
 >>> from endostream.frames import SourceInfo
 >>> from endostream.output.document import Analysis, ModelsInfo, SectionsDocument
->>> from endostream.segmentation.section import Section
+>>> from endostream.segmentation.section import QUALITY_ONLY_LABEL, UNUSABLE, Section
 >>> doc = SectionsDocument(
 ...     complete=True, source=SourceInfo("v.mp4", 25.0, 100, 4.0, 64, 48),
 ...     models=ModelsInfo("m.onnx", "0" * 64, {"quality": ("bad", "good"),
@@ -41,7 +40,7 @@ nothing is written: the original findings are never replaced by a broken correct
 ...                         Section("nose", 1.0, 4.0, 25, 99, 0.9, 0.8)], tool="example")
 Traceback (most recent call last):
 ...
-endostream.errors.CorrectionsError: the corrections: sections[1] overlaps the one before ...
+endostream.errors.CorrectionsError: the corrections breaks a rule of a corrected sections file: ...
 """
 
 from __future__ import annotations
@@ -55,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from endostream.errors import CorrectionsError
+from endostream.output import document as _document
 from endostream.output.document import (
     SCHEMA_ID,
     ModelsInfo,
@@ -63,20 +63,30 @@ from endostream.output.document import (
     invariant_problem,
     sections_schema,
 )
+from endostream.output.review_rules import (
+    FIX,
+    TIME_TOLERANCE_S,
+    changed_problem,
+    correction_problem,
+    frame_time,
+    refusal,
+    review_problem,
+)
+from endostream.output.review_rules import allowed_labels as _labels_of_heads
 from endostream.output.schema_check import first_problem
 from endostream.segmentation.section import QUALITY_ONLY_LABEL, UNUSABLE, Section
+
+__all__ = ["CORRECTED_SUFFIX", "FIX", "REVIEWED_CONFIDENCE", "TIME_TOLERANCE_S",
+           "allowed_labels", "check_reviewed", "corrections_from_json", "frame_time",
+           "model_sections", "page_rules", "read_corrections", "reviewed_document"]
 
 #: What a correction says about a section the reviewer made or changed: the reviewer is
 #: sure of it (the model's probability of the new label is not known without its frames).
 REVIEWED_CONFIDENCE = 1.0
 
-#: Times are written to the millisecond; two times closer than this are the same.
-TIME_TOLERANCE_S = 0.0015
-
 #: Name of a corrected file: ``VIDEO-stem.corrected.sections.json``.
 CORRECTED_SUFFIX = ".corrected.sections.json"
 
-_FIX = "correct the sections and save again"
 
 
 def allowed_labels(models: ModelsInfo) -> list[str]:
@@ -86,17 +96,7 @@ def allowed_labels(models: ModelsInfo) -> list[str]:
     >>> allowed_labels(ModelsInfo("m.onnx", "0" * 64, {"organ": ("ear", "nose")}))
     ['ear', 'nose', 'unusable']
     """
-    return [*(models.heads.get("organ") or [QUALITY_ONLY_LABEL]), UNUSABLE]
-
-
-def frame_time(frame: int, *, t0: float, f0: int, fps: float) -> float:
-    """Container time of ``frame`` on a constant-rate video whose frame ``f0`` is at
-    ``t0``, to the millisecond.
-
-    >>> frame_time(50, t0=0.0, f0=0, fps=25.0)
-    2.0
-    """
-    return round(t0 + (frame - f0) / fps, 3)
+    return _labels_of_heads(models.heads)
 
 
 def model_sections(doc: SectionsDocument) -> tuple[Section, ...]:
@@ -104,33 +104,28 @@ def model_sections(doc: SectionsDocument) -> tuple[Section, ...]:
     return doc.review.original_sections if doc.review is not None else doc.sections
 
 
-def correction_problem(sections: Sequence[Section], *, model: Sequence[Section],
-                       labels: Sequence[str], fps: float | None) -> str | None:
-    """What, beyond the document's own invariants, is wrong with ``sections`` as a
-    correction of ``model`` (see the module docstring); ``None`` when nothing is."""
-    for i, s in enumerate(sections):
-        if s.label not in labels:
-            return (f"sections[{i}] is labelled '{s.label}', which the model does not know "
-                    f"(labels: {', '.join(labels)})")
-    first, last = sections[0], sections[-1]
-    if (first.start_frame != model[0].start_frame
-            or abs(first.start_s - model[0].start_s) > TIME_TOLERANCE_S
-            or last.end_frame != model[-1].end_frame
-            or abs(last.end_s - model[-1].end_s) > TIME_TOLERANCE_S):
-        return (f"the sections cover frames {first.start_frame}-{last.end_frame}, the "
-                f"model's frames {model[0].start_frame}-{model[-1].end_frame}: a "
-                "correction must cover the same video")
-    if fps:
-        model_starts = {(s.start_frame, round(s.start_s, 3)) for s in model}
-        t0, f0 = model[0].start_s, model[0].start_frame
-        for i, s in enumerate(sections[1:], 1):
-            if (s.start_frame, round(s.start_s, 3)) in model_starts:
-                continue
-            expected = frame_time(s.start_frame, t0=t0, f0=f0, fps=fps)
-            if abs(s.start_s - expected) > 1.0 / fps + TIME_TOLERANCE_S:
-                return (f"sections[{i}] starts at frame {s.start_frame} but at "
-                        f"{s.start_s:.3f} s; at {fps:g} fps that frame is at {expected:.3f} s")
-    return None
+def page_rules(doc: SectionsDocument) -> dict[str, Any]:
+    """The rules of a correction of ``doc`` as data for the report's script, which checks
+    the file it saves with them: the shipped schema, the tolerances and slack of the
+    document's invariants, the labels a correction may use and the fix every refusal
+    names. Nothing in the script restates a number of its own.
+
+    >>> from endostream.frames import SourceInfo
+    >>> from endostream.output.document import Analysis
+    >>> rules = page_rules(SectionsDocument(
+    ...     complete=True, source=SourceInfo("v.mp4", 25.0, 100, 4.0, 64, 48),
+    ...     models=ModelsInfo("m.onnx", "0" * 64, {"organ": ("ear", "nose")}),
+    ...     analysis=Analysis(frames_analysed=20, sample_fps=5.0),
+    ...     sections=(Section("ear", 0.0, 4.0, 0, 99, 0.9, 0.8),)))
+    >>> rules["labels"], rules["time_tolerance_s"], rules["schema"]["$id"]
+    (['ear', 'nose', 'unusable'], 0.0015, 'endostream.sections/1')
+    """
+    # Without "$schema" (it only names the draft): the report links to nothing outside.
+    schema = {k: v for k, v in sections_schema().items() if k != "$schema"}
+    return {"schema": schema, "time_tolerance_s": TIME_TOLERANCE_S,
+            "slack_frames": _document.SLACK_FRAMES, "slack_s": _document.SLACK_S,
+            "far_factor": _document.FAR_FACTOR, "labels": allowed_labels(doc.models),
+            "quality_only_label": QUALITY_ONLY_LABEL, "unusable": UNUSABLE, "fix": FIX}
 
 
 def _changed(sections: Sequence[Section], model: Sequence[Section]) -> tuple[int, ...]:
@@ -174,15 +169,20 @@ def reviewed_document(original: SectionsDocument, sections: Sequence[Section], *
 def corrections_from_json(data: Any, *, original: SectionsDocument | None,
                           name: str) -> SectionsDocument:
     """The corrected document of parsed JSON, checked (schema, the document's invariants,
-    the rules above and, with ``original``, the same video and model); raises
+    the rules of a correction and, with ``original``, the same video and model); raises
     :class:`CorrectionsError` naming ``name`` and the first problem."""
     if not isinstance(data, Mapping) or data.get("schema") != SCHEMA_ID:
         raise CorrectionsError(f"{name} is not a sections file (schema is not {SCHEMA_ID}); "
                                "give the file the report or 'labelstudio import' saved")
-    problem = first_problem(data, sections_schema()) or invariant_problem(data)
+    if "review" not in data:
+        raise CorrectionsError(f"{name} holds no review record: it is not a corrected "
+                               "sections file; give the file the report or 'labelstudio "
+                               "import' saved")
+    problem = (first_problem(data, sections_schema()) or invariant_problem(data)
+               or review_problem(data))
     if problem:
-        raise CorrectionsError(f"{name}: {problem}; {_FIX}")
-    doc = SectionsDocument.from_json(data, origin=name)
+        raise CorrectionsError(refusal(name, problem))
+    doc = SectionsDocument.from_json(dict(data), origin=name)
     check_reviewed(doc, original, name=name)
     return doc
 
@@ -207,14 +207,13 @@ def check_reviewed(doc: SectionsDocument, original: SectionsDocument | None = No
             raise CorrectionsError(f"{name} corrects another model's findings than the "
                                    "original's; correct the sections this model found")
         model = model_sections(original)
-    problem = correction_problem(doc.sections, model=model, labels=allowed_labels(doc.models),
-                                 fps=doc.source.fps)
+    problem = correction_problem([s.to_json() for s in doc.sections],
+                                 model=[s.to_json() for s in model],
+                                 labels=allowed_labels(doc.models), fps=doc.source.fps)
     if problem is None and doc.review is not None:
-        if len(set(doc.review.changed)) != len(doc.review.changed) or any(
-                not 0 <= i < len(doc.sections) for i in doc.review.changed):
-            problem = "review.changed names a section twice or one that does not exist"
+        problem = changed_problem(doc.review.changed, len(doc.sections))
     if problem:
-        raise CorrectionsError(f"{name}: {problem}; {_FIX}")
+        raise CorrectionsError(refusal(name, problem))
 
 
 def read_corrections(path: str | os.PathLike,

@@ -17,9 +17,14 @@ schema's key order (:mod:`endostream.output.sections_file` writes it);
 - times and frame indices stay within the video where its duration and frame count are
   known (with the slack of a container that states them slightly wrong).
 
+A document with a ``review`` record (a reviewer's corrections) must also keep the rules
+of :mod:`endostream.output.review_rules`.
+
 Everything that reads a sections file goes through :func:`read_sections`; a file that
 fails any check raises :class:`~endostream.errors.UsageError` (exit 2: bad input) with one
-line naming the file and the problem. Nothing else indexes the JSON by its keys.
+line naming the file and the problem, or :class:`~endostream.errors.CorrectionsError`
+(exit 9: a refused correction) for a corrected one. Nothing else indexes the JSON by its
+keys.
 
 >>> from endostream.segmentation.section import Section
 >>> doc = SectionsDocument(
@@ -50,8 +55,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from endostream.errors import UsageError
+from endostream.errors import CorrectionsError, EndostreamError, UsageError
 from endostream.frames import SourceInfo
+from endostream.output.review_rules import TIME_TOLERANCE_S, refusal, review_problem
 from endostream.output.schema_check import first_problem, shipped_schema
 from endostream.segmentation.config import SegmenterConfig
 from endostream.segmentation.section import UNUSABLE, Section
@@ -60,7 +66,14 @@ from endostream.segmentation.section import UNUSABLE, Section
 SCHEMA_ID = "endostream.sections/1"
 
 #: Boundaries are written rounded to the millisecond; two times this close are one time.
-_TIME_TOLERANCE_S = 0.0015
+_TIME_TOLERANCE_S = TIME_TOLERANCE_S
+#: A container may state its duration or frame count slightly wrong (the pipeline
+#: corrects them only after a complete decode): sections may end this many frames and
+#: seconds past them.
+SLACK_FRAMES, SLACK_S = 2, 0.5
+#: The last frame may lie at most this many times the stated length past its time (a
+#: variable frame rate stays well inside; frames of another video do not).
+FAR_FACTOR = 4
 
 _SCHEMA: dict[str, Any] | None = None
 
@@ -237,14 +250,16 @@ class SectionsDocument:
     def from_json(cls, data: Any, *, origin: str | os.PathLike = "<document>"
                   ) -> SectionsDocument:
         """The document of a parsed ``sections.json``; :class:`UsageError` naming
-        ``origin`` and the first problem when it breaks the schema or an invariant."""
+        ``origin`` and the first problem when it breaks the schema or an invariant
+        (:class:`CorrectionsError` for a document with a ``review`` record)."""
         if not isinstance(data, dict) or data.get("schema") != SCHEMA_ID:
             raise unusable(origin, f"schema is not {SCHEMA_ID}", foreign=True)
-        problem = first_problem(data, sections_schema())
-        if problem is None:
-            problem = invariant_problem(data)
+        reviewed = "review" in data
+        problem = first_problem(data, sections_schema()) or invariant_problem(data)
+        if problem is None and reviewed:
+            problem = review_problem(data)
         if problem is not None:
-            raise unusable(origin, problem)
+            raise unusable(origin, problem, reviewed=reviewed)
         return cls._parse(data)
 
     def as_written(self) -> SectionsDocument:
@@ -275,9 +290,12 @@ class NotSectionsFile(UsageError):
     replaces such a file without ``--overwrite``, but redoes a broken one of its own."""
 
 
-def unusable(origin: str | os.PathLike, problem: str, *,
-             foreign: bool = False) -> UsageError:
-    """The one error of a sections file that cannot be used."""
+def unusable(origin: str | os.PathLike, problem: str, *, foreign: bool = False,
+             reviewed: bool = False) -> EndostreamError:
+    """The one error of a sections file that cannot be used: a corrected one (with a
+    ``review`` record) is a refused correction, :class:`CorrectionsError` (exit 9)."""
+    if reviewed:
+        return CorrectionsError(refusal(f"'{origin}'", problem))
     error = NotSectionsFile if foreign else UsageError
     return error(f"'{origin}' is not a usable sections file ({problem}); give the "
                  "sections.json written by 'endostream segment'")
@@ -291,9 +309,7 @@ def invariant_problem(data: Mapping[str, Any]) -> str | None:
         return "no sections"
     src = data["source"]
     fps = src.get("fps")
-    # A container may state its duration or frame count slightly wrong (the pipeline
-    # corrects them only after a complete decode): two frames and half a second of slack.
-    slack_s = (2.0 / fps if fps else 0.0) + 0.5
+    slack_s = (SLACK_FRAMES / fps if fps else 0.0) + SLACK_S
     prev = None
     for k, s in enumerate(sections):
         where = f"sections[{k}]"
@@ -329,7 +345,7 @@ def invariant_problem(data: Mapping[str, Any]) -> str | None:
         # Frame indices and times must describe the same video: the last frame cannot lie
         # far beyond where its time says it is (variable frame rates stay well inside).
         at_s = prev["end_frame"] / fps
-        if at_s > max(prev["end_s"], duration) * 4 + slack_s:
+        if at_s > max(prev["end_s"], duration) * FAR_FACTOR + slack_s:
             return (f"frame {prev['end_frame']} at {fps:g} fps is {at_s:.1f} s, far after "
                     f"the sections' end at {prev['end_s']} s")
     return None
@@ -341,7 +357,8 @@ def read_sections(path: str | os.PathLike) -> SectionsDocument:
     Raises :class:`UsageError` (exit 2) with one line naming the file and the problem:
     :class:`NotSectionsFile` for a missing or unreadable file, or one that is not an
     endostream sections file at all; plain :class:`UsageError` for one that breaks the
-    schema or an invariant.
+    schema or an invariant; :class:`CorrectionsError` (exit 9) for a corrected one (with a
+    ``review`` record) that breaks them or a rule of a correction.
     """
     path = Path(path)
     if not path.is_file():

@@ -1,6 +1,7 @@
 // The report's edit mode: correct the sections, then download a corrected sections.json.
-// The document it saves is the one endostream.output.corrections.reviewed_document builds
-// (same invariants, same review record); Python checks whatever this page saves.
+// The document it saves is the one endostream.corrections.rules.reviewed_document builds
+// (same invariants, same review record), and before it is offered it is checked with the
+// readers' own rules (corrections-rules.js, given their numbers by Python).
 (function () {
   "use strict";
   var root = document.getElementById("corrections");
@@ -16,7 +17,7 @@
   var body = document.querySelector("#edit-table tbody");
   var bar = document.getElementById("edit-bar");
   var at = document.getElementById("edit-at");
-  var TOLERANCE_S = 0.0015;
+  var rules = window.endostreamCorrectionRules(data.rules);
 
   // The model's sections: those of a document reviewed before are kept in its review.
   var model = (doc.review && doc.review.original_sections) || doc.sections;
@@ -25,6 +26,10 @@
   data.labels.forEach(function (l) { byValue[l.value] = l; });
   var t0 = model[0].start_s, f0 = model[0].start_frame;
   var last = model[model.length - 1];
+  // The model's boundaries keep the times the segmenter gave them (midway between
+  // analysed frames): a boundary on one of its frames takes its time, on both sides.
+  var modelTimes = {};
+  model.forEach(function (s) { modelTimes[s.start_frame] = s.start_s; });
   var state = copy(doc.sections);
   var history = [];
   var selected = 0;
@@ -32,7 +37,9 @@
   function copy(list) { return list.map(function (s) { return Object.assign({}, s); }); }
   function round(x, digits) { var k = Math.pow(10, digits); return Math.round(x * k) / k; }
   function frameAt(t) { return f0 + Math.round((t - t0) * fps); }
-  function timeOf(frame) { return round(t0 + (frame - f0) / fps, 3); }
+  function timeOf(frame) {
+    return frame in modelTimes ? modelTimes[frame] : rules.frameTime(frame, t0, f0, fps);
+  }
 
   function clock(t) {
     t = Math.max(t, 0);
@@ -51,49 +58,25 @@
     return parts.reduce(function (acc, p) { return acc * 60 + parseFloat(p); }, 0);
   }
 
-  // The invariants of endostream.output.corrections.sections_problem, in the same words.
-  function problem(list) {
-    if (!list.length) { return "there are no sections"; }
-    var starts = {};
-    model.forEach(function (s) { starts[s.start_frame + "@" + round(s.start_s, 3)] = true; });
-    for (var i = 0; i < list.length; i++) {
-      var s = list[i], n = i + 1;
-      if (labels.indexOf(s.label) < 0) {
-        return "section " + n + " is labelled '" + s.label + "', which the model does not know";
-      }
-      if (s.end_frame < s.start_frame || s.end_s < s.start_s - TOLERANCE_S) {
-        return "section " + n + " would end before it starts";
-      }
-      if (i > 0) {
-        var prev = list[i - 1];
-        if (s.start_frame !== prev.end_frame + 1 || Math.abs(s.start_s - prev.end_s) > TOLERANCE_S) {
-          return "section " + n + " would not start right after section " + i +
-                 ": sections must neither overlap nor leave a gap";
-        }
-        if (!starts[s.start_frame + "@" + round(s.start_s, 3)] &&
-            Math.abs(s.start_s - timeOf(s.start_frame)) > 1 / fps + TOLERANCE_S) {
-          return "section " + n + " would start at a time that is not its frame's";
-        }
-      }
-    }
-    var first = list[0], end = list[list.length - 1];
-    if (first.start_frame !== model[0].start_frame || end.end_frame !== last.end_frame ||
-        Math.abs(first.start_s - model[0].start_s) > TOLERANCE_S ||
-        Math.abs(end.end_s - last.end_s) > TOLERANCE_S) {
-      return "the sections would no longer cover the whole video";
-    }
-    return null;
-  }
-
   function say(text, refused) {
     message.textContent = text;
     message.classList.toggle("refused", !!refused);
   }
 
-  // Apply an edit: refused (with the reason) when it would break the invariants.
+  // The readers' words, with the row a person sees beside the file's index.
+  function rowsNamed(problem) {
+    return problem.replace(/(^|[^\w.])sections\[(\d+)\]/g, function (m, before, k) {
+      return before + "section " + (Number(k) + 1) + " (sections[" + k + "] in the file)";
+    });
+  }
+
+  // Apply an edit: refused (with the rule) when the file it makes would be refused.
   function commit(next, done) {
-    var why = problem(next);
-    if (why) { say("Refused: " + why + ".", true); return false; }
+    var why = rules.fileProblem(corrected(next));
+    if (why) {
+      say("Refused: the corrected file would break a rule: " + rowsNamed(why) + ".", true);
+      return false;
+    }
     history.push({ sections: state, selected: selected });
     state = next;
     say(done, false);
@@ -161,7 +144,8 @@
   function relabel(i, label) {
     var next = copy(state);
     next[i].label = label;
-    commit(next, "Section " + (i + 1) + " is now " + byValue[label].name + ".");
+    var name = (byValue[label] || { name: label }).name;
+    commit(next, "Section " + (i + 1) + " is now " + name + ".");
   }
 
   function undo() {
@@ -192,16 +176,19 @@
     return weight ? round(total / weight, 4) : 0;
   }
 
-  // The corrected document: reviewed_document's rules (module endostream.output.corrections).
-  function corrected() {
+  // The corrected document of the sections `list`, as reviewed_document makes it: times
+  // from the frames (timeOf), so neighbours share each boundary; a section equal to one
+  // of the model's (label and frames) is the model's, with its figures.
+  function corrected(list) {
     var changed = [];
-    var sections = state.map(function (s, i) {
+    var sections = list.map(function (s, i) {
       var kept = model.filter(function (m) {
         return m.label === s.label && m.start_frame === s.start_frame && m.end_frame === s.end_frame;
       })[0];
       if (kept) { return Object.assign({}, kept); }
       changed.push(i);
-      return { label: s.label, start_s: round(s.start_s, 3), end_s: round(s.end_s, 3),
+      var end_s = i + 1 < list.length ? timeOf(s.end_frame + 1) : last.end_s;
+      return { label: s.label, start_s: timeOf(s.start_frame), end_s: end_s,
                start_frame: s.start_frame, end_frame: s.end_frame,
                good_fraction: goodFraction(s), confidence: 1.0 };
     });
@@ -217,9 +204,14 @@
   }
 
   function save() {
-    var why = problem(state);
-    if (why) { say("Refused: " + why + ".", true); return; }
-    var out = corrected();
+    var out = corrected(state);
+    // The very file about to be offered, checked as every command will read it.
+    var why = rules.fileProblem(out);
+    if (why) {
+      say("Not saved: the corrected file would break a rule: " + rowsNamed(why) +
+          ". Undo the last change, or reload the page and correct again.", true);
+      return;
+    }
     var blob = new Blob([JSON.stringify(out, null, 2) + "\n"], { type: "application/json" });
     var link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
