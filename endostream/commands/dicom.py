@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(f"{len(existing)} file(s) exist already in '{out_dir}' (e.g. "
                           f"'{existing[0]}'); pass --overwrite to replace them or choose "
                           "another --out-dir")
-    frames = read_frames_csv(args.csv) if args.csv else None
+    frames = read_frames_csv(args.csv, procedure) if args.csv else None
     written = write_procedure(procedure, frames, identity, out_dir,
                               with_video=args.with_video)
     say_written(written, identity, out_dir)
