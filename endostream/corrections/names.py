@@ -3,9 +3,10 @@
 Each procedure's correction gets its own name (``case7.mp4.sections.json`` →
 ``case7.mp4.corrected.sections.json``), so corrections of several procedures never land
 under one download name, and correcting a corrected file again keeps its name. Where the
-report may not show the recording's name and the sections file's name holds it, the name
-comes from the recording's fingerprint instead (``procedure-1a2b3c4d``), which is as
-unique and names no patient.
+report may not show the recording's name (``--path-in-report none``, the default) and the
+sections file's name starts with it (``segment``'s own naming), the name comes from the
+recording's fingerprint instead (``procedure-1a2b3c4d``): as unique, and it names no
+patient where the recording's name does.
 
 >>> corrected_file_name("case7.mp4.sections.json")
 'case7.mp4.corrected.sections.json'
@@ -53,13 +54,13 @@ def neutral_corrected_name(fingerprint: str | None) -> str:
 
 
 def names_recording(sections_name: str, recording_path: str) -> bool:
-    """Whether the sections file's name holds the recording's file name (or its stem), as
-    ``segment``'s default name does.
+    """Whether the sections file's name starts with the recording's (its stem), as the
+    names ``segment`` gives do (``smith_john.sections.json`` for ``smith_john.mp4``).
 
-    >>> names_recording("smith_john.mp4.sections.json", "/clinic/smith_john.mp4")
+    >>> names_recording("smith_john.sections.json", "/clinic/smith_john.mp4")
     True
     >>> names_recording("case7.sections.json", "/clinic/smith_john.mp4")
     False
     """
     stem = Path(recording_path).stem if recording_path else ""
-    return bool(stem) and stem.lower() in Path(sections_name).name.lower()
+    return bool(stem) and Path(sections_name).name.lower().startswith(stem.lower())

@@ -88,11 +88,11 @@ def _comparable(fingerprint: str | None, sections_path: Path) -> bool:
     return True
 
 
-def is_recording(source: SourceInfo, video: Path) -> bool:
-    """Whether ``video`` is the recording ``source`` describes by content (``True`` where
-    the file records no fingerprint to compare with)."""
-    if source.fingerprint is None or \
-            source.fingerprint.partition(":")[0] != FINGERPRINT_VERSION:
+def is_recording(source: SourceInfo, sections_path: Path, video: Path) -> bool:
+    """Whether ``video`` is the recording ``source`` (the sections file at
+    ``sections_path``) describes by content; ``True`` where the file records no
+    fingerprint to compare with (a note at ``-v``)."""
+    if not _comparable(source.fingerprint, sections_path):
         return True
     return fingerprint_of(video) == source.fingerprint
 
@@ -159,7 +159,7 @@ def find_recording(source: SourceInfo, sections_path: Path, folder: Path) -> Pat
     others = [p for p in candidates if p not in by_name]
     for p in by_name + others:
         try:
-            if is_recording(source, p):
+            if is_recording(source, sections_path, p):
                 return p
         except VideoError as e:  # a broken file among the videos is not the one
             log.info("skipping '%s': %s", p, e)

@@ -87,7 +87,7 @@ def load_procedure(sections_path: str | os.PathLike,
         return Procedure(path, document, found)
     looked = video_candidates(path, source.path)
     existing = [p for p in looked if p.is_file()]
-    found = next((p for p in existing if is_recording(source, p)), None)
+    found = next((p for p in existing if is_recording(source, path, p)), None)
     if found is None and videos is not None:
         found = find_recording(source, path, Path(videos))
     elif found is None and existing:
