@@ -389,3 +389,17 @@ def test_the_saved_name_never_shows_a_recording_name_the_page_hides(pair, tmp_pa
     assert hidden["document"]["source"]["fingerprint"] == fingerprint
     shown = corrections_context(procedure, video_path="a.mp4", model_path=None)
     assert shown["filename"] == "a.corrected.sections.json"
+
+
+def test_the_cost_benchmark_runs_and_reads_a_part_of_the_file(tmp_path, capsys):
+    """``python -m benchmarks.fingerprint`` end to end on a short clip (its figures come
+    from a real run on an hour, see docs/notes/recording-identity.md)."""
+    from benchmarks.fingerprint import main as bench
+
+    out = tmp_path / "bench.json"
+    assert bench(["--minutes", "1", "--repeat", "2", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["clip"]["frames"] == 1500 and doc["fingerprint"].startswith("v1:")
+    assert 0 < doc["warm"]["read_calls_bytes"] < doc["clip"]["size_bytes"]
+    assert doc["whole_file_sha256"]["read_calls_bytes"] >= doc["clip"]["size_bytes"]
+    assert "| fingerprint, file cached |" in capsys.readouterr().out
