@@ -403,3 +403,34 @@ def test_the_cost_benchmark_runs_and_reads_a_part_of_the_file(tmp_path, capsys):
     assert 0 < doc["warm"]["read_calls_bytes"] < doc["clip"]["size_bytes"]
     assert doc["whole_file_sha256"]["read_calls_bytes"] >= doc["clip"]["size_bytes"]
     assert "| fingerprint, file cached |" in capsys.readouterr().out
+
+
+def test_a_recording_is_fingerprinted_once_per_run(pair, tmp_path, monkeypatch):
+    """Found where the file says, checked, then decoded for thumbnails: one fingerprint;
+    ``dataset --videos`` fingerprints each candidate once, the right one included."""
+    import endostream.sources.fingerprint as fp
+
+    a, _ = pair
+    calls: list[Path] = []
+    real = fp.recording_fingerprint
+
+    def counted(path):
+        calls.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(fp, "recording_fingerprint", counted)
+    monkeypatch.setattr(fp, "_COMPUTED", {})
+    assert main(["report", str(a.sections), "--csv", str(a.csv), "--out",
+                 str(tmp_path / "r.html")]) == 0
+    assert calls == [a.video]
+    calls.clear()
+    monkeypatch.setattr(fp, "_COMPUTED", {})
+    data = json.loads(a.sections.read_text())
+    data["source"]["path"] = ""
+    unnamed = tmp_path / "unnamed.json"
+    unnamed.write_text(json.dumps(data))
+    right = _decoys(pair, tmp_path / "videos")
+    (tmp_path / "ds").mkdir()
+    assert main(["dataset", str(unnamed), "--videos", str(tmp_path / "videos"), "--out",
+                 str(tmp_path / "ds" / "labels.csv")]) == 0
+    assert sorted(calls) == sorted(set(calls)) and right in calls

@@ -40,7 +40,7 @@ from endostream.output.document import NotSectionsFile, SectionsDocument, read_s
 from endostream.pipeline.offline import rate_above_video
 from endostream.segmentation.config import SegmenterConfig
 from endostream.segmentation.offline import describe_offline
-from endostream.sources.fingerprint import file_sha256, recording_fingerprint
+from endostream.sources.fingerprint import file_sha256, fingerprint_once
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def content_reason(doc: SectionsDocument, video: Path, csv: Path | None) -> str 
     expected = doc.source.fingerprint
     if expected is not None:
         try:
-            found = recording_fingerprint(video)
+            found = fingerprint_once(video)
         except VideoError as e:  # the analysis says what is wrong with it
             return f"its video cannot be read now ({e})"
         if found != expected:

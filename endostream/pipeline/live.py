@@ -62,7 +62,7 @@ from endostream.sources.base import (
     Interruptible,
     Reconnecting,
 )
-from endostream.sources.fingerprint import recording_fingerprint
+from endostream.sources.fingerprint import fingerprint_once
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ class LiveSession:
         if self._fingerprint is None:
             info = self.source.info
             path = Path(info.path)
-            self._fingerprint = (recording_fingerprint(path)
+            self._fingerprint = (fingerprint_once(path)
                                  if not info.live and path.is_file() else None,)
         return self._fingerprint[0]
 

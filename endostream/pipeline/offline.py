@@ -46,7 +46,7 @@ from endostream.segmentation.offline import OfflineSegmenter
 from endostream.segmentation.section import Section
 from endostream.sources import END_OF_STREAM, CaptureThread, FileSource, FrameTap
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
-from endostream.sources.fingerprint import recording_fingerprint
+from endostream.sources.fingerprint import fingerprint_once
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def segment_video(
                     keep_display=on_frame is not None) as source:
         # What identifies the recording in sections.json: a few packets read by seeking
         # (milliseconds), so every reader can refuse another recording of the same size.
-        fingerprint = recording_fingerprint(path)
+        fingerprint = fingerprint_once(path)
         above = rate_above_video(options.sample_fps, source.info.fps)
         if above:
             log.warning("--sample-fps %g is above the video's frame rate (%.3g fps): every "

@@ -9,7 +9,8 @@ expected, whatever its size and duration. :func:`find_recording` looks for the r
 by content in a folder (``dataset --videos DIR``).
 
 A file written before fingerprints existed records none: the check is skipped then, with
-a note at ``-v``. A fingerprint is computed once per run per file (:func:`fingerprint_of`).
+a note at ``-v``. A fingerprint is computed once per run per file
+(:func:`~endostream.sources.fingerprint.fingerprint_once`).
 
 >>> import tempfile, pathlib
 >>> from endostream.frames import SourceInfo
@@ -27,36 +28,13 @@ from pathlib import Path
 
 from endostream.errors import UsageError, VideoError
 from endostream.frames import SourceInfo
-from endostream.sources.fingerprint import (
-    FINGERPRINT_VERSION,
-    file_sha256,
-    recording_fingerprint,
-)
+from endostream.sources.fingerprint import FINGERPRINT_VERSION, file_sha256, fingerprint_once
 
 log = logging.getLogger(__name__)
 
 #: File name endings searched for recordings in a folder (``dataset --videos DIR``).
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts",
                   ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".mxf")
-
-#: Fingerprints already computed in this run: (real path, size, mtime) → fingerprint.
-_COMPUTED: dict[tuple[str, int, int], str] = {}
-
-
-def fingerprint_of(path: str | os.PathLike) -> str:
-    """:func:`~endostream.sources.fingerprint.recording_fingerprint` of ``path``, computed
-    once per run for a file that did not change since (its real path, size and
-    modification time are the key). Raises :class:`VideoError` as that function does."""
-    p = Path(path)
-    try:
-        st = p.stat()
-    except OSError:
-        return recording_fingerprint(p)  # raises the one message of a missing file
-    key = (os.path.realpath(p), st.st_size, st.st_mtime_ns)
-    if key not in _COMPUTED:
-        _COMPUTED[key] = recording_fingerprint(p)
-    return _COMPUTED[key]
-
 
 def recorded_name(source: SourceInfo) -> str:
     """How a message names the recording a sections file was made from: its recorded
@@ -94,7 +72,7 @@ def is_recording(source: SourceInfo, sections_path: Path, video: Path) -> bool:
     fingerprint to compare with (a note at ``-v``)."""
     if not _comparable(source.fingerprint, sections_path):
         return True
-    return fingerprint_of(video) == source.fingerprint
+    return fingerprint_once(video) == source.fingerprint
 
 
 def check_recording(source: SourceInfo, sections_path: Path, video: Path) -> None:
@@ -102,7 +80,7 @@ def check_recording(source: SourceInfo, sections_path: Path, video: Path) -> Non
     recording the sections file at ``sections_path`` (``source``) was made from."""
     if not _comparable(source.fingerprint, sections_path):
         return
-    if fingerprint_of(video) != source.fingerprint:
+    if fingerprint_once(video) != source.fingerprint:
         raise UsageError(f"'{video}' is not the recording '{sections_path}' was made from "
                          f"({recorded_name(source)}): its content differs, whatever its name "
                          "and length; pass that recording with --video")
