@@ -31,7 +31,10 @@ class SourceInfo:
     """What a source knows about itself; written to ``sections.json`` as ``source``.
 
     ``frames`` and ``duration_s`` are ``None`` for live sources and for containers that do
-    not say; the pipeline fills them from what was actually decoded.
+    not say; the pipeline fills them from what was actually decoded. ``fingerprint`` is
+    the recording's content fingerprint
+    (:func:`~endostream.sources.fingerprint.recording_fingerprint`), which the pipeline
+    adds for a file and readers compare; ``None`` for a camera and in files written before.
     """
 
     path: str
@@ -41,6 +44,7 @@ class SourceInfo:
     width: int
     height: int
     live: bool = False
+    fingerprint: str | None = None
 
     @property
     def expected_frames(self) -> int | None:

@@ -129,7 +129,8 @@ def test_archive_run_writes_every_result_and_the_summary(first_run, archive, mod
 
 
 def test_archive_sections_equal_a_single_segment_run(first_run, archive, model, tmp_path):
-    """The archive writes what `segment VIDEO --out F` writes, plus its input fingerprint."""
+    """The archive writes what `segment VIDEO --out F` writes (the recording's content
+    fingerprint included), plus its input fingerprint and its CSV's hash."""
     _, out = first_run
     rel = "2024/p03.mkv"
     single = tmp_path / "single.json"
@@ -138,6 +139,7 @@ def test_archive_sections_equal_a_single_segment_run(first_run, archive, model, 
     one = json.loads(single.read_text())
     many = json.loads((out / f"{rel}.sections.json").read_text())
     assert many["analysis"].pop("input")
+    assert many["analysis"].pop("frames_csv_sha256")  # its --csv; the single run wrote none
     assert many == one
 
 

@@ -81,7 +81,7 @@ def test_accepted_predictions_come_back_as_the_same_frames_and_times(tmp_path):
     t = make_procedure(tmp_path / "p")
     code, out = _import(tmp_path, _as_annotated(_export(tmp_path, t.sections)))
     assert code == 0
-    doc = read_sections(out / "procedure.corrected.sections.json")
+    doc = read_sections(out / "sections.corrected.sections.json")
     assert doc.sections == read_sections(t.sections).sections  # exactly, figures too
     assert doc.review.changed == () and doc.review.tool == "label-studio"
 
@@ -97,7 +97,7 @@ def test_a_moved_boundary_and_a_new_label_come_back_exactly(tmp_path):
 
     code, out = _import(tmp_path, _as_annotated(_export(tmp_path, t.sections), edit))
     assert code == 0
-    doc = read_sections(out / "procedure.corrected.sections.json")
+    doc = read_sections(out / "sections.corrected.sections.json")
     assert [(s.label, s.start_frame, s.end_frame, s.start_s) for s in doc.sections] == [
         ("ear", 0, 32, 0.0), ("unusable", 33, 59, 1.32), ("ear", 60, 89, 2.4),
         ("vocal_folds", 90, 129, 3.6)]
@@ -197,7 +197,7 @@ def test_import_never_replaces_a_file_without_overwrite(tmp_path, capsys):
     t = make_procedure(tmp_path / "p")
     export = _as_annotated(_export(tmp_path, t.sections))
     assert _import(tmp_path, export)[0] == 0
-    target = tmp_path / "corrected" / "procedure.corrected.sections.json"
+    target = tmp_path / "corrected" / "sections.corrected.sections.json"
     target.write_text("the reviewer's own file")
     assert _import(tmp_path, export)[0] == 2
     assert target.read_text() == "the reviewer's own file"
@@ -387,7 +387,7 @@ def test_round_trip_through_a_real_label_studio(tmp_path, label_studio):
     out = tmp_path / "corrected"
     assert main(["labelstudio", "import", str(tmp_path / "ls-export.json"),
                  "--out-dir", str(out)]) == 0
-    doc = read_sections(out / "procedure.corrected.sections.json")
+    doc = read_sections(out / "sections.corrected.sections.json")
     assert [(s.label, s.start_frame, s.end_frame) for s in doc.sections] == [
         ("ear", 0, 45), ("unusable", 46, 59), ("ear", 60, 89), ("vocal_folds", 90, 129)]
     assert doc.sections[1].start_s == 46 / 25

@@ -372,6 +372,8 @@ def test_headless_writes_schema_valid_sections(clip, model_path, tmp_path, capsy
     assert doc["analysis"]["frames_analysed"] == len(script_frames())  # a file waits: no drops
     assert doc["analysis"]["segmenter"]["mode"] == "live"
     assert "wrote" in capsys.readouterr().err
+    from endostream.sources.fingerprint import recording_fingerprint
+    assert doc["source"]["fingerprint"] == recording_fingerprint(clip)  # readers check it
 
 
 def test_headless_realtime_status_lines_and_duration(clip, model_path, tmp_path, capsys):

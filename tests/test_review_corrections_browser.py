@@ -136,7 +136,7 @@ def test_edit_mode_corrects_refuses_undoes_and_saves_a_valid_file(report, tmp_pa
         op["save"].click()
         # The report names no video by default (--path-in-report none): neither does the
         # file it saves.
-        saved = downloads / f"procedure{CORRECTED_SUFFIX}"
+        saved = downloads / f"sections{CORRECTED_SUFFIX}"  # after the sections file
         deadline = time.monotonic() + WAIT_S
         while not saved.is_file() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -213,7 +213,7 @@ def test_a_second_review_still_compares_with_the_model(tmp_path):
         driver.find_element(By.ID, "edit-toggle").click()
         Select(_rows(driver)[2].find_element(By.TAG_NAME, "select")).select_by_value("ear")
         driver.find_element(By.CSS_SELECTOR, "button[data-op=save]").click()
-        saved = downloads / f"procedure{CORRECTED_SUFFIX}"
+        saved = downloads / f"reviewed{CORRECTED_SUFFIX}"  # after the sections file
         deadline = time.monotonic() + WAIT_S
         while not saved.is_file() and time.monotonic() < deadline:
             time.sleep(0.1)

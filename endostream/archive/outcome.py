@@ -33,6 +33,7 @@ from endostream.output.document import SectionsDocument
 from endostream.output.frames_csv import FrameCsvWriter
 from endostream.output.sections_file import write_document
 from endostream.pipeline.offline import SegmentOptions, segment_video
+from endostream.sources.fingerprint import file_sha256
 
 #: Status of a video whose result is complete (written this run).
 DONE = "done"
@@ -120,5 +121,6 @@ def store(outcome: VideoOutcome) -> None:
             writer.discard()
             raise
         writer.close()
+        doc = doc.with_frames_csv(file_sha256(job.csv))  # readers refuse another CSV
     write_document(job.output, doc, hint="choose another --out-dir")
 

@@ -7,8 +7,10 @@ A result is kept when its ``sections.json`` is complete and was made from the sa
 false``, a touched video, another model or other settings — is redone, except the
 ``complete: false`` file of a video damaged part way (``partial`` in ``archive.json``),
 which is kept like an unreadable video's failure until the video changes (the driver
-decides that, with ``partial_ok``). A file at the output path that is not an endostream
-sections file is never overwritten without ``--overwrite``.
+decides that, with ``partial_ok``). A result that passes these cheap checks is read once
+more by content (:func:`content_reason`): one whose recorded fingerprint is another
+recording's, or whose per-frame CSV is another run's, is redone. A file at the output
+path that is not an endostream sections file is never overwritten without ``--overwrite``.
 
 >>> from endostream.output.sections_file import build_document
 >>> from endostream.segmentation.section import Section
@@ -33,11 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from endostream.errors import CorrectionsError, OutputError
+from endostream.errors import CorrectionsError, OutputError, VideoError
 from endostream.output.document import NotSectionsFile, SectionsDocument, read_sections
 from endostream.pipeline.offline import rate_above_video
 from endostream.segmentation.config import SegmenterConfig
 from endostream.segmentation.offline import describe_offline
+from endostream.sources.fingerprint import file_sha256, fingerprint_once
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,30 @@ class AnalysisSettings:
         if recorded == self.sample_fps:
             return True
         return recorded is None and rate_above_video(self.sample_fps, video_fps)
+
+
+def content_reason(doc: SectionsDocument, video: Path, csv: Path | None) -> str | None:
+    """Why a result that passed the cheap checks (size, time, model, settings) is still
+    not this video's: its recorded content fingerprint is another recording's (a file
+    replaced by one of the same size and time), or its per-frame CSV is another run's.
+    ``None`` when both agree, or where the file records no fingerprint (written before
+    they existed: the cheap checks decide alone). Such a result is redone, never refused:
+    the archive's outputs are its own, and a stale one is what a resume replaces.
+    """
+    expected = doc.source.fingerprint
+    if expected is not None:
+        try:
+            found = fingerprint_once(video)
+        except VideoError as e:  # the analysis says what is wrong with it
+            return f"its video cannot be read now ({e})"
+        if found != expected:
+            return ("made from another recording of the same size and time (its content "
+                    "differs)")
+    recorded_csv = doc.analysis.frames_csv_sha256
+    if csv is not None and recorded_csv is not None and csv.is_file() \
+            and file_sha256(csv) != recorded_csv:
+        return "its per-frame CSV is another run's"
+    return None
 
 
 def read_result(path: Path) -> SectionsDocument | None:

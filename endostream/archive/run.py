@@ -34,6 +34,7 @@ from endostream.archive.progress import ArchiveProgress, closing_line
 from endostream.archive.resume import (
     AnalysisSettings,
     InputFingerprint,
+    content_reason,
     read_existing,
     read_result,
 )
@@ -309,6 +310,8 @@ def _existing_record(job: ArchiveJob, config: ArchiveConfig, settings: AnalysisS
     reason = settings.stale_reason(doc, fingerprint)
     if reason is None and job.csv is not None and not job.csv.exists():
         reason = "its per-frame CSV is missing"
+    if reason is None:
+        reason = content_reason(doc, job.video, job.csv)
     if reason is not None:
         log.info("redoing %s: %s", job.name, reason)
         return None

@@ -11,7 +11,9 @@ CSVs (paths rewritten), to train on old and new labels in one run.
 
 Every file is checked before anything is written: the schema, sections ordered and
 covering the video without gaps or overlaps, labels the model knows (or --labels), and
-the video being the one the file names (frame size and duration).
+the video being the one the file was made from (its content fingerprint; frame size and
+duration for older files). A file that names no video (saved from a report) or whose
+video moved finds it by content below --videos DIR.
 
 exit codes: 0 done, 2 bad arguments or a sections file that cannot be training data
 (including a video that is not the one it names), 3 video missing or unreadable,
@@ -45,11 +47,13 @@ EXAMPLES = """\
 examples:
   endostream dataset reviewed/*.sections.json --out corrected/labels.csv
   endostream dataset a.sections.json --video /archive/a.mp4 --out ds/labels.csv --fps 2
+  endostream dataset a.corrected.sections.json --videos /archive --out ds/labels.csv
   endostream dataset reviewed/*.json --out ds/labels.csv --include old/labels.csv
   endostream train ds/labels.csv --task both --out both.pth --init imagenet
 
 exit codes: 0 done, 2 bad arguments or sections file (or the wrong video),
-3 video missing or unreadable, 5 output not writable, 9 a refused correction
+3 video missing or unreadable (or not below --videos), 5 output not writable,
+9 a refused correction
 """
 
 
@@ -69,6 +73,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", type=Path, metavar="VIDEO",
                    help="the video of a single SECTIONS file, where it moved "
                         "(default: the file's source.path)")
+    p.add_argument("--videos", type=Path, metavar="DIR",
+                   help="a folder (searched with its subfolders) holding the recordings of "
+                        "files that name none or whose recording moved; each is found by "
+                        "its content (default: none)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, metavar="FPS",
                    help="frames sampled per second inside each section (default: %(default)g)")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN_S, metavar="SECONDS",
@@ -96,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     csv_dir = output_folder(args.out)
     rows, model_organs = [], []
     for path in args.sections:
-        more, organs = reviewed_rows(path, video=args.video, csv_dir=csv_dir, fps=args.fps,
+        more, organs = reviewed_rows(path, video=args.video, videos=args.videos,
+                                     csv_dir=csv_dir, fps=args.fps,
                                      margin_s=args.margin, organ_quality=args.organ_quality,
                                      labels=args.labels)
         rows += more

@@ -21,6 +21,7 @@ from endostream.output.progress import Progress
 from endostream.output.sections_file import write_document
 from endostream.output.table import format_sections_table
 from endostream.pipeline.offline import SegmentOptions, segment_video
+from endostream.sources.fingerprint import file_sha256
 from endostream.synth import default_spec, render_procedure
 
 #: Size of the demo video: small enough to render and segment in well under a minute on
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
                                        on_progress=progress.update_frames)
         finally:
             progress.close()
-    write_document(out / "sections.json", result.document)
+    write_document(out / "sections.json",
+                   result.document.with_frames_csv(file_sha256(out / "frames.csv")))
     metrics = evaluate_sections(result.sections, truth.sections)
     write_json_atomic(out / "metrics.json", metrics)
     print("sections found")

@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
                          "exam.dcm), or --allow-anonymous to store anonymous files")
     procedure = load_procedure(args.sections, args.video)
     video = procedure.require_video()
+    # Checked against the sections (another run's CSV is refused) before --out-dir is made.
+    frames = read_frames_csv(args.csv, procedure) if args.csv else None
     out_dir = check_output_dir(args.out_dir)
     paths = planned_paths(procedure, out_dir, with_video=args.with_video)
     check_outputs({f"--out-dir's {p.name}": p for p in paths},
@@ -118,7 +120,6 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(f"{len(existing)} file(s) exist already in '{out_dir}' (e.g. "
                           f"'{existing[0]}'); pass --overwrite to replace them or choose "
                           "another --out-dir")
-    frames = read_frames_csv(args.csv) if args.csv else None
     written = write_procedure(procedure, frames, identity, out_dir,
                               with_video=args.with_video)
     say_written(written, identity, out_dir)

@@ -22,7 +22,6 @@ from pathlib import Path
 from endostream.corrections.labelstudio import (
     check_constant_rate,
     corrected_documents,
-    corrected_name,
     labelling_config,
     task_of,
     video_url,
@@ -93,7 +92,8 @@ def run_export(args: argparse.Namespace) -> int:
     for p, video in zip(procedures, videos, strict=True):
         check_constant_rate(video, p.document.source.fps)
     root = args.root or Path(_common_folder(videos))
-    tasks = [task_of(p.document, video_url(v, root=root, prefix=args.url_prefix))
+    tasks = [task_of(p.document, video_url(v, root=root, prefix=args.url_prefix),
+                     p.sections_path.name)
              for p, v in zip(procedures, videos, strict=True)]
     labels: list[str] = []
     organ: list[str] = []
@@ -136,20 +136,22 @@ def run_import(args: argparse.Namespace) -> int:
                                "import; in Label Studio submit each task you corrected (or "
                                "accept its prediction), then export the project again")
     out_dir = check_output_dir(args.out_dir)
-    outputs = {f"--out-dir file {i + 1}": out_dir / corrected_name(d, i + 1)
-               for i, d in enumerate(docs)}
+    outputs = {f"--out-dir file {i + 1}": out_dir / name
+               for i, (name, _) in enumerate(docs)}
     names = [p.name for p in outputs.values()]
     if len(set(names)) != len(names):
-        raise UsageError("two tasks are of videos with the same file name; import them into "
-                         "separate folders (export one project per folder of videos)")
+        twice = next(n for n in names if names.count(n) > 1)
+        raise UsageError(f"two tasks would both be saved as '{twice}' (sections files of one "
+                         "name); import them into separate folders (export one project per "
+                         "folder of sections files)")
     for path in outputs.values():
         if path.exists() and not args.overwrite:
             raise UsageError(f"'{path}' exists; add --overwrite to replace it, or choose "
                              "another --out-dir")
         check_output(path, inputs=[args.export], option="--out-dir")
-    for doc, path in zip(docs, outputs.values(), strict=True):
+    for (_, doc), path in zip(docs, outputs.values(), strict=True):
         write_text_atomic(path, doc.dumps(), hint="choose another --out-dir")
-    changed = sum(len(d.review.changed) for d in docs if d.review)
+    changed = sum(len(d.review.changed) for _, d in docs if d.review)
     print(f"wrote {count(len(docs), 'corrected sections file')} to {out_dir} "
           f"({count(changed, 'section')} changed); {count(unannotated, 'task')} without an "
           "annotation left out",

@@ -60,6 +60,7 @@ from endostream.procedure import Procedure
 from endostream.review.alongside import check_alongside, wants_thumbnails, write_alongside
 from endostream.review.recorder import AnalysisRecorder
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
+from endostream.sources.fingerprint import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -249,12 +250,13 @@ def _segment_one(job: OneVideo, classifier: Classifier) -> int:
     finally:
         progress.close()
     csv_error: OutputError | None = None
+    doc = result.document
     if csv_writer is not None:
         try:
             csv_writer.close()
+            doc = doc.with_frames_csv(file_sha256(csv_writer.path))  # readers check it
         except OutputError as e:
             csv_error = e  # the optional CSV failing must not cost the sections
-    doc = result.document
     to_stdout = is_stdout(job.out)
     if to_stdout:
         sys.stdout.write(doc.dumps())

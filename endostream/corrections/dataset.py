@@ -27,7 +27,9 @@ with a ``review`` record) must keep the rules of a correction
 (:mod:`endostream.corrections.rules`, exit 9); then (:func:`check_trainable`) the
 sections must reach the end of the video (``complete`` files) with labels among the
 model's organ head plus ``unusable`` (or ``labels``), and the video must be the one the
-file names: same frame size, same duration within :data:`DURATION_TOLERANCE_S` or
+file was made from: the same content fingerprint where the file records one
+(:mod:`endostream.procedure.identity`, checked when it is loaded), and always the same
+frame size and duration within :data:`DURATION_TOLERANCE_S` or
 :data:`DURATION_TOLERANCE_FRACTION`. Each problem is one line naming the file and the
 fix (exit 2 unless said otherwise).
 
@@ -173,13 +175,15 @@ def _duration_tolerance(duration_s: float) -> float:
 
 
 def reviewed_rows(sections_path: str | os.PathLike, *, video: str | os.PathLike | None = None,
-                  csv_dir: Path | None = None, fps: float = DEFAULT_FPS,
+                  videos: str | os.PathLike | None = None, csv_dir: Path | None = None,
+                  fps: float = DEFAULT_FPS,
                   margin_s: float = DEFAULT_MARGIN_S, organ_quality: str = "good",
                   labels: Iterable[str] | None = None) -> tuple[list[LabelRow], list[str]]:
     """Read, check and convert one reviewed sections file (its video found as ``segment``
-    wrote it, or ``video``); paths in the rows are relative to ``csv_dir`` when given.
-    Returns the rows and the organ labels of the model that made the file."""
-    procedure = load_procedure(sections_path, video)
+    wrote it, or ``video``, or by content below the folder ``videos``); paths in the rows
+    are relative to ``csv_dir`` when given. Returns the rows and the organ labels of the
+    model that made the file."""
+    procedure = load_procedure(sections_path, video, videos=videos)
     check_trainable(procedure, labels)
     found = procedure.require_video()
     check_video(procedure, found)

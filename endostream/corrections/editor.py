@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from endostream import __version__
-from endostream.corrections.rules import CORRECTED_SUFFIX, allowed_labels, page_rules
+from endostream.corrections.names import (
+    corrected_file_name,
+    names_recording,
+    neutral_corrected_name,
+)
+from endostream.corrections.rules import allowed_labels, page_rules
 from endostream.output.palette import display_label, label_hex, text_hex_on
 from endostream.procedure import Procedure
 
@@ -43,7 +47,7 @@ def corrections_context(procedure: Procedure, *, video_path: str | None,
                         model_path: str | None) -> dict[str, Any]:
     """What the edit mode's script needs: the document as it was read, the labels it may
     use (with their colours), the rules its file must keep (:func:`page_rules`) and the
-    name of the file it saves.
+    name of the file it saves (:func:`saved_name`).
 
     The paths are those the page may show (``--path-in-report``): a file saved from a
     report that names no video has an empty ``source.path`` (give the video with
@@ -57,6 +61,16 @@ def corrections_context(procedure: Procedure, *, video_path: str | None,
         color = label_hex(value, procedure.document.organ_labels)
         labels.append({"value": value, "name": display_label(value), "color": color,
                        "text": text_hex_on(color)})
-    stem = Path(video_path).stem if video_path else "procedure"
     return {"document": doc, "labels": labels, "rules": page_rules(document),
-            "tool": f"endostream report {__version__}", "filename": f"{stem}{CORRECTED_SUFFIX}"}
+            "tool": f"endostream report {__version__}",
+            "filename": saved_name(procedure, video_shown=video_path is not None)}
+
+
+def saved_name(procedure: Procedure, *, video_shown: bool) -> str:
+    """The name the page saves under: derived from the sections file's name
+    (:func:`~endostream.corrections.names.corrected_file_name`), or from the recording's
+    fingerprint where the page may not name the recording and that name holds it."""
+    sections_name = procedure.sections_path.name
+    if not video_shown and names_recording(sections_name, procedure.document.source.path):
+        return neutral_corrected_name(procedure.document.source.fingerprint)
+    return corrected_file_name(sections_name)

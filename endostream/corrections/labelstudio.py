@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from endostream.corrections.names import corrected_file_name
 from endostream.corrections.rules import (
     CORRECTED_SUFFIX,
     allowed_labels,
@@ -137,9 +138,12 @@ def check_constant_rate(video: Path, fps: float | None) -> None:
                          f"{off[0] * 1000:.1f} ms); {_cfr_hint(video, fps)}")
 
 
-def task_of(doc: SectionsDocument, video_url: str) -> dict[str, Any]:
+def task_of(doc: SectionsDocument, video_url: str,
+            sections_name: str | None = None) -> dict[str, Any]:
     """One Label Studio task: the video, its rate, the sections as a prediction and the
-    document itself (under ``data.endostream``) for the way back."""
+    document itself (under ``data.endostream``, its recording's fingerprint included) for
+    the way back, with the sections file's name (``data.sections_file``), which names the
+    corrected file."""
     results = [{"id": f"s{i}", "from_name": CONTROL, "to_name": OBJECT,
                 "type": "timelinelabels",
                 "value": {"ranges": [{"start": ls_frame(s.start_frame),
@@ -147,7 +151,9 @@ def task_of(doc: SectionsDocument, video_url: str) -> dict[str, Any]:
                           "timelinelabels": [s.label]}}
                for i, s in enumerate(doc.sections)]
     score = sum(s.confidence for s in doc.sections) / len(doc.sections)
-    return {"data": {"video": video_url, "fps": doc.source.fps, "endostream": doc.to_json()},
+    data = {"video": video_url, "fps": doc.source.fps, "endostream": doc.to_json(),
+            **({"sections_file": sections_name} if sections_name else {})}
+    return {"data": data,
             "predictions": [{"model_version": f"endostream {doc.models.sha256[:12]}",
                              "score": round(score, 4), "result": results}]}
 
@@ -254,10 +260,11 @@ def sections_of_spans(spans: Sequence[tuple[int, int, str]], original: SectionsD
 
 
 def corrected_documents(tasks: Iterable[Mapping[str, Any]]
-                        ) -> tuple[list[SectionsDocument], int]:
-    """The corrected documents of a Label Studio JSON export (its list of tasks), and how
-    many tasks had no annotation (left out). Raises :class:`CorrectionsError` (exit 9)
-    for the first task whose annotation cannot be a correction: nothing is returned then.
+                        ) -> tuple[list[tuple[str, SectionsDocument]], int]:
+    """The corrected documents of a Label Studio JSON export (its list of tasks), each
+    with its file name (:func:`corrected_name`), and how many tasks had no annotation
+    (left out). Raises :class:`CorrectionsError` (exit 9) for the first task whose
+    annotation cannot be a correction: nothing is returned then.
     """
     docs, unannotated = [], 0
     for n, task in enumerate(tasks, 1):
@@ -283,11 +290,21 @@ def corrected_documents(tasks: Iterable[Mapping[str, Any]]
                                    f"model's ({', '.join(labels)}); use the labelling config "
                                    "that 'labelstudio export' wrote")
         when = str(annotation.get("updated_at") or annotation.get("created_at") or "") or None
-        docs.append(reviewed_document(original, sections, tool=TOOL, reviewed_at=when))
+        doc = reviewed_document(original, sections, tool=TOOL, reviewed_at=when)
+        docs.append((corrected_name(task["data"], doc, n), doc))
     return docs, unannotated
 
 
-def corrected_name(doc: SectionsDocument, n: int) -> str:
-    """File name of a corrected document: after its video, else its place in the export."""
+def corrected_name(data: Mapping[str, Any], doc: SectionsDocument, n: int) -> str:
+    """File name of a task's corrected document: after the sections file it was exported
+    from (``data.sections_file``), else (tasks of an older export) after its video, else
+    its place in the export.
+
+    >>> corrected_name({"sections_file": "a.mp4.sections.json"}, None, 1)
+    'a.mp4.corrected.sections.json'
+    """
+    sections_file = data.get("sections_file")
+    if isinstance(sections_file, str) and sections_file:
+        return corrected_file_name(sections_file)
     stem = Path(doc.source.path).stem if doc.source.path else f"task-{n}"
     return f"{stem}{CORRECTED_SUFFIX}"

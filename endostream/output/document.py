@@ -65,6 +65,9 @@ from endostream.segmentation.section import UNUSABLE, Section
 #: Schema identifier written into every document.
 SCHEMA_ID = "endostream.sections/1"
 
+#: Key under ``analysis`` of the per-frame CSV's SHA-256 (hex), written with the CSV.
+FRAMES_CSV_SHA256 = "frames_csv_sha256"
+
 #: Boundaries are written rounded to the millisecond; two times this close are one time.
 _TIME_TOLERANCE_S = TIME_TOLERANCE_S
 #: A container may state its duration or frame count slightly wrong (the pipeline
@@ -134,6 +137,12 @@ class Analysis:
         """The archive's ``input`` (video size and modification time), if recorded."""
         value = self.extra.get("input")
         return value if isinstance(value, Mapping) else None
+
+    @property
+    def frames_csv_sha256(self) -> str | None:
+        """SHA-256 of the per-frame CSV written with the sections, if one was."""
+        value = self.extra.get(FRAMES_CSV_SHA256)
+        return value if isinstance(value, str) else None
 
     def to_json(self) -> dict[str, Any]:
         return {"frames_analysed": self.frames_analysed, "sample_fps": self.sample_fps,
@@ -212,6 +221,11 @@ class SectionsDocument:
         analysis = replace(self.analysis, extra={**self.analysis.extra, **facts})
         return replace(self, analysis=analysis)
 
+    def with_frames_csv(self, sha256: str) -> SectionsDocument:
+        """This document naming the per-frame CSV written with it by its SHA-256, so a
+        reader refuses another run's CSV (:mod:`endostream.procedure.identity`)."""
+        return self.with_analysis_facts(**{FRAMES_CSV_SHA256: sha256})
+
     def seconds_per_label(self) -> dict[str, float]:
         """Seconds covered by each label, in order of first appearance (ms rounded)."""
         per_label: dict[str, float] = {}
@@ -235,6 +249,7 @@ class SectionsDocument:
                 "duration_s": round(src.duration_s, 3) if src.duration_s is not None else None,
                 "width": src.width,
                 "height": src.height,
+                **({"fingerprint": src.fingerprint} if src.fingerprint is not None else {}),
             },
             "models": self.models.to_json(),
             "analysis": self.analysis.to_json(),
@@ -276,7 +291,7 @@ class SectionsDocument:
             complete=data["complete"],
             source=SourceInfo(path=src["path"], fps=src["fps"], frames=src["frames"],
                               duration_s=src["duration_s"], width=src["width"],
-                              height=src["height"]),
+                              height=src["height"], fingerprint=src.get("fingerprint")),
             models=ModelsInfo.from_json(data["models"]),
             analysis=Analysis.from_json(data["analysis"]),
             sections=tuple(Section.from_json(s) for s in data["sections"]),

@@ -62,6 +62,7 @@ from endostream.sources.base import (
     Interruptible,
     Reconnecting,
 )
+from endostream.sources.fingerprint import fingerprint_once
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class LiveSession:
         self._ended = threading.Event()
         self._started = False
         self._finished: list[Section] | None = None
+        self._fingerprint: tuple[str | None] | None = None  # computed on first use
         quality_labels = classifier.heads.get("quality")
         self.segmenter = LiveSegmenter(classifier.heads["organ"], quality_labels=quality_labels,
                                        config=config)
@@ -288,7 +290,8 @@ class LiveSession:
             sections=self.sections(),
             complete=self.complete,
             source=SourceInfo(path=info.path, fps=fps, frames=captured, duration_s=duration,
-                              width=info.width, height=info.height, live=info.live),
+                              width=info.width, height=info.height, live=info.live,
+                              fingerprint=self._recording_fingerprint()),
             models=self.classifier.describe(),
             frames_analysed=analysed,
             # Live, the analysed rate is whatever inference kept up with: report it.
@@ -300,6 +303,16 @@ class LiveSession:
                 "batch_size": self._worker.batch_size,
             }},
         )
+
+    def _recording_fingerprint(self) -> str | None:
+        """The fingerprint of a recording played as live (``--file``), once per session;
+        ``None`` for a camera, which leaves no file to check against."""
+        if self._fingerprint is None:
+            info = self.source.info
+            path = Path(info.path)
+            self._fingerprint = (fingerprint_once(path)
+                                 if not info.live and path.is_file() else None,)
+        return self._fingerprint[0]
 
     def write(self, path: str | Path) -> SectionsDocument:
         """Write ``sections.json`` (atomically) for what the session has seen so far."""

@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from endostream.segmentation.offline import OfflineSegmenter
 from endostream.segmentation.section import Section
 from endostream.sources import END_OF_STREAM, CaptureThread, FileSource, FrameTap
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
+from endostream.sources.fingerprint import fingerprint_once
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,9 @@ def segment_video(
 
     with FileSource(path, sample_fps=options.sample_fps, cropper=cropper,
                     keep_display=on_frame is not None) as source:
+        # What identifies the recording in sections.json: a few packets read by seeking
+        # (milliseconds), so every reader can refuse another recording of the same size.
+        fingerprint = fingerprint_once(path)
         above = rate_above_video(options.sample_fps, source.info.fps)
         if above:
             log.warning("--sample-fps %g is above the video's frame rate (%.3g fps): every "
@@ -221,8 +225,8 @@ def segment_video(
             error = Interrupted(f"stopped after {analysed} analysed frames; the sections found "
                                 "so far were kept")
         decoded = source.decoded_frames
-        info = _final_info(source.info, decoded, getattr(source, "last_pts_s", None),
-                           complete=error is None)
+        info = replace(_final_info(source.info, decoded, getattr(source, "last_pts_s", None),
+                                   complete=error is None), fingerprint=fingerprint)
         stats = worker.stats()
 
     complete = error is None

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from endostream.errors import UsageError
+from endostream.procedure.identity import check_frames_csv
 from endostream.procedure.load import Procedure
 
 
@@ -87,10 +88,13 @@ def read_frames_csv(path: str | os.PathLike,
 def check_frames_of(table: FrameTable, procedure: Procedure, path: Path) -> None:
     """Refuse a per-frame CSV written by another run than ``procedure``'s sections file:
     it would draw one video's probabilities under another's sections. The CSV and the
-    sections file of one run agree on the model's organ labels, the number of analysed
+    sections file of one run agree on the CSV's SHA-256 where the sections file records
+    it (:func:`~endostream.procedure.identity.check_frames_csv`: any other CSV is refused,
+    whatever its length), and always on the model's organ labels, the number of analysed
     frames, and the video's length (the last row lies inside it)."""
-    problem = None
     doc = procedure.document
+    check_frames_csv(doc.analysis.frames_csv_sha256, procedure.sections_path, path)
+    problem = None
     organs = list(doc.heads.get("organ") or [])
     if organs and table.organ_labels != organs:
         problem = (f"its organ columns are {', '.join(table.organ_labels) or 'none'}, the "

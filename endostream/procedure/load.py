@@ -2,8 +2,10 @@
 
 :func:`load_procedure` reads and checks the document (through the one reader,
 :func:`~endostream.output.document.read_sections`); the video defaults to its
-``source.path`` (as written, then relative to the sections file), ``video=`` overrides.
-The per-frame CSV is read by :mod:`endostream.procedure.frame_table`.
+``source.path`` (as written, then relative to the sections file), ``video=`` overrides, and
+``videos=`` names a folder to search by content. Whichever it is, it must be the recording
+the file was made from (:mod:`endostream.procedure.identity`). The per-frame CSV is read
+by :mod:`endostream.procedure.frame_table`.
 
 >>> import json, tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from endostream.errors import VideoError
 from endostream.output.document import SectionsDocument, read_sections
+from endostream.procedure.identity import check_recording, find_recording, is_recording
 from endostream.segmentation.section import Section
 
 
@@ -61,22 +64,35 @@ class Procedure:
 
 
 def load_procedure(sections_path: str | os.PathLike,
-                   video: str | os.PathLike | None = None) -> Procedure:
+                   video: str | os.PathLike | None = None, *,
+                   videos: str | os.PathLike | None = None) -> Procedure:
     """Read ``sections_path`` (:func:`~endostream.output.document.read_sections`); find the
-    video (``video`` if given, else ``source.path``).
+    video (``video`` if given, else ``source.path``, else by content among the ``videos``
+    folder's) and check that it is the recording the file was made from
+    (:mod:`endostream.procedure.identity`): the one place every command's recording is
+    checked.
 
-    Raises :class:`UsageError` for a missing or malformed sections file and
-    :class:`VideoError` for a ``video`` given but missing.
+    Raises :class:`UsageError` for a missing or malformed sections file and for a video
+    of other content (given, or found where the file says); :class:`VideoError` for a
+    ``video`` given but missing, and for a ``videos`` folder that does not hold it.
     """
     path = Path(sections_path)
     document = read_sections(path)
+    source = document.source
     if video is not None:
         found: Path | None = Path(video)
         if not found.is_file():
             raise VideoError(f"video not found: '{video}'; check the --video path")
+        check_recording(source, path, found)
         return Procedure(path, document, found)
-    looked = video_candidates(path, document.source.path)
-    return Procedure(path, document, next((p for p in looked if p.is_file()), None), looked)
+    looked = video_candidates(path, source.path)
+    existing = [p for p in looked if p.is_file()]
+    found = next((p for p in existing if is_recording(source, path, p)), None)
+    if found is None and videos is not None:
+        found = find_recording(source, path, Path(videos))
+    elif found is None and existing:
+        check_recording(source, path, existing[0])  # refuses: another recording there
+    return Procedure(path, document, found, looked)
 
 
 def video_candidates(sections_path: Path, recorded: str) -> tuple[Path, ...]:

@@ -63,6 +63,32 @@ def recording_fingerprint(path: str | os.PathLike) -> str:
     return f"{FINGERPRINT_VERSION}:{digest.hexdigest()}"
 
 
+#: Fingerprints computed in this process: (real path, size, mtime in ns) → fingerprint.
+_COMPUTED: dict[tuple[str, int, int], str] = {}
+
+
+def fingerprint_once(path: str | os.PathLike) -> str:
+    """:func:`recording_fingerprint` of ``path``, computed once per process for a file
+    that did not change since (its real path, size and modification time are the key):
+    the analysis, the archive's resume check and every reader share one computation.
+
+    >>> import tempfile, pathlib
+    >>> fingerprint_once(pathlib.Path(tempfile.mkdtemp()) / "none.mp4")
+    Traceback (most recent call last):
+    ...
+    endostream.errors.VideoError: video file not found: '...none.mp4'; check the path
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return recording_fingerprint(p)  # raises the one message of a missing file
+    key = (os.path.realpath(p), st.st_size, st.st_mtime_ns)
+    if key not in _COMPUTED:
+        _COMPUTED[key] = recording_fingerprint(p)
+    return _COMPUTED[key]
+
+
 def _positions(stream: av.stream.Stream) -> list[float]:
     """The probe places that exist: only the start where the duration is not stated."""
     if not stream.duration or not stream.time_base:
