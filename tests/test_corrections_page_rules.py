@@ -213,12 +213,14 @@ def _start(driver, i):
 
 
 def _saved(downloads: Path) -> Path:
-    saved = downloads / f"procedure{CORRECTED_SUFFIX}"
+    """The one corrected file the page downloaded (named after the sections file)."""
     deadline = time.monotonic() + WAIT_S
-    while not saved.is_file() and time.monotonic() < deadline:
+    found: list[Path] = []
+    while not found and time.monotonic() < deadline:
+        found = sorted(downloads.glob(f"*{CORRECTED_SUFFIX}"))
         time.sleep(0.1)
-    assert saved.is_file(), f"no download in {list(downloads.iterdir())}"
-    return saved
+    assert len(found) == 1, f"no single download in {list(downloads.iterdir())}"
+    return found[0]
 
 
 def test_typing_the_values_shown_saves_a_file_every_command_reads(page, tmp_path, capsys):

@@ -143,7 +143,7 @@ def test_a_region_one_frame_past_the_video_is_its_last_frame(tmp_path):
     code, out = _import(tmp_path, _as_annotated(_export(tmp_path, t.sections),
                                                 _last_region_end(last + 1)))
     assert code == 0
-    doc = read_sections(out / "procedure.corrected.sections.json")
+    doc = read_sections(out / "sections.corrected.sections.json")
     assert doc.sections == read_sections(t.sections).sections
 
 
