@@ -90,9 +90,7 @@ class Identity:
         if self.anonymous:
             pid = f"patient ID {self.dataset.PatientID}, " if self.dataset.PatientID else ""
             return f"anonymous ({pid}no identity given)"
-        study = f", study {self.dataset.StudyInstanceUID}" \
-            if self.dataset.get("StudyInstanceUID") else ""
-        return f"patient ID {self.dataset.PatientID}{study} (from {self.source})"
+        return f"patient ID {self.dataset.PatientID} (from {self.source})"
 
 
 def _template(path: str | os.PathLike) -> Dataset:

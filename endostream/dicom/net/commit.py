@@ -81,7 +81,7 @@ class _Waiter:
         info = event.event_information
         if info is None or info.get("TransactionUID") != self.transaction_uid:
             return 0x0000, None  # another transaction's report: acknowledged, not ours
-        self.report, self.event_type = info, event.event_type_id
+        self.report, self.event_type = info, event.request.EventTypeID
         self.done.set()
         return 0x0000, None
 
