@@ -17,7 +17,8 @@ that IOD requires can be filled honestly:
   whose side is not known; a label without a code gets no region;
 - Content Date/Time and Acquisition DateTime: when the frame was recorded (the
   recording's start, from its container or ``--study-date``, plus the frame's time), left
-  empty when the recording's start is not known; never the export time;
+  out when the recording's start is not known (a DERIVED image may); never the export
+  time;
 - Source Image Sequence (with ``--with-video``): the Video Endoscopic Image of the
   recording and the frame number the key frame was decoded from;
 - the equipment that made the instance is endostream (Manufacturer, Model, Software
@@ -129,15 +130,16 @@ def new_instance(sop_class_uid: str, transfer_syntax_uid: str, sop_instance_uid:
                  identity: Identity, series: Series, recorded: datetime | None,
                  content: datetime | None) -> Dataset:
     """A new ``ES`` instance with its file meta, UIDs, the common attributes and its
-    content date/time (``content``: when its pixels were recorded; empty if not known)."""
+    content date/time (``content``: when its pixels were recorded; left out if not known,
+    which a DERIVED image may)."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = transfer_syntax_uid
     ds.SOPClassUID = sop_class_uid
     ds.SOPInstanceUID = sop_instance_uid
     common_attributes(ds, identity, series, "ES", recorded)
-    ds.ContentDate, ds.ContentTime = dicom_date_time(content) if content else ("", "")
     if content is not None:
+        ds.ContentDate, ds.ContentTime = dicom_date_time(content)
         ds.AcquisitionDateTime = content.strftime("%Y%m%d%H%M%S.%f")
     ds.PatientOrientation = ""
     return ds

@@ -12,7 +12,8 @@ syntax carries video only. An ORIGINAL video must name its Anatomic Region (PS3.
 C.8.12.1, type 1C): "Head and Neck" (SCT 774007, Body Part Examined ``HEADNECK``), the
 region endostream is made for (ENT endoscopy: ear, nose, larynx). That is the tool's
 scope, not a finding; the key frames carry the organ of their section. Its Content Date
-and Time are the recording's start where known (never the export time). The whole stream
+and Time (type 1C for an ORIGINAL video) are the recording's start (``content``, see
+:func:`~endostream.dicom.write.write_procedure` for where a start not known comes from). The whole stream
 is held in memory, so recordings over :data:`MAX_STREAM_BYTES` are refused with the
 advice to cut them (``endostream clips``).
 """
@@ -128,7 +129,8 @@ def _encode(container, stream) -> tuple[bytes, int]:
 
 
 def recording_video(video: Path, *, identity: Identity, series: Series, sop_uid: str,
-                    recorded: datetime | None) -> tuple[Dataset, str | None]:
+                    recorded: datetime | None,
+                    content: datetime) -> tuple[Dataset, str | None]:
     """The recording as a Video Endoscopic Image, and why it was re-encoded (``None``:
     copied as it is)."""
     with open_video(video) as container:
@@ -150,7 +152,7 @@ def recording_video(video: Path, *, identity: Identity, series: Series, sop_uid:
                          "--with-video")
     series = replace(series, regions=(HEAD_AND_NECK,))  # not paired: no Laterality
     ds = new_instance(VIDEO_ENDOSCOPIC_IMAGE, MPEG4HP41, sop_uid, identity, series, recorded,
-                      recorded)
+                      content)
     ds.InstanceNumber = 1
     ds.ImageType = ["ORIGINAL" if reason is None else "DERIVED", "PRIMARY"]
     ds.LossyImageCompression = "01"

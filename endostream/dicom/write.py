@@ -13,8 +13,10 @@ recording; every UID is derived from the recording and the sections
 
 When the recording was made is read from its container's ``creation_time`` (a date, never
 an identity), unless ``--study-date`` says otherwise; Study, Series and Content Date/Time
-come from it. Only a document of a recording with no known start gets the export time as
-its Content Date/Time (type 1 in an SR), which the conformance statement says.
+come from it. Where it is not known, the key frames carry no Content Date/Time (a DERIVED
+image may leave them out); the document (type 1) and an ORIGINAL video (type 1C) take the
+study's date and time from the worklist or ``--like``, and only where none is known the
+export time, which the conformance statement says.
 
 Warnings of pydicom and highdicom go to the ``endostream.dicom`` log, never to stderr raw.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -147,6 +149,7 @@ def _write(procedure: Procedure, frames: FrameTable | None, identity: Identity,
     uids = ExportUids(recording_fingerprint(video), sections_sha256(doc), identity.study_uid)
     identity = identity.for_export(uids.study, uids.anonymous_patient_id())
     recorded = recorded or recording_start(video)
+    content = recorded or _study_time(identity) or datetime.now()
     codec = recording_codec(video)
     numbered = [(i, s) for i, s in enumerate(procedure.sections, 1) if s.label != UNUSABLE]
     times = thumbnail_times([s for _, s in numbered], frames, doc.analysis.good_threshold)
@@ -167,7 +170,8 @@ def _write(procedure: Procedure, frames: FrameTable | None, identity: Identity,
             video_ds, reason = recording_video(video, identity=identity,
                                                series=Series(uids.video_series,
                                                              *RECORDING_SERIES),
-                                               sop_uid=uids.video, recorded=recorded)
+                                               sop_uid=uids.video, recorded=recorded,
+                                               content=content)
         for key, rgb in zip(keys, pictures, strict=True):
             if rgb is None:
                 continue  # nothing decodable there: the document lists the section without one
@@ -189,7 +193,7 @@ def _write(procedure: Procedure, frames: FrameTable | None, identity: Identity,
             identity=identity, series=Series(uids.document_series, *DOCUMENT_SERIES),
             sop_uid=uids.document, model_sha256=doc.models.sha256 or "unknown",
             duration_s=doc.duration_s, complete=doc.complete,
-            content_time=recorded or _study_time(identity) or datetime.now(),
+            content_time=content,
             recorded=recorded, regions=anatomy,
             key_times_s=[by_section[i][1] if i in by_section else None
                          for i in range(1, n + 1)],
@@ -210,7 +214,7 @@ def _write(procedure: Procedure, frames: FrameTable | None, identity: Identity,
             if out_dir.is_dir() else []
     for path in stale:
         path.unlink(missing_ok=True)
-    return [replace(w) for w in written]
+    return written
 
 
 def _study_time(identity: Identity) -> datetime | None:
