@@ -13,9 +13,9 @@ C.8.12.1, type 1C): "Head and Neck" (SCT 774007, Body Part Examined ``HEADNECK``
 region endostream is made for (ENT endoscopy: ear, nose, larynx). That is the tool's
 scope, not a finding; the key frames carry the organ of their section. Its Content Date
 and Time (type 1C for an ORIGINAL video) are the recording's start (``content``, see
-:func:`~endostream.dicom.write.write_procedure` for where a start not known comes from). The whole stream
-is held in memory, so recordings over :data:`MAX_STREAM_BYTES` are refused with the
-advice to cut them (``endostream clips``).
+:func:`~endostream.dicom.write.write_procedure` for where a start not known comes from).
+The whole stream is held in memory, so recordings over :data:`MAX_STREAM_BYTES` are
+refused with the advice to cut them (``endostream clips``).
 """
 
 from __future__ import annotations

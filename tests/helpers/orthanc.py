@@ -96,6 +96,9 @@ def start_orthanc(folder: Path, *, timeout_s: float = 60.0, dicom_port: int | No
         "DicomAlwaysAllowFind": allow_find,
         "DicomServerEnabled": True, "HttpServerEnabled": True, "ConcurrentJobs": 1,
         "StorageCompression": False,
+        # Orthanc's default (Latin1) drops what Latin-1 cannot hold from the names it
+        # answers with; a hospital with names in any script runs it in UTF-8.
+        "DefaultEncoding": "Utf8",
     }
     if worklists is not None:
         config["Plugins"] = [WORKLIST_PLUGIN]

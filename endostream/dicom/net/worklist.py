@@ -54,6 +54,7 @@ class WorklistKeys:
 
     def query(self) -> Dataset:
         ds = Dataset()
+        ds.SpecificCharacterSet = "ISO_IR 192"  # answers in UTF-8: names in any script
         for keyword in RETURN_KEYS:
             setattr(ds, keyword, "")
         ds.RequestedProcedureCodeSequence = []
