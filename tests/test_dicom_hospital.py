@@ -410,3 +410,20 @@ def test_without_commit_port_the_files_are_checked_by_c_find_and_said_so(procedu
         assert "holds no DICOM files" in capsys.readouterr().err
     finally:
         orthanc.stop()
+
+
+def test_a_like_file_with_a_value_too_long_is_refused_without_a_raw_warning(procedure,
+                                                                            tmp_path, capsys):
+    exam = Dataset()
+    exam.StudyInstanceUID, exam.PatientName = "1.2.3.4", "Roe^Ann"
+    exam.SOPClassUID, exam.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.77.1.1", "1.2.3.4.5"
+    exam.file_meta = FileMetaDataset()
+    exam.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    with pytest.warns(UserWarning):  # pydicom itself only warns, and writes it anyway
+        exam.PatientID = "7" * 70
+    exam.save_as(tmp_path / "exam.dcm", enforce_file_format=True)
+    out = tmp_path / "dicom"
+    assert export(procedure, out, "--like", str(tmp_path / "exam.dcm")) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "'s PatientID is 70 characters long; DICOM's LO allows at most 64" in err
+    assert err.count("\n") == 1 and "Warning" not in err and not out.exists()

@@ -113,12 +113,18 @@ def check_dataset(ds: Dataset, source: str) -> None:
                 values.checked(str(v), elem.VR, f"{source}'s {elem.keyword or elem.tag}")
 
 
-def identity_from(*, patient_id: str | None = None, patient_name: str | None = None,
-                  study_uid: str | None = None, accession: str | None = None,
-                  like: str | os.PathLike | None = None,
-                  worklist: Dataset | None = None) -> Identity:
+def identity_from(**given) -> Identity:
     """The identity the options, the worklist item and ``like`` give (see the module
-    docstring); no Study Instance UID unless one is given (the export derives one)."""
+    docstring and :func:`_identity_from`); library warnings go to the log."""
+    with values.library_warnings_logged():
+        return _identity_from(**given)
+
+
+def _identity_from(*, patient_id: str | None = None, patient_name: str | None = None,
+                   study_uid: str | None = None, accession: str | None = None,
+                   like: str | os.PathLike | None = None,
+                   worklist: Dataset | None = None) -> Identity:
+    """No Study Instance UID unless one is given (the export derives one)."""
     ds = Dataset()
     request = None
     source = "options"

@@ -26,10 +26,16 @@ endostream.errors.UsageError: --accession is 17 characters long; DICOM's SH allo
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+import warnings
+from collections.abc import Iterator
 from datetime import date, datetime
 
 from endostream.errors import UsageError
+
+log = logging.getLogger("endostream.dicom")
 
 #: Maximum length (characters) per VR (PS3.5 Table 6.2-1); PN is per component group.
 MAX_LENGTH = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "UI": 64, "DA": 8,
@@ -40,6 +46,20 @@ TEXT_VRS = {"SH", "LO", "PN", "ST", "LT"}
 CS_PATTERN = re.compile(r"[A-Z0-9 _]*")
 #: A UID (PS3.5 9.1): numeric components without leading zeros, dot-separated.
 UID_PATTERN = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+")
+
+
+@contextlib.contextmanager
+def library_warnings_logged() -> Iterator[None]:
+    """pydicom's and highdicom's warnings (a value they find odd, a default they chose)
+    go to the ``endostream.dicom`` log, never raw to stderr: the command checks values
+    itself and says what matters in one line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for w in caught:
+                log.info("%s: %s", w.category.__name__, w.message)
 
 
 def _control(value: str) -> bool:
@@ -65,6 +85,8 @@ def checked(value: str, vr: str, option: str) -> str:
     if vr not in TEXT_VRS and not value.isascii():
         raise UsageError(f"{option} '{value}' has characters outside ASCII, which DICOM's "
                          f"{vr} does not allow; use letters A-Z, digits and spaces")
+    if vr == "DA":
+        return dicom_date(value, option)
     if vr == "CS" and not CS_PATTERN.fullmatch(value):
         raise UsageError(f"{option} '{value}' is not a DICOM code string (capitals, digits, "
                          "space and underscore)")

@@ -24,7 +24,6 @@ Warnings of pydicom and highdicom go to the ``endostream.dicom`` log, never to s
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +38,7 @@ from endostream.dicom.folder import ExportFolder, read_back, save, stale_files
 from endostream.dicom.identity import Identity
 from endostream.dicom.images import KeyFrame, Series, key_frame_image
 from endostream.dicom.uids import ExportUids, sections_sha256
+from endostream.dicom.values import library_warnings_logged
 from endostream.dicom.video import VIDEO_ENDOSCOPIC_IMAGE, recording_video
 from endostream.output.names import clip_name
 from endostream.output.table import count
@@ -131,15 +131,10 @@ def write_procedure(procedure: Procedure, frames: FrameTable | None, identity: I
     ``out_dir``, all or nothing; return them in that order. ``recorded``: when the
     recording started (default: its container's creation time)."""
     video = procedure.require_video()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            return _write(procedure, frames, identity, out_dir, recorded=recorded,
-                          with_video=with_video, anatomy=ANATOMY if anatomy is None else anatomy,
-                          video=video)
-        finally:
-            for w in caught:
-                log.info("%s: %s", w.category.__name__, w.message)
+    with library_warnings_logged():
+        return _write(procedure, frames, identity, out_dir, recorded=recorded,
+                      with_video=with_video, anatomy=ANATOMY if anatomy is None else anatomy,
+                      video=video)
 
 
 def _write(procedure: Procedure, frames: FrameTable | None, identity: Identity,
