@@ -44,10 +44,10 @@ examples:
       --patient-id 12345 --patient-name 'Doe^Jane' --accession A2026-0042
   endostream dicom sections.json --out-dir dicom/ --like exam.dcm \\
       --send pacs.hospital.org:104 --aet ENDOSTREAM --called-aet PACS
-  endostream dicom sections.json --out-dir dicom/ --accession A2026-0042 \
+  endostream dicom sections.json --out-dir dicom/ --accession A2026-0042 \\
       --worklist ris.hospital.org:104 --called-aet RIS
-  endostream dicom dicom/ --send pacs.hospital.org:104 --called-aet PACS \
-      --commit-port 11113                                     # send the folder again
+  endostream dicom dicom/ --send pacs.hospital.org:104 --called-aet PACS \\
+      --commit-port 11113                       # send the folder again
   endostream dicom sections.json --out-dir anonymous/          # marked anonymous
 
 exit codes: 0 done, 2 bad arguments, a value DICOM does not allow, --send without an
