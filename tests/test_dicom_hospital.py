@@ -427,3 +427,22 @@ def test_a_like_file_with_a_value_too_long_is_refused_without_a_raw_warning(proc
     err = capsys.readouterr().err
     assert "'s PatientID is 70 characters long; DICOM's LO allows at most 64" in err
     assert err.count("\n") == 1 and "Warning" not in err and not out.exists()
+
+
+@needs_orthanc
+def test_an_archive_that_refuses_commitment_falls_back_to_c_find_and_says_so(procedure,
+                                                                            tmp_path, capsys):
+    commit_port = free_port()
+    us = {"endostream": {"AET": "ENDOSTREAM", "Host": "127.0.0.1", "Port": commit_port,
+                         "AllowStorageCommitment": False}}
+    orthanc = start_orthanc(tmp_path / "orthanc", modalities=us)
+    try:
+        assert export(procedure, tmp_path / "dicom", "--patient-id", "P1", "--send",
+                      f"127.0.0.1:{orthanc.dicom_port}", "--called-aet", ORTHANC_AET,
+                      "--commit-port", str(commit_port), "--commit-timeout", "10") == 0
+        err = capsys.readouterr().err
+        assert "each found again by C-FIND; not committed: the archive refused the Storage " \
+               "Commitment request from this AE title" in err
+        assert len(orthanc.get("/instances")) == 4
+    finally:
+        orthanc.stop()

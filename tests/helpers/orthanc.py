@@ -78,13 +78,15 @@ def worklist_plugin_available() -> bool:
 def start_orthanc(folder: Path, *, timeout_s: float = 60.0, dicom_port: int | None = None,
                   lua: str | None = None, allow_find: bool = True,
                   worklists: Path | None = None,
-                  modalities: dict[str, tuple[str, str, int]] | None = None) -> Orthanc:
+                  modalities: dict[str, tuple[str, str, int] | dict] | None = None
+                  ) -> Orthanc:
     """Orthanc with its storage under ``folder``, answering on free local ports (or on
     ``dicom_port``); ``lua``: a script Orthanc runs (e.g. a ``ReceivedInstanceFilter``);
     ``allow_find``: C-FIND for callers it does not know (Orthanc's default: no);
     ``worklists``: a folder of ``.wl`` files served by the Modality Worklist plugin;
-    ``modalities``: the AEs Orthanc knows (name → AE title, host, port), e.g. the one it
-    sends Storage Commitment reports to."""
+    ``modalities``: the AEs Orthanc knows (name → AE title, host, port, or Orthanc's
+    object form with its ``Allow*`` options), e.g. the one it sends Storage Commitment
+    reports to."""
     folder.mkdir(parents=True, exist_ok=True)
     http_port, dicom_port = free_port(), dicom_port or free_port()
     config = {
@@ -104,7 +106,8 @@ def start_orthanc(folder: Path, *, timeout_s: float = 60.0, dicom_port: int | No
         config["Plugins"] = [WORKLIST_PLUGIN]
         config["Worklists"] = {"Enable": True, "Database": str(worklists)}
     if modalities:
-        config["DicomModalities"] = {name: list(v) for name, v in modalities.items()}
+        config["DicomModalities"] = {name: v if isinstance(v, dict) else list(v)
+                                     for name, v in modalities.items()}
     if lua is not None:
         (folder / "filter.lua").write_text(lua)
         config["LuaScripts"] = [str(folder / "filter.lua")]

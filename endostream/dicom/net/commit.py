@@ -13,8 +13,10 @@ and only the Storage Commitment SOP class; without it, the report can only arriv
 same association.
 
 Where the archive does not offer Storage Commitment to our AE title (the presentation
-context is rejected), :func:`request_commitment` says so (``offered`` false) and the
-caller verifies with C-FIND instead.
+context is rejected, or the request is refused as not authorised or not supported, or
+answered by closing the association: Orthanc's ``AllowStorageCommitment: false``),
+:func:`request_commitment` says so (``offered`` false, with why) and the caller verifies
+with C-FIND instead.
 """
 
 from __future__ import annotations
@@ -46,11 +48,19 @@ FAILURE_REASONS = {0x0110: "processing failure", 0x0112: "no such object instanc
                    "limitation"}
 
 
+#: N-ACTION statuses that mean "not for you" rather than "failed" (PS3.7 C): the caller
+#: falls back to C-FIND, as for an archive that does not offer the SOP class at all.
+NOT_OFFERED = {0x0124: "refused: not authorised", 0x0123: "no such action",
+               0x0118: "no such SOP class", 0x0211: "unrecognised operation"}
+
+
 @dataclass
 class Commitment:
     """The archive's answer: committed instance UIDs, failed ones with the reason."""
 
     offered: bool = True
+    #: why it is not offered (the context rejected, the request refused)
+    why_not: str = ""
     committed: set[str] = field(default_factory=set)
     failed: dict[str, str] = field(default_factory=dict)
     transaction_uid: str = ""
@@ -122,15 +132,22 @@ def request_commitment(instances: list[tuple[str, str]], *, host: str, port: int
         try:
             if not any(c.abstract_syntax == StorageCommitmentPushModel
                        for c in assoc.accepted_contexts):
-                return Commitment(offered=False)
+                return Commitment(offered=False, why_not="the archive does not offer "
+                                  "Storage Commitment to this AE title")
             status, _ = assoc.send_n_action(_request(instances, transaction), 1,
                                             StorageCommitmentPushModel,
                                             StorageCommitmentPushModelInstance)
             code = getattr(status, "Status", None) if status else None
+            # No answer: the archive aborted the association on the request (Orthanc's
+            # way when commitment is not allowed for our AE title).
+            if code in NOT_OFFERED or code is None:
+                said = "it aborted the association" if code is None else \
+                    f"answered 0x{code:04X}, {NOT_OFFERED[code]}"
+                return Commitment(offered=False, why_not="the archive refused the Storage "
+                                  f"Commitment request from this AE title ({said})")
             if code != 0x0000:
-                said = "no answer" if code is None else f"status 0x{code:04X}"
                 raise SendError(f"{called_aet}@{host}:{port} refused the Storage Commitment "
-                                f"request ({said})")
+                                f"request (status 0x{code:04X})")
             waiter.done.wait(timeout_s)
         finally:
             if assoc.is_established:

@@ -47,8 +47,8 @@ def deliver(paths: Sequence[Path], *, host: str, port: int, calling_aet: str,
                                 listen_port=commit_port, listen_host=commit_host,
                                 timeout_s=commit_timeout_s, retries=retries)
     if not result.offered:
-        return Delivery(len(report.stored), where, _by_find(report) + f"; {called_aet} does "
-                        "not offer Storage Commitment to this AE title")
+        return Delivery(len(report.stored), where, _by_find(report) + f"; not committed: "
+                        f"{result.why_not}")
     missing = {p: result.failed.get(report.uids[p][3], "not in the archive's report")
                for p in report.stored if report.uids[p][3] not in result.committed}
     if missing:
