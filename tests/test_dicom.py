@@ -43,17 +43,22 @@ needs_dciodvfy = pytest.mark.skipif(shutil.which("dciodvfy") is None,
 
 #: dciodvfy warnings that remain, and why (anything else, and every error, fails):
 EXPECTED_WARNINGS = (
-    # Study Date, Study Time and Study ID are type 2: known only to the hospital (--like
-    # copies them); endostream leaves them empty rather than invent them.
+    # Study Date and Time are type 2: the test clip has no creation time and no
+    # --study-date, worklist or --like gives them; Study ID is the worklist's Requested
+    # Procedure ID or --like's. endostream leaves them empty rather than invent them.
     "would be needed to build DICOMDIR - Study Date",
     "would be needed to build DICOMDIR - Study Time",
     "would be needed to build DICOMDIR - Study ID",
-    # Laterality (type 2C, an ear is paired): which side was examined is not known, which
-    # is exactly when the standard allows it empty.
-    "is only permitted to be empty when actually unknown",
-    # The SR's local codes: a 99-prefixed scheme is the standard's way to have them; it is
-    # described in Coding Scheme Identification Sequence, which dciodvfy does not consult.
+    # The SR's one local code (share of good frames, which no standard code means): a
+    # 99-prefixed scheme is the standard's way to have it, described in Coding Scheme
+    # Identification Sequence, which dciodvfy does not consult. Counted below: one per
+    # section, none for anything a standard code exists for.
     "Unrecognized defined term <99ENDOSTREAM>",
+    # dicom3tools (2022) does not know the Temporal Coordinates macro (PS3.3 C.18.7) in a
+    # Comprehensive SR's content items, which the standard includes for Value Type TCOORD.
+    "not present in standard DICOM IOD - (0x0040,0xa130) CS Temporal Range Type",
+    "not present in standard DICOM IOD - (0x0040,0xa138) DS Referenced Time Offsets",
+    "Dicom dataset contains attributes not present in standard DICOM IOD",
 )
 NOSE_PEAK_FRAME = 75  #: the frame the CSV makes the nose section's most confident one
 
@@ -137,6 +142,15 @@ def _section_of(container) -> dict:
                            value.MeasurementUnitsCodeSequence[0].CodeValue)
         elif item.ValueType == "IMAGE":
             found[name] = item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+        elif item.ValueType == "CODE":
+            code = item.ConceptCodeSequence[0]
+            found[name] = (code.CodeValue, code.CodingSchemeDesignator)
+        elif item.ValueType == "TCOORD":
+            offsets = item.ReferencedTimeOffsets
+            offsets = list(offsets) if item["ReferencedTimeOffsets"].VM > 1 else [offsets]
+            found.setdefault("TCOORD", []).append(
+                (item.TemporalRangeType, [float(v) for v in offsets],
+                 item.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID))
     return found
 
 
@@ -149,14 +163,20 @@ def test_the_document_lists_every_section_with_numbers_and_its_key_frame(procedu
     texts = {i.ConceptNameCodeSequence[0].CodeMeaning: i.TextValue
              for i in sr.ContentSequence if i.ValueType == "TEXT"}
     assert texts["Algorithm Parameters"] == "model sha256 " + "0" * 64
-    assert texts["Algorithm Name"] == "endostream" and "not a diagnosis" in texts["Note"]
+    assert texts["Algorithm Name"] == "endostream" and "not a diagnosis" in texts["Comment"]
     sections = [_section_of(i) for i in sr.ContentSequence if i.ValueType == "CONTAINER"]
-    assert [s["Section label"] for s in sections] == [label for label, _, _ in LAYOUT]
+    assert [s["Short Label"] for s in sections] == [label for label, _, _ in LAYOUT]
     by_uid = {ds.SOPInstanceUID: name for name, ds in files.items()}
+    sites = {"ear": ("28347008", "SCT"), "nose": ("45206002", "SCT"),
+             "vocal_folds": ("4596009", "SCT")}
     for s, (label, first, last) in zip(sections, LAYOUT, strict=True):
-        assert s["Section start time"] == (pytest.approx(first / 25), "s")
-        assert s["Section end time"] == (pytest.approx((last + 1) / 25), "s")
-        assert s["Share of good frames"][1] == "%" and s["Mean label probability"][1] == "1"
+        assert s["Beginning of Time Period"] == (pytest.approx(first / 25), "s")
+        assert s["End of Time Period"] == (pytest.approx((last + 1) / 25), "s")
+        assert s["Share of good frames"][1] == "%" and s["Probability"][1] == "1"
+        if label == "unusable":
+            assert s["Quality Finding"] == ("111235", "DCM")
+        else:
+            assert s["Finding Site"] == sites[label]
         if label == "unusable":
             assert "Best illustration of finding" not in s
         else:
@@ -308,6 +328,9 @@ def test_every_file_passes_dciodvfy(procedure, tmp_path, identity):
         unexplained = [ln for ln in lines if ln.startswith("Warning")
                        and not any(w in ln for w in EXPECTED_WARNINGS)]
         assert unexplained == [], (path.name, unexplained)
+        # the share of good frames of each section, and the scheme's own description
+        private = [ln for ln in lines if "99ENDOSTREAM" in ln]
+        assert len(private) == (len(LAYOUT) + 1 if path.name == "sections-sr.dcm" else 0)
         if identity == "like":  # the study's date, time and ID are there: no DICOMDIR note
             assert not [ln for ln in lines if "DICOMDIR" in ln], lines
 
@@ -384,7 +407,7 @@ def test_orthanc_receives_study_series_pixels_and_document(procedure, tmp_path, 
                 assert raw == ds.PixelData == back.PixelData
             else:  # the document arrived intact
                 assert back.ContentSequence == ds.ContentSequence
-                assert _section_of(back.ContentSequence[5])["Section label"] == "ear"
+                assert _section_of(back.ContentSequence[5])["Short Label"] == "ear"
     finally:
         orthanc.stop()
 
@@ -402,15 +425,19 @@ def test_an_archive_without_c_find_stores_but_says_unverified(procedure, tmp_pat
 
 
 @needs_orthanc
-def test_a_refused_association_exits_10_and_keeps_the_files(procedure, tmp_path, capsys):
+def test_a_permanent_refusal_fails_at_once_naming_the_ae_title(procedure, tmp_path, capsys):
     out = tmp_path / "dicom"
     orthanc = start_orthanc(tmp_path / "orthanc")
     try:
+        t0 = time.monotonic()
         assert export(procedure, out, "--patient-id", "1", "--send",
                       f"127.0.0.1:{orthanc.dicom_port}", "--called-aet", "NOTORTHANC",
-                      "--retries", "1") == EXIT_SEND
+                      "--retries", "3") == EXIT_SEND
+        assert time.monotonic() - t0 < 20  # no 1 + 2 + 3 s of pauses: not tried again
         err = capsys.readouterr().err
-        assert "rejected the association" in err and "2 tries" in err
+        assert "permanently rejected the association" in err
+        assert "does not know the called AE title 'NOTORTHANC'" in err
+        assert "tries" not in err and "1 try" not in err
         assert err.count("endostream: error:") == 1 and "Traceback" not in err
         assert orthanc.get("/instances") == [] and len(list(out.glob("*.dcm"))) == 4
     finally:

@@ -18,7 +18,7 @@ import pytest
 NEEDS = {"endostream.export": "torch", "endostream.gui": "PyQt5",
          "endostream.archive.ray_engine": "ray",
          # The dicom extra: the most specific prefix first (the first match is used).
-         "endostream.dicom.send": "pynetdicom", "endostream.dicom.document": "highdicom",
+         "endostream.dicom.net": "pynetdicom", "endostream.dicom.document": "highdicom",
          "endostream.dicom.write": "highdicom", "endostream.dicom.": "pydicom"}
 
 

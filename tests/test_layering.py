@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"endostream": "endostream", "export": "endostream.export", "gui": "endostream.gui"}
 
 CORE = {"endostream", "endostream.errors", "endostream.frames", "endostream.contract",
-        "endostream.crop", "endostream.fov", "endostream.bundled"}
+        "endostream.anatomy", "endostream.crop", "endostream.fov", "endostream.bundled"}
 #: Layer → the endostream layers it may import (its own always allowed).
 ALLOWED = {
     "core": {"core"},

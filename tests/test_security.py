@@ -1,8 +1,10 @@
 """Security basics, checked on the source itself: nothing listens, nothing runs a shell.
 
 A tool that runs next to a patient and over an archive of recordings must not open a
-network port (the one exception: ``endostream dicom --send`` connects to the archive the
-user names, from one module, as a client only; see NETWORK_ALLOWED), must not hand
+network port (the one exception: ``endostream dicom --send``/``--worklist`` talk to the
+archive the user names, from the modules of ``endostream/dicom/net/``, as a client, and
+listen only with ``--commit-port``, for the archive's commitment report; see
+NETWORK_ALLOWED), must not hand
 user paths to a shell, and must not unpickle what a checkpoint file says (the runtime
 test of that is in test_export.py: a pickled payload is refused and never run). These
 tests read every module of the product with :mod:`ast`, so a future change that adds
@@ -25,10 +27,13 @@ NETWORK_MODULES = {"socket", "socketserver", "http", "xmlrpc", "asyncio", "ssl",
                    "smtplib", "telnetlib", "urllib", "requests", "aiohttp", "QtNetwork",
                    "pynetdicom"}
 #: The narrow exceptions, module by module, each with its reason. A PACS receives images
-#: only over DICOM's network protocol, so storing them there needs pynetdicom; it lives in
-#: this one file, which is imported only when ``--send`` is given and acts as a client
-#: (SCU): it listens on nothing. Any other networking import there still fails.
-NETWORK_ALLOWED = {"endostream/dicom/send.py": {"pynetdicom"}}
+#: (and a RIS gives its worklist) only over DICOM's network protocol, so that needs
+#: pynetdicom; it lives in these files, imported only when ``--send`` or ``--worklist`` is
+#: given. They act as a client (SCU), except that Storage Commitment (commit.py) listens,
+#: with ``--commit-port`` only and while it waits, for the report the archive sends back.
+#: Any other networking import there still fails.
+NETWORK_ALLOWED = {f"endostream/dicom/net/{name}.py": {"pynetdicom"}
+                   for name in ("association", "store", "commit", "worklist")}
 #: Calls that run a command line through a shell.
 SHELL_CALLS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput"),
                ("subprocess", "getstatusoutput")}
@@ -91,14 +96,14 @@ def test_no_module_imports_networking():
 
 def test_only_the_dicom_sender_imports_pynetdicom(tmp_path):
     """The exception is one file wide: pynetdicom elsewhere, or socket in that file, fails."""
-    send = ROOT / "endostream" / "dicom" / "send.py"
+    send = ROOT / "endostream" / "dicom" / "net" / "store.py"
     assert "pynetdicom" in send.read_text(encoding="utf-8")
-    for rel, text in (("endostream/dicom/send.py", "import pynetdicom\nimport socket\n"),
+    for rel, text in (("endostream/dicom/net/store.py", "import pynetdicom\nimport socket\n"),
                       ("endostream/dicom/write.py", "from pynetdicom import AE\n")):
         bad = tmp_path / rel
         bad.parent.mkdir(parents=True, exist_ok=True)
         bad.write_text(text)
-    assert network_imports(tmp_path) == ["endostream/dicom/send.py:2 imports socket",
+    assert network_imports(tmp_path) == ["endostream/dicom/net/store.py:2 imports socket",
                                          "endostream/dicom/write.py:1 imports pynetdicom"]
 
 

@@ -7,10 +7,14 @@ frames, confidence, the model's sha256) and references the images, all in one st
 with --with-video also the whole recording as a Video Endoscopic Image (H.264, copied
 packet for packet where it qualifies). Patient and study identity come only from the
 options below or from --like; never from the recording's file name or metadata. Without
-them the files are marked anonymous. With --send the files are stored in an archive by
-C-STORE, each status checked and each stored file looked up again with C-FIND where the
-archive allows it; they stay in --out-dir whatever the archive answers. Needs the dicom
-extra: pip install 'endostream[dicom]'.
+them the files are marked anonymous; with --worklist they come from the one Modality
+Worklist item that matches. Every value is checked against DICOM before anything is
+written, and the folder is written all or nothing. UIDs are derived from the recording
+and the sections, so a run again stores the same instances. With --send the files are
+stored in an archive by C-STORE, each status checked, then committed by Storage
+Commitment (--commit-port) or looked up again with C-FIND; they stay in --out-dir
+whatever the archive answers. Give an export folder instead of SECTIONS to send it again.
+Needs the dicom extra: pip install 'endostream[dicom]'.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from endostream.commands.common import add_input_arguments
 from endostream.commands.dicom_options import (
     INSTALL_HINT,
+    add_export_arguments,
     add_identity_arguments,
     identity_of,
     require_dicom_extra,
@@ -39,19 +44,25 @@ examples:
       --patient-id 12345 --patient-name 'Doe^Jane' --accession A2026-0042
   endostream dicom sections.json --out-dir dicom/ --like exam.dcm \\
       --send pacs.hospital.org:104 --aet ENDOSTREAM --called-aet PACS
+  endostream dicom sections.json --out-dir dicom/ --accession A2026-0042 \\
+      --worklist ris.hospital.org:104 --called-aet RIS
+  endostream dicom dicom/ --send pacs.hospital.org:104 --called-aet PACS \\
+      --commit-port 11113                       # send the folder again
   endostream dicom sections.json --out-dir anonymous/          # marked anonymous
 
-exit codes: 0 done, 2 bad arguments (or --send without an identity), 3 the recording is
-missing or unreadable, 5 output not writable (or files exist without --overwrite),
-10 the archive could not be reached, refused the association, or did not store every file
-(the files stay in --out-dir)
+exit codes: 0 done, 2 bad arguments, a value DICOM does not allow, --send without an
+identity, or no single worklist item; 3 the recording is missing or unreadable, 5 output
+not writable (or files exist without --overwrite), 10 the archive (or worklist) could not
+be reached, refused the association, or did not store and commit every file (the files
+stay in --out-dir)
 """
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
-    p.add_argument("--out-dir", type=Path, required=True, metavar="DIR",
-                   help="where the DICOM files go (created if needed)")
+    p.add_argument("--out-dir", type=Path, metavar="DIR",
+                   help="where the DICOM files go (created if needed; required unless "
+                        "SECTIONS is an export folder to send again)")
     p.add_argument("--csv", type=Path, metavar="frames.csv",
                    help="the per-frame CSV of 'segment --csv': each section's most confident "
                         "good frame becomes its image (default: the section's middle frame)")
@@ -60,6 +71,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "as it is where it qualifies, else re-encoded once; default: no)")
     add_overwrite_option(p, also="the files of an earlier export in --out-dir, and ")
     add_identity_arguments(p)
+    add_export_arguments(p)
     net = p.add_argument_group("sending (the only time endostream opens a connection)")
     net.add_argument("--send", metavar="HOST:PORT",
                      help="store the files in this archive with C-STORE (default: write only)")
@@ -68,44 +80,111 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     net.add_argument("--called-aet", metavar="TITLE",
                      help="the archive's AE title (required with --send)")
     net.add_argument("--retries", type=int, default=3, metavar="N",
-                     help="tries again when the archive refuses the association or cannot "
-                          "be reached, pausing 1, 2, 3... s (default: %(default)s)")
+                     help="tries again when the archive cannot be reached or refuses the "
+                          "association for now, pausing 1, 2, 3... s; a permanent refusal "
+                          "is final (default: %(default)s)")
+    net.add_argument("--commit-port", metavar="[HOST:]PORT",
+                     help="ask for Storage Commitment and listen on this port, while waiting, "
+                          "for the archive's report (the port registered for --aet at the "
+                          "archive; default: no commitment, checked by C-FIND)")
+    net.add_argument("--commit-timeout", type=float, default=60.0, metavar="SECONDS",
+                     help="how long to wait for the commitment report (default: %(default)s)")
     net.add_argument("--allow-anonymous", action="store_true",
                      help="send files without a patient identity (default: --send needs "
-                          "--patient-id or --like, so that nothing lands unfiled in a PACS)")
+                          "--patient-id, --like or --worklist, so that nothing lands unfiled "
+                          "in a PACS)")
 
 
 def _check_send_options(args: argparse.Namespace):
-    """The send module and the archive address, checked before any work."""
+    """The network module and the archive address, checked before any work."""
+    needs_send = [o for o, given in (("--allow-anonymous", args.allow_anonymous),
+                                     ("--commit-port", args.commit_port is not None))
+                  if given]
+    if args.send is None and args.worklist is None and args.called_aet is not None:
+        needs_send.insert(0, "--called-aet")
     if args.send is None:
-        for option, given in (("--called-aet", args.called_aet is not None),
-                              ("--allow-anonymous", args.allow_anonymous)):
-            if given:
-                raise UsageError(f"{option} is only used with --send HOST:PORT")
-        return None, None
+        if needs_send:
+            raise UsageError(f"{needs_send[0]} is only used with --send HOST:PORT")
+        if args.worklist is None:
+            return None, None
     try:
-        from endostream.dicom import send
+        from endostream.dicom import net  # noqa: F401
+        from endostream.dicom.net import association
     except ImportError as e:
-        raise UsageError(f"--send needs {INSTALL_HINT}; missing: {e.name}") from None
-    if args.called_aet is None:
+        raise UsageError(f"--send and --worklist need {INSTALL_HINT}; missing: {e.name}"
+                         ) from None
+    if args.send is not None and args.called_aet is None:
         raise UsageError("--send needs --called-aet TITLE: the archive's AE title (ask the "
                          "PACS administrator)")
     if args.retries < 0:
         raise UsageError(f"--retries {args.retries} is negative; give 0 or more")
-    send.check_ae_title(args.aet, "--aet")
-    send.check_ae_title(args.called_aet, "--called-aet")
-    return send, send.parse_address(args.send)
+    association.check_ae_title(args.aet, "--aet")
+    if args.called_aet is not None:
+        association.check_ae_title(args.called_aet, "--called-aet")
+    if args.commit_port is not None:
+        host, _, port = args.commit_port.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"--commit-port '{args.commit_port}' is not a port (1-65535) or "
+                             "HOST:PORT")
+        args.commit_port = (host.strip("[]"), int(port))
+    if args.commit_timeout <= 0:
+        raise UsageError(f"--commit-timeout {args.commit_timeout} must be positive")
+    return association, (association.parse_address(args.send) if args.send else None)
+
+
+def _worklist_item(args: argparse.Namespace, association):
+    """The one worklist item (``None`` without --worklist); refusals before any work."""
+    if args.worklist is None:
+        for option, given in (("--worklist-aet", args.worklist_aet),
+                              ("--scheduled-station", args.scheduled_station)):
+            if given:
+                raise UsageError(f"{option} is only used with --worklist HOST:PORT")
+        return None
+    for option, given in (("--like", args.like), ("--patient-name", args.patient_name),
+                          ("--study-uid", args.study_uid)):
+        if given is not None:
+            raise UsageError(f"{option} and --worklist both say who this is; the worklist "
+                             "item gives it: leave out " + option)
+    from endostream.dicom.net.worklist import WorklistKeys, query_worklist
+    from endostream.dicom.values import checked, dicom_date
+    called = args.worklist_aet or args.called_aet
+    if called is None:
+        raise UsageError("--worklist needs the worklist's AE title: --worklist-aet TITLE (or "
+                         "--called-aet)")
+    association.check_ae_title(called, "--worklist-aet")
+    date = dicom_date(args.study_date.replace(" ", "T").split("T")[0], "--study-date") \
+        if args.study_date else None
+    keys = WorklistKeys(
+        accession=checked(args.accession, "SH", "--accession") if args.accession else None,
+        patient_id=checked(args.patient_id, "LO", "--patient-id") if args.patient_id else None,
+        station_aet=args.aet if args.scheduled_station else None, date=date)
+    if not (keys.accession or keys.patient_id or keys.station_aet):
+        raise UsageError("--worklist needs a matching key: --accession, --patient-id (with "
+                         "--study-date) or --scheduled-station")
+    host, port = association.parse_address(args.worklist, "--worklist")
+    return query_worklist(keys, host=host, port=port, calling_aet=args.aet,
+                          called_aet=called, retries=args.retries)
 
 
 def run(args: argparse.Namespace) -> int:
     require_dicom_extra()
+    if args.sections.is_dir():
+        return _send_again(args)
+    from endostream.anatomy import load_anatomy
+    from endostream.dicom.values import parse_date_time
     from endostream.dicom.write import planned_paths, write_procedure
 
-    send, address = _check_send_options(args)
-    identity = identity_of(args)
-    if send is not None and identity.anonymous and not args.allow_anonymous:
+    if args.out_dir is None:
+        raise UsageError("--out-dir DIR is required: where the DICOM files go (or give an "
+                         "export folder instead of SECTIONS to send it again)")
+    association, address = _check_send_options(args)
+    recorded = parse_date_time(args.study_date, "--study-date") if args.study_date else None
+    anatomy = load_anatomy(args.anatomy_map)
+    identity = identity_of(args, _worklist_item(args, association))
+    if address is not None and identity.anonymous and not args.allow_anonymous:
         raise UsageError("--send without a patient identity: give --patient-id (or --like "
-                         "exam.dcm), or --allow-anonymous to store anonymous files")
+                         "exam.dcm, or --worklist), or --allow-anonymous to store anonymous "
+                         "files")
     procedure = load_procedure(args.sections, args.video)
     video = procedure.require_video()
     # Checked against the sections (another run's CSV is refused) before --out-dir is made.
@@ -120,29 +199,61 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(f"{len(existing)} file(s) exist already in '{out_dir}' (e.g. "
                           f"'{existing[0]}'); pass --overwrite to replace them or choose "
                           "another --out-dir")
-    written = write_procedure(procedure, frames, identity, out_dir,
-                              with_video=args.with_video)
+    written = write_procedure(procedure, frames, identity, out_dir, recorded=recorded,
+                              with_video=args.with_video, anatomy=anatomy)
     say_written(written, identity, out_dir)
-    if send is None:
+    if address is None:
         return 0
+    return _send([w.path for w in written], args, address, out_dir)
+
+
+def _send_again(args: argparse.Namespace) -> int:
+    """SECTIONS is an export folder: send its files as they are, regenerating nothing."""
+    from endostream.dicom.folder import export_files
+
+    folder = args.sections
+    for option, given in (("--out-dir", args.out_dir), ("--csv", args.csv),
+                          ("--video", args.video), ("--like", args.like),
+                          ("--worklist", args.worklist), ("--study-date", args.study_date),
+                          ("--anatomy-map", args.anatomy_map),
+                          ("--patient-id", args.patient_id),
+                          ("--patient-name", args.patient_name),
+                          ("--study-uid", args.study_uid), ("--accession", args.accession)):
+        if given is not None:
+            raise UsageError(f"{option} is for writing an export; '{folder}' is an export "
+                             "folder, which is sent as it is (leave out " + option + ")")
+    if args.with_video or args.overwrite:
+        raise UsageError(f"'{folder}' is an export folder, sent as it is; --with-video and "
+                         "--overwrite are for writing one")
+    if args.send is None:
+        raise UsageError(f"'{folder}' is a folder: give --send HOST:PORT to send the export "
+                         "in it again, or a sections.json to write one")
+    _, address = _check_send_options(args)
+    files = export_files(folder)
+    if not files:
+        raise UsageError(f"'{folder}' holds no DICOM files (*.dcm); give the --out-dir of "
+                         "an earlier 'endostream dicom'")
+    print(f"sending {count(len(files), 'file')} of '{folder}' again (as written, same UIDs)",
+          file=sys.stderr)
+    return _send(files, args, address, folder)
+
+
+def _send(files: list[Path], args: argparse.Namespace, address, out_dir: Path) -> int:
+    from endostream.dicom.net.deliver import deliver
+
     host, port = address
 
     def said(path: Path, outcome: str) -> None:
         print(f"  {path.name}: {outcome}", file=sys.stderr)
 
+    commit_host, commit_port = args.commit_port or ("", None)
     try:
-        report = send.send_files([w.path for w in written], host=host, port=port,
-                                 calling_aet=args.aet, called_aet=args.called_aet,
-                                 retries=args.retries, on_file=said)
+        done = deliver(files, host=host, port=port, calling_aet=args.aet,
+                       called_aet=args.called_aet, retries=args.retries,
+                       commit_port=commit_port, commit_host=commit_host,
+                       commit_timeout_s=args.commit_timeout, on_file=said)
     except SendError as e:
         raise SendError(f"{e}; the files are kept in '{out_dir}'") from None
-    if not report.complete:
-        first, why = next(iter(report.failed.items()))
-        raise SendError(f"the archive stored {len(report.stored)} of "
-                        f"{count(len(written), 'file')}; not stored: {len(report.failed)} "
-                        f"(e.g. {first.name}: {why}); the files are kept in '{out_dir}'")
-    checked = (f"not verified: {report.unverified}" if report.unverified else
-               "each found again by C-FIND")
-    print(f"stored {count(len(report.stored), 'file')} at {args.called_aet}@{host}:{port} "
-          f"({checked})", file=sys.stderr)
+    print(f"stored {count(done.stored, 'file')} at {done.where} ({done.check})",
+          file=sys.stderr)
     return 0

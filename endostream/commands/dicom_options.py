@@ -41,19 +41,43 @@ def add_identity_arguments(p: argparse.ArgumentParser) -> None:
                           "are copied (options given as well win; default: none)")
 
 
-def identity_of(args: argparse.Namespace):
-    """The :class:`~endostream.dicom.identity.Identity` the options give."""
+def identity_of(args: argparse.Namespace, worklist=None):
+    """The :class:`~endostream.dicom.identity.Identity` the options (and the worklist
+    item, when one was found) give."""
     from endostream.dicom.identity import identity_from
     return identity_from(patient_id=args.patient_id, patient_name=args.patient_name,
-                         study_uid=args.study_uid, accession=args.accession, like=args.like)
+                         study_uid=args.study_uid, accession=args.accession, like=args.like,
+                         worklist=worklist)
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    """``dicom``'s worklist, date and anatomy options."""
+    g = p.add_argument_group("worklist, time and anatomy")
+    g.add_argument("--worklist", metavar="HOST:PORT",
+                   help="take patient, study, accession, requested procedure and scheduled "
+                        "step from the one Modality Worklist item that matches --accession, "
+                        "or --patient-id (with --study-date's day), or --scheduled-station "
+                        "(default: no worklist)")
+    g.add_argument("--worklist-aet", metavar="TITLE",
+                   help="the worklist's AE title (default: --called-aet)")
+    g.add_argument("--scheduled-station", action="store_true",
+                   help="match the worklist's Scheduled Station AE Title against --aet "
+                        "(default: no)")
+    g.add_argument("--study-date", metavar="YYYY-MM-DD[THH:MM[:SS]]",
+                   help="when the recording started (default: the recording's container "
+                        "creation time, else the worklist's or --like's study date)")
+    g.add_argument("--anatomy-map", type=Path, metavar="FILE",
+                   help="JSON map of the model's organ labels to anatomic codes, for a model "
+                        "with other classes (default: ear, nose, vocal_folds built in)")
 
 
 def say_written(written, identity, out_dir: Path) -> None:
     """What was written, for whom, on stderr (and that it is anonymous, when it is)."""
     images = sum(w.kind == "image" for w in written)
     video = " and the recording" if any(w.kind == "video" for w in written) else ""
+    study = f", study {written[0].study_uid}" if written and written[0].study_uid else ""
     print(f"wrote {images} key frame(s), the sections document{video} to {out_dir}: "
-          f"{identity.describe()}", file=sys.stderr)
+          f"{identity.describe()}{study}", file=sys.stderr)
     for w in written:
         if w.kind == "video":
             print(f"  {w.path.name}: {w.caption}", file=sys.stderr)

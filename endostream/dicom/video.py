@@ -9,16 +9,19 @@ at most 1920x1080) is copied packet for packet: the pixels stay the examination'
 (Image Type ``ORIGINAL``). Anything else is re-encoded once with x264 to High Profile,
 level 4.1 (``DERIVED``, and the reason is printed). Audio is left out: the transfer
 syntax carries video only. An ORIGINAL video must name its Anatomic Region (PS3.3
-C.8.12.1, type 1C): "Head and Neck" (SCT 774007), the region endostream is made for (ENT
-endoscopy: ear, nose, larynx). That is the tool's scope, not a finding; the key frames,
-whose organ only the model says, name no region. The whole stream is held in memory, so
-recordings over :data:`MAX_STREAM_BYTES` are refused with the advice to cut them
-(``endostream clips``).
+C.8.12.1, type 1C): "Head and Neck" (SCT 774007, Body Part Examined ``HEADNECK``), the
+region endostream is made for (ENT endoscopy: ear, nose, larynx). That is the tool's
+scope, not a finding; the key frames carry the organ of their section. Its Content Date
+and Time (type 1C for an ORIGINAL video) are the recording's start (``content``, see
+:func:`~endostream.dicom.write.write_procedure` for where a start not known comes from).
+The whole stream is held in memory, so recordings over :data:`MAX_STREAM_BYTES` are
+refused with the advice to cut them (``endostream clips``).
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -26,11 +29,10 @@ from pathlib import Path
 import av
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
-from pydicom.sr.codedict import codes
 from pydicom.uid import MPEG4HP41
 
 from endostream.dicom.identity import Identity
-from endostream.dicom.images import Series, new_instance
+from endostream.dicom.images import HEAD_AND_NECK, Series, new_instance, region_item
 from endostream.errors import UsageError, VideoError
 from endostream.procedure.video import open_video
 
@@ -38,7 +40,6 @@ VIDEO_ENDOSCOPIC_IMAGE = "1.2.840.10008.5.1.4.1.1.77.1.1.1"
 #: Profiles a High Profile decoder plays (subsets of High).
 QUALIFYING_PROFILES = {"High", "Main", "Constrained Baseline"}
 MAX_LEVEL = 41
-HEAD_AND_NECK = codes.SCT.HeadAndNeck
 MAX_SIZE = (1920, 1080)
 #: One fragment holds at most 2^32 - 2 bytes; stay well below and say so.
 MAX_STREAM_BYTES = 2 ** 31
@@ -127,8 +128,9 @@ def _encode(container, stream) -> tuple[bytes, int]:
     return buf.getvalue(), frames
 
 
-def recording_video(video: Path, *, identity: Identity, series: Series,
-                    when: datetime) -> tuple[Dataset, str | None]:
+def recording_video(video: Path, *, identity: Identity, series: Series, sop_uid: str,
+                    recorded: datetime | None,
+                    content: datetime) -> tuple[Dataset, str | None]:
     """The recording as a Video Endoscopic Image, and why it was re-encoded (``None``:
     copied as it is)."""
     with open_video(video) as container:
@@ -148,17 +150,15 @@ def recording_video(video: Path, *, identity: Identity, series: Series,
         raise UsageError(f"the recording's video is {len(data) / 2**30:.1f} GiB with "
                          f"{frames} frames; cut it with 'endostream clips' and leave out "
                          "--with-video")
-    ds = new_instance(VIDEO_ENDOSCOPIC_IMAGE, MPEG4HP41, identity, series, when)
-    ds.InstanceNumber = 1  # (no Laterality: the region below is not a paired one)
+    series = replace(series, regions=(HEAD_AND_NECK,))  # not paired: no Laterality
+    ds = new_instance(VIDEO_ENDOSCOPIC_IMAGE, MPEG4HP41, sop_uid, identity, series, recorded,
+                      content)
+    ds.InstanceNumber = 1
     ds.ImageType = ["ORIGINAL" if reason is None else "DERIVED", "PRIMARY"]
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionMethod = "ISO_14496_10"
     ds.AcquisitionContextSequence = []
-    region = Dataset()
-    region.CodeValue = HEAD_AND_NECK.value
-    region.CodingSchemeDesignator = HEAD_AND_NECK.scheme_designator
-    region.CodeMeaning = HEAD_AND_NECK.meaning
-    ds.AnatomicRegionSequence = [region]
+    ds.AnatomicRegionSequence = [region_item(HEAD_AND_NECK)]
     ds.NumberOfFrames = frames
     ds.FrameIncrementPointer = 0x00181063  # Frame Time
     ds.FrameTime = round(1000.0 / rate, 4)

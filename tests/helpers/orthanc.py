@@ -1,7 +1,8 @@
 """A real Orthanc (Debian's ``orthanc`` package) for the DICOM tests, on 127.0.0.1.
 
 :func:`start_orthanc` writes a configuration with free ports, a temporary storage folder,
-no plugins, no remote access and a called AE title that Orthanc checks, starts
+no plugins (or Debian's Modality Worklist plugin on a folder of worklist files), no remote
+access and a called AE title that Orthanc checks, starts
 ``/usr/sbin/Orthanc`` directly (no systemd) and waits for its REST API. Orthanc 1.10 has
 no option to bind its DICOM port to one address; the port is free and random, and the
 process lives only as long as the test.
@@ -66,11 +67,26 @@ class Orthanc:
                 self.process.wait(timeout=10)
 
 
+#: Debian's Modality Worklist plugin.
+WORKLIST_PLUGIN = "/usr/share/orthanc/plugins/libModalityWorklists.so"
+
+
+def worklist_plugin_available() -> bool:
+    return orthanc_available() and Path(WORKLIST_PLUGIN).is_file()
+
+
 def start_orthanc(folder: Path, *, timeout_s: float = 60.0, dicom_port: int | None = None,
-                  lua: str | None = None, allow_find: bool = True) -> Orthanc:
+                  lua: str | None = None, allow_find: bool = True,
+                  worklists: Path | None = None,
+                  modalities: dict[str, tuple[str, str, int] | dict] | None = None
+                  ) -> Orthanc:
     """Orthanc with its storage under ``folder``, answering on free local ports (or on
     ``dicom_port``); ``lua``: a script Orthanc runs (e.g. a ``ReceivedInstanceFilter``);
-    ``allow_find``: C-FIND for callers it does not know (Orthanc's default: no)."""
+    ``allow_find``: C-FIND for callers it does not know (Orthanc's default: no);
+    ``worklists``: a folder of ``.wl`` files served by the Modality Worklist plugin;
+    ``modalities``: the AEs Orthanc knows (name → AE title, host, port, or Orthanc's
+    object form with its ``Allow*`` options), e.g. the one it sends Storage Commitment
+    reports to."""
     folder.mkdir(parents=True, exist_ok=True)
     http_port, dicom_port = free_port(), dicom_port or free_port()
     config = {
@@ -82,7 +98,16 @@ def start_orthanc(folder: Path, *, timeout_s: float = 60.0, dicom_port: int | No
         "DicomAlwaysAllowFind": allow_find,
         "DicomServerEnabled": True, "HttpServerEnabled": True, "ConcurrentJobs": 1,
         "StorageCompression": False,
+        # Orthanc's default (Latin1) drops what Latin-1 cannot hold from the names it
+        # answers with; a hospital with names in any script runs it in UTF-8.
+        "DefaultEncoding": "Utf8",
     }
+    if worklists is not None:
+        config["Plugins"] = [WORKLIST_PLUGIN]
+        config["Worklists"] = {"Enable": True, "Database": str(worklists)}
+    if modalities:
+        config["DicomModalities"] = {name: v if isinstance(v, dict) else list(v)
+                                     for name, v in modalities.items()}
     if lua is not None:
         (folder / "filter.lua").write_text(lua)
         config["LuaScripts"] = [str(folder / "filter.lua")]
