@@ -3,11 +3,11 @@
 :func:`analyse_video` runs :func:`~endostream.pipeline.files.analyse` (the first half of
 the one path from a video to its files, :mod:`endostream.pipeline.files`) on a job with a
 loaded classifier and returns a :class:`VideoOutcome`: the finished ``sections.json``
-document (the analysis path's, plus the input fingerprint), the
-predictions when a CSV was asked for, or the one-line error of a video that failed. It
-writes nothing: engines may run it on other machines, and only the driver writes files
-(:func:`store`, the second half), so outputs and summary never race. Both engines call this same
-function, which is why they write the same sections.
+document (the analysis path's, plus the input fingerprint), the predictions when a CSV
+was asked for, or the one-line error of a video that failed. It writes nothing: engines
+may run it on other machines, and only the driver writes files (:func:`store`, the
+second half), so outputs and summary never race. Both engines call this same function,
+which is why they write the same sections.
 
 >>> from endostream.inference.classifier import Classifier  # doctest: +SKIP
 >>> out = analyse_video(job, Classifier.load("m.onnx"), SegmentOptions())  # doctest: +SKIP

@@ -1,7 +1,8 @@
 """Offline segmentation of a recorded video: source → worker → segmenter → document.
 
 :func:`segment_video` is the one analysis path of a recorded video: ``segment``, ``demo``,
-``evaluate`` and both archive engines call it with a loaded classifier and typed
+``evaluate`` and both archive engines reach it through :mod:`endostream.pipeline.files`
+(which writes the files, in one order) with a loaded classifier and typed
 :class:`SegmentOptions`, and get back a :class:`SegmentResult` whose ``document`` is the
 :class:`~endostream.output.document.SectionsDocument` to write. Three threads, each with
 one owner and a bounded queue between them::
