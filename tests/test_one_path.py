@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from endostream.cli import main
-from endostream.errors import EXIT_OUTPUT, OutputError, UsageError, VideoError
+from endostream.errors import EXIT_OUTPUT, EXIT_VIDEO, OutputError, UsageError, VideoError
 from endostream.frames import Prediction, SourceInfo
 from endostream.output.sections_file import build_document
 from endostream.pipeline.files import VideoFiles, write_files
@@ -147,3 +147,14 @@ def test_the_kept_predictions_make_the_streamed_csv(tmp_path):
 
 def test_no_sections_path_writes_nothing(tmp_path):
     assert write_files(_document(), VideoFiles(sections=None)).errors == ()
+
+
+def test_a_missing_video_is_found_before_the_outputs_as_segment_does(tmp_path, capsys):
+    missing, truth = tmp_path / "gone.mp4", tmp_path / "t.json"
+    truth.write_text(json.dumps({"sections": [{"label": "nose", "start_s": 0, "end_s": 1}]}))
+    unwritable = "/proc/endostream-out"  # cannot be created: an output error otherwise
+    assert main(["segment", str(missing), "--out", f"{unwritable}/s.json"]) == EXIT_VIDEO
+    assert main(["evaluate", "--video", str(missing), "--truth", str(truth),
+                 "--out-dir", unwritable]) == EXIT_VIDEO
+    err = capsys.readouterr().err
+    assert err.count(f"video not found: '{missing}'") == 2

@@ -123,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either --dataset with --task, or --truth with --video "
                          "and/or --sections")
     check_batch(args.batch)
+    if args.video is not None and args.sections is None and not args.video.exists():
+        # segment's order: a missing video (to segment) before the outputs and the model.
+        raise VideoError(f"video not found: '{args.video}'; check the path")
     if args.out_dir is None:
         if args.quiet:
             raise UsageError("--quiet without --out-dir would show and keep nothing; "
@@ -283,8 +286,6 @@ def warn_duration_mismatch(predicted: Sequence[Section], truth: Sequence[Section
 
 
 def _segment(args: argparse.Namespace) -> list[Section]:
-    if not args.video.exists():
-        raise VideoError(f"video not found: '{args.video}'; check the path")
     options = SegmentOptions(sample_fps=args.sample_fps, batch_size=args.batch)
     # Without --out-dir the sections are scored and not kept.
     files = VideoFiles(sections=args.out_dir / "sections.json" if args.out_dir else None,
