@@ -1,12 +1,13 @@
 """One video's analysis as every engine does it, and what it hands back to the driver.
 
-:func:`analyse_video` runs :func:`~endostream.pipeline.offline.segment_video` on a job
-with a loaded classifier and returns a :class:`VideoOutcome`: the finished
-``sections.json`` document (the analysis path's, plus the input fingerprint), the
-predictions when a CSV was asked for, or the one-line error of a video that failed. It
-writes nothing: engines may run it on other machines, and only the driver writes files
-(:func:`store`), so outputs and summary never race. Both engines call this same
-function, which is why they write the same sections.
+:func:`analyse_video` runs :func:`~endostream.pipeline.files.analyse` (the first half of
+the one path from a video to its files, :mod:`endostream.pipeline.files`) on a job with a
+loaded classifier and returns a :class:`VideoOutcome`: the finished ``sections.json``
+document (the analysis path's, plus the input fingerprint), the predictions when a CSV
+was asked for, or the one-line error of a video that failed. It writes nothing: engines
+may run it on other machines, and only the driver writes files (:func:`store`, the
+second half), so outputs and summary never race. Both engines call this same function,
+which is why they write the same sections.
 
 >>> from endostream.inference.classifier import Classifier  # doctest: +SKIP
 >>> out = analyse_video(job, Classifier.load("m.onnx"), SegmentOptions())  # doctest: +SKIP
@@ -30,10 +31,8 @@ from endostream.errors import (
 from endostream.frames import Prediction
 from endostream.inference.classifier import Classifier
 from endostream.output.document import SectionsDocument
-from endostream.output.frames_csv import FrameCsvWriter
-from endostream.output.sections_file import write_document
-from endostream.pipeline.offline import SegmentOptions, segment_video
-from endostream.sources.fingerprint import file_sha256
+from endostream.pipeline.files import VideoFiles, analyse, write_files
+from endostream.pipeline.offline import SegmentOptions
 
 #: Status of a video whose result is complete (written this run).
 DONE = "done"
@@ -79,48 +78,42 @@ def analyse_video(job: ArchiveJob, classifier: Classifier, options: SegmentOptio
     ``interrupted`` status; the caller then ends the run.
     """
     started = time.monotonic()
-    predictions: list[Prediction] | None = [] if keep_predictions else None
     try:
-        result = segment_video(job.video, classifier, options,
-                               on_prediction=predictions.append if predictions is not None
-                               else None,
-                               on_progress=on_progress, stop=stop)
+        # Step 1 of the one path to files; the driver does the rest (store).
+        analysed = analyse(job.video, classifier, options, keep_predictions=keep_predictions,
+                           on_progress=on_progress, stop=stop)
     except EndostreamError as e:
         return VideoOutcome(job, None, None, str(e), e.exit_code, time.monotonic() - started,
                             worker)
     except Exception as e:  # noqa: BLE001 - one video's bug must not end an archive run
         return VideoOutcome(job, None, None, f"internal error: {type(e).__name__}: {e}",
                             EXIT_INTERNAL, time.monotonic() - started, worker)
+    result = analysed.result
     error = result.error
     document = result.document.with_analysis_facts(
         input={"size_bytes": job.size_bytes, "mtime_ns": job.mtime_ns})
-    return VideoOutcome(job, document,
-                        tuple(predictions) if predictions is not None else None,
+    return VideoOutcome(job, document, analysed.predictions,
                         str(error) if error is not None else None,
                         error.exit_code if error is not None else 0,
                         result.wall_s, worker)
 
 
 def store(outcome: VideoOutcome) -> None:
-    """Write an outcome's sections file (and CSV) atomically; the driver alone calls this.
+    """Write an outcome's CSV and sections file atomically; the driver alone calls this.
 
-    The CSV is written first, so a sections file that says ``complete: true`` (which
-    the resume check trusts) never sits beside a missing CSV. A failure writes nothing.
+    Steps 2 and 3 of :mod:`endostream.pipeline.files`, as for one video: the CSV is
+    written first, so a sections file that says ``complete: true`` (which the resume
+    check trusts) never sits beside a CSV still to come; a CSV that fails leaves no file
+    (the resume check then redoes the video) and its error is raised after the sections
+    are written. A failure writes nothing. The video's own error (partial, interrupted)
+    is the outcome's, for the summary; it is not raised here.
     """
     doc = outcome.document
     if doc is None:
         return
     job = outcome.job
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    if job.csv is not None and outcome.predictions is not None:
-        writer = FrameCsvWriter(job.csv, doc.heads)
-        try:
-            for p in outcome.predictions:
-                writer.write(p)
-        except BaseException:
-            writer.discard()
-            raise
-        writer.close()
-        doc = doc.with_frames_csv(file_sha256(job.csv))  # readers refuse another CSV
-    write_document(job.output, doc, hint="choose another --out-dir")
-
+    written = write_files(doc, VideoFiles(sections=job.output, csv=job.csv,
+                                          hint="choose another --out-dir"),
+                          predictions=outcome.predictions)
+    written.raise_first()

@@ -1,4 +1,5 @@
-"""Whether a video's existing result can be kept: the resume check.
+"""Whether a video's existing result can be kept: the resume check, and where results
+are laid out from on a rerun (:func:`archive_root`).
 
 A result is kept when its ``sections.json`` is complete and was made from the same video
 (size and modification time, stored in the file under ``analysis.input``), the same model
@@ -35,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from endostream.errors import CorrectionsError, OutputError, VideoError
+from endostream.archive.inputs import SUMMARY_JSON
+from endostream.archive.summary import SCHEMA_ID
+from endostream.errors import CorrectionsError, OutputError, UsageError, VideoError
 from endostream.output.document import NotSectionsFile, SectionsDocument, read_sections
 from endostream.pipeline.offline import rate_above_video
 from endostream.segmentation.config import SegmenterConfig
@@ -152,3 +155,34 @@ def read_existing(path: Path) -> Any:
     except json.JSONDecodeError:
         raise OutputError(f"'{path}' exists and is not JSON; move it away or pass "
                           "--overwrite to replace it") from None
+
+
+def recorded_root(out_dir: Path) -> Path | None:
+    """The archive root an earlier run recorded in ``out_dir``'s ``archive.json``: later
+    runs lay their results out from it too (``None``: no such summary, or an old one)."""
+    try:
+        last = read_existing(out_dir / SUMMARY_JSON)
+    except OutputError:
+        return None
+    if isinstance(last, dict) and last.get("schema") == SCHEMA_ID and \
+            isinstance(last.get("root"), str):
+        return Path(last["root"])
+    return None
+
+
+def archive_root(given: Path | None, out_dir: Path) -> Path | None:
+    """The root to lay results out from: ``given`` (``--root``), else the one an earlier
+    run recorded in ``out_dir``; a ``--root`` that differs from the recorded one is
+    refused, since the same video would get a second result at another path.
+
+    >>> archive_root(None, Path("no-such-folder")) is None
+    True
+    """
+    recorded = recorded_root(out_dir)
+    if given is None or recorded is None:
+        return given if given is not None else recorded
+    if Path(os.path.abspath(given)) != recorded:
+        raise UsageError(f"'{out_dir}' holds results laid out from the root '{recorded}' "
+                         f"(its archive.json); drop --root or give --root '{recorded}', or "
+                         "choose another --out-dir")
+    return recorded

@@ -225,19 +225,6 @@ def _prepare_out_dir(out_dir: Path, force: bool) -> dict | None:
     return None
 
 
-def recorded_root(out_dir: Path) -> Path | None:
-    """The archive root an earlier run recorded in ``out_dir``'s ``archive.json``: later
-    runs lay their results out from it too (``None``: no such summary, or an old one)."""
-    try:
-        last = read_existing(out_dir / SUMMARY_JSON)
-    except OutputError:
-        return None
-    if isinstance(last, dict) and last.get("schema") == SCHEMA_ID and \
-            isinstance(last.get("root"), str):
-        return Path(last["root"])
-    return None
-
-
 def _earlier_records(previous: dict | None,
                      jobs: Sequence[ArchiveJob]) -> dict[str, VideoRecord]:
     """The records of ``previous`` (the last summary) for videos not in ``jobs``, as they

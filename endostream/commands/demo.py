@@ -15,13 +15,11 @@ from pathlib import Path
 from endostream.commands.common import ModelChoice, add_model_arguments
 from endostream.evaluation.sections import evaluate_sections
 from endostream.output.atomic import write_json_atomic
-from endostream.output.frames_csv import FrameCsvWriter
 from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
 from endostream.output.progress import Progress
-from endostream.output.sections_file import write_document
 from endostream.output.table import format_sections_table
-from endostream.pipeline.offline import SegmentOptions, segment_video
-from endostream.sources.fingerprint import file_sha256
+from endostream.pipeline.files import VideoFiles, Written, segment_to_files
+from endostream.pipeline.offline import SegmentOptions, SegmentResult
 from endostream.synth import default_spec, render_procedure
 
 #: Size of the demo video: small enough to render and segment in well under a minute on
@@ -68,26 +66,23 @@ def run(args: argparse.Namespace) -> int:
     with model.load() as classifier:  # closed however the run ends
         print(f"2/2 segmenting with {', '.join(p.name for p in classifier.paths)} on "
               f"{classifier.provider} ...", file=sys.stderr)
-        progress = Progress(None)
-        try:
-            with FrameCsvWriter(out / "frames.csv", classifier.heads) as csv_writer:
-                result = segment_video(video, classifier, SegmentOptions(),
-                                       on_prediction=csv_writer.write,
-                                       on_progress=progress.update_frames)
-        finally:
-            progress.close()
-    write_document(out / "sections.json",
-                   result.document.with_frames_csv(file_sha256(out / "frames.csv")))
-    metrics = evaluate_sections(result.sections, truth.sections)
-    write_json_atomic(out / "metrics.json", metrics)
-    print("sections found")
-    print(format_sections_table(result.sections, truth=truth.sections))
-    print(f"\nsegment F1 {metrics['f1']:.2f} · median boundary error "
-          f"{_fmt(metrics['boundary_error_s'])} · "
-          f"{result.analysed_fps:.1f} analysed frames/s")
-    print(f"wrote {out}/sections.json, frames.csv, metrics.json", file=sys.stderr)
-    if result.error is not None:
-        raise result.error
+
+        def summary(result: SegmentResult, written: Written) -> None:
+            metrics = evaluate_sections(result.sections, truth.sections)
+            write_json_atomic(out / "metrics.json", metrics)
+            print("sections found")
+            print(format_sections_table(result.sections, truth=truth.sections))
+            print(f"\nsegment F1 {metrics['f1']:.2f} · median boundary error "
+                  f"{_fmt(metrics['boundary_error_s'])} · "
+                  f"{result.analysed_fps:.1f} analysed frames/s")
+            csv = [] if written.errors else ["frames.csv"]  # the CSV is its only other file
+            print(f"wrote {out}/" + ", ".join(["sections.json", *csv, "metrics.json"]),
+                  file=sys.stderr)
+
+        segment_to_files(video, classifier, SegmentOptions(),
+                         VideoFiles(sections=out / "sections.json", csv=out / "frames.csv",
+                                    hint="choose another --out-dir"),
+                         progress=Progress(None), on_written=summary)
     return 0
 
 

@@ -23,7 +23,6 @@ Without --out-dir the scores are only printed.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -38,13 +37,13 @@ from endostream.evaluation.metrics import ClassificationReport, classification_r
 from endostream.evaluation.plots import draw_confusion, draw_roc, save_png
 from endostream.evaluation.sections import DEFAULT_IOU_THRESHOLD, evaluate_sections
 from endostream.evaluation.shortcut import DEFAULT_CHECK_FRAMES, pick_frames, shortcut_check
+from endostream.evaluation.truth import read_sections_file
 from endostream.inference.defaults import batch_help, check_batch, default_batch
 from endostream.output.atomic import write_json_atomic
-from endostream.output.document import SCHEMA_ID, SectionsDocument
 from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
-from endostream.output.sections_file import write_document
 from endostream.output.table import format_clock
-from endostream.pipeline.offline import SegmentOptions, segment_video
+from endostream.pipeline.files import VideoFiles, segment_to_files
+from endostream.pipeline.offline import SegmentOptions
 from endostream.segmentation.section import Section
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
 
@@ -124,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either --dataset with --task, or --truth with --video "
                          "and/or --sections")
     check_batch(args.batch)
+    if args.video is not None and args.sections is None and not args.video.exists():
+        # segment's order: a missing video (to segment) before the outputs and the model.
+        raise VideoError(f"video not found: '{args.video}'; check the path")
     if args.out_dir is None:
         if args.quiet:
             raise UsageError("--quiet without --out-dir would show and keep nothing; "
@@ -231,41 +233,6 @@ def format_report(report: ClassificationReport, task: str) -> str:
 # --- video mode ----------------------------------------------------------------------
 
 
-#: What a truth section without frames, quality or confidence is read with.
-TRUTH_DEFAULTS = {"start_frame": -1, "end_frame": -1, "good_fraction": 1.0, "confidence": 1.0}
-
-
-def read_sections_file(path: Path, what: str) -> list[Section]:
-    """Sections from a truth or sections JSON file.
-
-    A ``sections.json`` (schema ``endostream.sections/1``) goes through the one reader,
-    :func:`~endostream.output.document.read_sections`, and must pass its checks. Anything
-    else is read as a truth file: a ``"sections"`` list of objects with ``label``,
-    ``start_s``, ``end_s`` (other fields optional), or such a list on its own.
-    """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{what} file not found: '{path}'; check the path") from None
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read {what} file '{path}': {e}") from None
-    if isinstance(data, dict) and data.get("schema") == SCHEMA_ID:
-        return list(SectionsDocument.from_json(data, origin=path).sections)
-    items = data.get("sections") if isinstance(data, dict) else data
-    if not isinstance(items, list):
-        raise UsageError(f"'{path}' has no \"sections\" list; give a sections.json or a "
-                         "truth file written by endostream synth")
-    out = []
-    for k, s in enumerate(items):
-        try:
-            # Truth files may give only label and times: the rest gets neutral values.
-            out.append(Section.from_json({**TRUTH_DEFAULTS, **s}))
-        except (KeyError, TypeError, ValueError):
-            raise UsageError(f"'{path}': section {k} lacks label/start_s/end_s") from None
-    out.sort(key=lambda s: s.start_s)
-    return out
-
-
 def _run_video(args: argparse.Namespace) -> int:
     if args.truth is None:
         raise UsageError("video mode needs --truth (the ground-truth sections)")
@@ -319,15 +286,12 @@ def warn_duration_mismatch(predicted: Sequence[Section], truth: Sequence[Section
 
 
 def _segment(args: argparse.Namespace) -> list[Section]:
-    if not args.video.exists():
-        raise VideoError(f"video not found: '{args.video}'; check the path")
     options = SegmentOptions(sample_fps=args.sample_fps, batch_size=args.batch)
+    # Without --out-dir the sections are scored and not kept.
+    files = VideoFiles(sections=args.out_dir / "sections.json" if args.out_dir else None,
+                       hint="choose another --out-dir")
     with ModelChoice.from_args(args).load() as classifier:
-        result = segment_video(args.video, classifier, options)
-    if args.out_dir is not None:
-        write_document(args.out_dir / "sections.json", result.document)
-    if result.error is not None:
-        raise result.error
+        result = segment_to_files(args.video, classifier, options, files)
     return list(result.sections)
 
 

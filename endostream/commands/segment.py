@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,22 +44,20 @@ from endostream.commands.segment_archive import (
     wants_archive,
 )
 from endostream.corrections.editor import editor_html
-from endostream.errors import EndostreamError, OutputError, UsageError
-from endostream.frames import Prediction
+from endostream.errors import UsageError
 from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import batch_help
 from endostream.output.document import SectionsDocument
-from endostream.output.frames_csv import FrameCsvWriter
 from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout
 from endostream.output.progress import Progress
-from endostream.output.sections_file import DEFAULT_SECTIONS_SUFFIX, write_document
+from endostream.output.sections_file import DEFAULT_SECTIONS_SUFFIX
 from endostream.output.table import format_sections_table
-from endostream.pipeline.offline import SegmentOptions, segment_video
+from endostream.pipeline.files import AlongsideWriter, VideoFiles, Written, segment_to_files
+from endostream.pipeline.offline import SegmentOptions, SegmentResult
 from endostream.procedure import Procedure
 from endostream.review.alongside import check_alongside, wants_thumbnails, write_alongside
 from endostream.review.recorder import AnalysisRecorder
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
-from endostream.sources.fingerprint import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -97,20 +94,6 @@ def warn_sparse_sampling(sample_fps: float | None, min_section_s: float) -> None
                     "--min-section %g s (fewer than %d frames each); boundaries fall on that "
                     "grid: raise --sample-fps to at least %.3g", sample_fps, 1 / sample_fps,
                     min_section_s, MIN_FRAMES_PER_SECTION, MIN_FRAMES_PER_SECTION / min_section_s)
-
-
-def _fan_out(listeners: list[Callable[[Prediction], None]]
-             ) -> Callable[[Prediction], None] | None:
-    if not listeners:
-        return None
-    if len(listeners) == 1:
-        return listeners[0]
-
-    def each(pred: Prediction) -> None:
-        for listener in listeners:
-            listener(pred)
-
-    return each
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -200,20 +183,6 @@ class OneVideo:
         check_alongside(chapters=self.chapters, report=self.report)
 
 
-def write_dicom_alongside(doc: SectionsDocument, out: Path, video: Path, dicom: DicomOut,
-                          recorder: AnalysisRecorder | None) -> EndostreamError | None:
-    """--dicom-out after the sections are safe; the error is returned, not raised."""
-    from endostream.dicom.write import write_procedure
-    try:
-        written = write_procedure(Procedure(out, doc, video),
-                                  recorder.frame_table() if recorder else None,
-                                  dicom.identity, dicom.folder)
-    except EndostreamError as e:
-        return e
-    say_written(written, dicom.identity, dicom.folder)
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     if wants_archive(args):
         return run_archive_command(args)
@@ -226,64 +195,58 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _segment_one(job: OneVideo, classifier: Classifier) -> int:
-    csv_writer = FrameCsvWriter(job.csv, classifier.heads) if job.csv else None
     # The recorder keeps the probabilities: the report's panels, and each section's most
     # confident good frame for --dicom-out.
     recorder = AnalysisRecorder(classifier.heads, job.options.segmenter.good_threshold) \
         if job.report or job.dicom else None
-    listeners = [f for f in (csv_writer and csv_writer.write,
-                             recorder and recorder.on_prediction) if f]
-    progress = Progress(None, enabled=not job.quiet)
-    try:
-        result = segment_video(
-            job.video, classifier, job.options,
-            on_prediction=_fan_out(listeners),
-            on_progress=progress.update_frames,
-            # Thumbnails are kept only for an HTML report (the pictures need none).
-            on_frame=recorder.on_frame if recorder and wants_thumbnails(job.report) else None,
-        )
-    except BaseException:
-        # A run that raises writes no sections.json, so it leaves no frames.csv either.
-        if csv_writer is not None:
-            csv_writer.discard()
-        raise
-    finally:
-        progress.close()
-    csv_error: OutputError | None = None
-    doc = result.document
-    if csv_writer is not None:
-        try:
-            csv_writer.close()
-            doc = doc.with_frames_csv(file_sha256(csv_writer.path))  # readers check it
-        except OutputError as e:
-            csv_error = e  # the optional CSV failing must not cost the sections
-    to_stdout = is_stdout(job.out)
-    if to_stdout:
-        sys.stdout.write(doc.dumps())
-        sys.stdout.flush()
-    else:
-        write_document(job.out, doc)
-    review_error = write_alongside(doc, sections_path=job.out, video=job.video,
-                                   chapters=job.chapters, report=job.report,
-                                   recorder=recorder, path_mode=job.path_in_report,
-                                   editor=editor_html)
-    dicom_error = None
+    alongside = []
+    if job.chapters or job.report:
+        alongside.append(_review_writer(job, recorder))
     if job.dicom is not None:
-        dicom_error = write_dicom_alongside(doc, job.out, job.video, job.dicom, recorder)
-    if not job.quiet:
-        print(format_sections_table(result.sections), file=sys.stderr if to_stdout else None)
-        print(f"{result.frames_analysed} frames analysed of {result.frames_decoded} decoded in "
-              f"{result.wall_s:.1f} s: {result.analysed_fps:.1f} analysed frames/s, "
-              f"{result.decoded_fps:.1f} decoded frames/s on {classifier.provider}",
+        alongside.append(_dicom_writer(job, recorder))
+
+    def summary(result: SegmentResult, written: Written) -> None:
+        to_stdout = is_stdout(job.out)
+        if not job.quiet:
+            print(format_sections_table(result.sections), file=sys.stderr if to_stdout else None)
+            print(f"{result.frames_analysed} frames analysed of {result.frames_decoded} decoded "
+                  f"in {result.wall_s:.1f} s: {result.analysed_fps:.1f} analysed frames/s, "
+                  f"{result.decoded_fps:.1f} decoded frames/s on {classifier.provider}",
+                  file=sys.stderr)
+        where = "the sections to stdout" if to_stdout else job.out
+        print(f"wrote {where}" + ("" if result.complete else " (complete: false)"),
               file=sys.stderr)
-    where = "the sections to stdout" if to_stdout else job.out
-    print(f"wrote {where}" + ("" if result.complete else " (complete: false)"), file=sys.stderr)
-    if csv_error is not None:
-        raise csv_error
-    if review_error is not None:
-        raise review_error
-    if dicom_error is not None:
-        raise dicom_error
-    if result.error is not None:
-        raise result.error
+
+    segment_to_files(
+        job.video, classifier, job.options,
+        VideoFiles(sections=job.out, csv=job.csv, alongside=tuple(alongside)),
+        on_prediction=recorder.on_prediction if recorder else None,
+        # Thumbnails are kept only for an HTML report (the pictures need none).
+        on_frame=recorder.on_frame if recorder and wants_thumbnails(job.report) else None,
+        progress=Progress(None, enabled=not job.quiet),
+        on_written=summary)
     return 0
+
+
+def _review_writer(job: OneVideo, recorder: AnalysisRecorder | None) -> AlongsideWriter:
+    """--chapters and --report, with the corrections editor in the report's page."""
+    def write(doc: SectionsDocument, sections: Path) -> None:
+        error = write_alongside(doc, sections_path=sections, video=job.video,
+                                chapters=job.chapters, report=job.report, recorder=recorder,
+                                path_mode=job.path_in_report, editor=editor_html)
+        if error is not None:
+            raise error
+    return write
+
+
+def _dicom_writer(job: OneVideo, recorder: AnalysisRecorder | None) -> AlongsideWriter:
+    """--dicom-out DIR, after the sections are safe."""
+    dicom = job.dicom
+
+    def write(doc: SectionsDocument, sections: Path) -> None:
+        from endostream.dicom.write import write_procedure
+        written = write_procedure(Procedure(sections, doc, job.video),
+                                  recorder.frame_table() if recorder else None,
+                                  dicom.identity, dicom.folder)
+        say_written(written, dicom.identity, dicom.folder)
+    return write

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from endostream.archive.inputs import discover, has_glob, read_list
 from endostream.archive.local import ModelSpec
-from endostream.archive.run import ENGINES, ArchiveConfig, recorded_root, run_archive
+from endostream.archive.resume import archive_root
+from endostream.archive.run import ENGINES, ArchiveConfig, run_archive
 from endostream.commands.common import ModelChoice, segment_options
 from endostream.errors import UsageError
 
@@ -76,20 +77,6 @@ def single_video(args: argparse.Namespace) -> str:
             raise UsageError(f"{option} is for archive runs (--out-dir DIR); drop it, or "
                              "give --out-dir")
     return args.paths[0]
-
-
-def archive_root(given: Path | None, out_dir: Path) -> Path | None:
-    """The root to lay results out from: ``--root``, else the one an earlier run recorded
-    in ``out_dir``; a ``--root`` that differs from the recorded one is refused, since the
-    same video would get a second result at another path."""
-    recorded = recorded_root(out_dir)
-    if given is None or recorded is None:
-        return given if given is not None else recorded
-    if Path(os.path.abspath(given)) != recorded:
-        raise UsageError(f"'{out_dir}' holds results laid out from the root '{recorded}' "
-                         f"(its archive.json); drop --root or give --root '{recorded}', or "
-                         "choose another --out-dir")
-    return recorded
 
 
 def run_archive_command(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """Offline segmentation of a recorded video: source → worker → segmenter → document.
 
 :func:`segment_video` is the one analysis path of a recorded video: ``segment``, ``demo``,
-``evaluate`` and both archive engines call it with a loaded classifier and typed
+``evaluate`` and both archive engines reach it through :mod:`endostream.pipeline.files`
+(which writes the files, in one order) with a loaded classifier and typed
 :class:`SegmentOptions`, and get back a :class:`SegmentResult` whose ``document`` is the
 :class:`~endostream.output.document.SectionsDocument` to write. Three threads, each with
 one owner and a bounded queue between them::
@@ -10,6 +11,9 @@ one owner and a bounded queue between them::
     (decode, crop, resize)       (WAIT policy)   (batches, ORT)                    (segmenter,
                                                                                    CSV, progress)
 
+:func:`segment_video` is two parts: the wiring (:func:`run_threads`: the threads, their
+queues and stop, each prediction handed to a hook on the caller's thread) and the assembly
+(:func:`assemble_document`: the segmenter's sections and the run's facts as the document).
 The caller's thread drains predictions, so everything that was analysed is in the
 segmenter even when the run ends early: on Ctrl+C/SIGTERM (:class:`~endostream.errors.
 Interrupted`) or a decode error part way (:class:`~endostream.errors.DecodeError`),
@@ -148,14 +152,77 @@ def segment_video(
     interruption and decode errors part way are returned in ``result.error`` with the
     partial sections. A model with a quality head and no organ head gives ``usable`` /
     ``unusable`` sections.
+
+    The work is in two parts: :func:`run_threads` wires source, worker and caller and
+    feeds the segmenter; :func:`assemble_document` turns what it found into the document.
     """
-    stop = stop or threading.Event()
     started = time.monotonic()
     segmenter = OfflineSegmenter(
         classifier.heads.get("organ", ()),  # none: "usable"/"unusable" sections
         quality_labels=classifier.heads.get("quality", ("bad", "good")),
         config=options.segmenter,
     )
+
+    def each(prediction: Prediction) -> None:
+        segmenter.update(prediction)
+        if on_prediction is not None:
+            on_prediction(prediction)
+
+    run = run_threads(path, classifier, options, each, on_frame=on_frame,
+                      on_progress=on_progress, stop=stop, cropper=cropper)
+    return SegmentResult(
+        document=assemble_document(run, segmenter, classifier.describe(), options.sample_fps),
+        frames_decoded=run.decoded,
+        wall_s=time.monotonic() - started,
+        error=run.error,
+        worker_stats=run.worker_stats,
+    )
+
+
+@dataclass(frozen=True)
+class ThreadsRun:
+    """What :func:`run_threads` hands to :func:`assemble_document`: the facts of one run
+    through the threads, the predictions themselves having gone to the caller's hook.
+
+    ``info`` holds the counts really decoded (:func:`final_info`); ``last`` is the last
+    prediction (``None`` when none was made); ``error`` is set when the run ended early
+    (interrupted, stopped, or a decode error part way); ``rate_above`` says the requested
+    rate was above the video's (:func:`rate_above_video`).
+    """
+
+    info: SourceInfo
+    decoded: int
+    analysed: int
+    last: Prediction | None
+    error: EndostreamError | None
+    rate_above: bool
+    worker_stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None
+
+
+def run_threads(
+    path: str | Path,
+    classifier: Classifier,
+    options: SegmentOptions,
+    on_prediction: PredictionFn,
+    *,
+    on_frame: FrameFn | None = None,
+    on_progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+    cropper: ContentCropper | None = None,
+) -> ThreadsRun:
+    """The wiring: open ``path``, run the capture thread and the inference worker, and
+    hand every prediction, in frame order, to ``on_prediction`` on the caller's thread.
+
+    The hooks are :func:`segment_video`'s. Returns when the video ended, ``stop`` was set,
+    Ctrl+C was pressed or decoding failed part way (those three in ``run.error``); both
+    threads are joined before it returns or raises. Opening errors and the worker's
+    (model) errors are raised.
+    """
+    stop = stop or threading.Event()
     batch_size = options.batch_size or default_batch(classifier.provider)
     frames_q: queue.Queue = queue.Queue(maxsize=2 * batch_size)
     preds_q: queue.Queue = queue.Queue(maxsize=4 * batch_size)
@@ -195,11 +262,9 @@ def segment_video(
                     continue
                 if item is END_OF_STREAM:
                     break
-                segmenter.update(item)
                 analysed += 1
                 last = item
-                if on_prediction is not None:
-                    on_prediction(item)
+                on_prediction(item)
                 if on_progress is not None:
                     on_progress(source.decoded_frames, analysed, source.info.expected_frames)
             # Looked at before the threads are stopped below (which sets the Event too):
@@ -225,31 +290,37 @@ def segment_video(
             error = Interrupted(f"stopped after {analysed} analysed frames; the sections found "
                                 "so far were kept")
         decoded = source.decoded_frames
-        info = replace(_final_info(source.info, decoded, getattr(source, "last_pts_s", None),
-                                   complete=error is None), fingerprint=fingerprint)
+        info = replace(final_info(source.info, decoded, getattr(source, "last_pts_s", None),
+                                  complete=error is None), fingerprint=fingerprint)
         stats = worker.stats()
+    return ThreadsRun(info=info, decoded=decoded, analysed=analysed, last=last, error=error,
+                      rate_above=above, worker_stats=stats)
 
-    complete = error is None
-    if complete:
-        end_s, end_frame = info.duration_s, (decoded - 1 if decoded else None)
+
+def assemble_document(run: ThreadsRun, segmenter: OfflineSegmenter,
+                      models: dict[str, Any], sample_fps: float | None) -> SectionsDocument:
+    """The assembly: the segmenter's sections and the run's facts as the document that
+    will be written (``as_written``).
+
+    A complete run's last section ends with the video; a partial one's with the last
+    analysed frame. ``models`` is the classifier's ``describe()``; ``sample_fps`` the
+    requested rate, recorded as ``None`` when every frame was analysed because it was
+    above the video's rate.
+    """
+    if run.complete:
+        end_s, end_frame = run.info.duration_s, (run.decoded - 1 if run.decoded else None)
     else:
-        end_s = last.pts_s if last is not None else None
-        end_frame = last.index if last is not None else None
+        end_s = run.last.pts_s if run.last is not None else None
+        end_frame = run.last.index if run.last is not None else None
     sections = segmenter.finish(end_s=end_s, end_frame=end_frame)
     document = SectionsDocument(
-        complete=complete, source=info, models=ModelsInfo.from_json(classifier.describe()),
+        complete=run.complete, source=run.info, models=ModelsInfo.from_json(models),
         analysis=Analysis(
-            frames_analysed=analysed,
-            sample_fps=None if above and analysed >= decoded else options.sample_fps,
+            frames_analysed=run.analysed,
+            sample_fps=None if run.rate_above and run.analysed >= run.decoded else sample_fps,
             segmenter=segmenter.describe()),
         sections=tuple(sections))
-    return SegmentResult(
-        document=document.as_written(),
-        frames_decoded=decoded,
-        wall_s=time.monotonic() - started,
-        error=error,
-        worker_stats=stats,
-    )
+    return document.as_written()
 
 
 def rate_above_video(sample_fps: float | None, video_fps: float | None) -> bool:
@@ -262,7 +333,7 @@ def rate_above_video(sample_fps: float | None, video_fps: float | None) -> bool:
     return bool(sample_fps and video_fps and sample_fps > video_fps)
 
 
-def _final_info(info: SourceInfo, decoded: int, last_pts_s: float | None,
+def final_info(info: SourceInfo, decoded: int, last_pts_s: float | None,
                 *, complete: bool) -> SourceInfo:
     """The source info as it will be written: counts from what was really decoded.
 
