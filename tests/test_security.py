@@ -1,8 +1,9 @@
 """Security basics, checked on the source itself: nothing listens, nothing runs a shell.
 
 A tool that runs next to a patient and over an archive of recordings must not open a
-network port (the one exception: ``endostream dicom --send`` connects to the archive the
-user names, from one module, as a client only; see NETWORK_ALLOWED), must not hand
+network port (the two exceptions: ``endostream dicom --send`` connects to the archive the
+user names, and ``labelstudio push`` / ``pull`` to the Label Studio the user names, each
+from one module, as a client only; see NETWORK_ALLOWED), must not hand
 user paths to a shell, and must not unpickle what a checkpoint file says (the runtime
 test of that is in test_export.py: a pickled payload is refused and never run). These
 tests read every module of the product with :mod:`ast`, so a future change that adds
@@ -28,7 +29,12 @@ NETWORK_MODULES = {"socket", "socketserver", "http", "xmlrpc", "asyncio", "ssl",
 #: only over DICOM's network protocol, so storing them there needs pynetdicom; it lives in
 #: this one file, which is imported only when ``--send`` is given and acts as a client
 #: (SCU): it listens on nothing. Any other networking import there still fails.
-NETWORK_ALLOWED = {"endostream/dicom/send.py": {"pynetdicom"}}
+#: Label Studio is driven through its HTTP API (``labelstudio push`` / ``pull``): one
+#: client module, imported only by those two actions, talks to the --url the user gave
+#: with urllib (no proxy, no redirect to another server, a timeout on every call); it
+#: listens on nothing. socket, http and the rest stay refused there too.
+NETWORK_ALLOWED = {"endostream/dicom/send.py": {"pynetdicom"},
+                   "endostream/corrections/labelstudio_api.py": {"urllib"}}
 #: Calls that run a command line through a shell.
 SHELL_CALLS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput"),
                ("subprocess", "getstatusoutput")}
@@ -100,6 +106,21 @@ def test_only_the_dicom_sender_imports_pynetdicom(tmp_path):
         bad.write_text(text)
     assert network_imports(tmp_path) == ["endostream/dicom/send.py:2 imports socket",
                                          "endostream/dicom/write.py:1 imports pynetdicom"]
+
+
+def test_only_the_label_studio_client_imports_urllib(tmp_path):
+    """That exception is one file and one module wide too."""
+    client = ROOT / "endostream" / "corrections" / "labelstudio_api.py"
+    assert "import urllib.request" in client.read_text(encoding="utf-8")
+    for rel, text in (("endostream/corrections/labelstudio_api.py",
+                       "import urllib.request\nfrom http import client\n"),
+                      ("endostream/corrections/labelstudio.py", "import urllib.request\n")):
+        bad = tmp_path / rel
+        bad.parent.mkdir(parents=True, exist_ok=True)
+        bad.write_text(text)
+    assert network_imports(tmp_path) == [
+        "endostream/corrections/labelstudio.py:1 imports urllib",
+        "endostream/corrections/labelstudio_api.py:2 imports http"]
 
 
 def test_no_shell_is_ever_started():
