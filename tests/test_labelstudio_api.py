@@ -266,6 +266,17 @@ def test_a_refused_token_and_a_missing_project_are_one_line_and_exit_10(tmp_path
 
 
 @pytest.mark.slow
+def test_videos_outside_the_servers_document_root_are_refused_with_its_reason(
+        tmp_path, capsys, label_studio):
+    t = make_procedure(tmp_path / "elsewhere" / "p")  # not below the server's root
+    assert main(["labelstudio", "push", str(t.sections), "--url", label_studio.base,
+                 "--token", TOKEN, "--project", "elsewhere"]) == EXIT_SEND
+    line = _one_error_line(capsys)
+    assert "refused POST /api/storages/localfiles (HTTP 400:" in line
+    assert "LOCAL_FILES_DOCUMENT_ROOT" in line and "--root" in line
+
+
+@pytest.mark.slow
 def test_a_personal_access_token_is_exchanged_for_an_access_token(capsys, label_studio):
     base = label_studio.base
     personal = http(base, "POST", "/api/token/")["token"]  # what Account & Settings makes

@@ -256,9 +256,15 @@ class LabelStudio:
         """A local-files storage of ``path`` (a folder below the server's
         LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, never the root itself), not synced: the
         tasks come from push, the storage only lets Label Studio serve the videos."""
-        self._call("POST", "/api/storages/localfiles",
-                   {"project": project_id, "path": path, "title": title,
-                    "use_blob_urls": True})
+        try:
+            self._call("POST", "/api/storages/localfiles",
+                       {"project": project_id, "path": path, "title": title,
+                        "use_blob_urls": True})
+        except LabelStudioError as e:
+            raise LabelStudioError(f"{e}; Label Studio must run with LABEL_STUDIO_LOCAL_"
+                                   "FILES_SERVING_ENABLED=true and LABEL_STUDIO_LOCAL_FILES_"
+                                   f"DOCUMENT_ROOT set to a folder above '{path}' (give "
+                                   "that folder as --root)") from None
 
     def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> int:
         """Import ``tasks`` (with their predictions); how many tasks Label Studio made."""
