@@ -75,6 +75,27 @@ def test_export_numbers_frames_from_one_inclusive_and_writes_the_config(tmp_path
         assert f'<Label value="{label}"' in config
 
 
+def test_export_links_videos_below_the_root_as_label_studio_1_23_serves_them(tmp_path,
+                                                                           capsys):
+    t = make_procedure(tmp_path / "docs" / "p")
+    capsys.readouterr()
+    (task,) = _export(tmp_path, t.sections)  # default --root: the folder above the videos'
+    assert task["data"]["video"] == "/data/local-files/?d=p/procedure.mp4"
+    err = capsys.readouterr().err
+    assert f"add '{tmp_path / 'docs' / 'p'}' as Local Files storage" in err
+    assert f"LOCAL_FILES_DOCUMENT_ROOT={tmp_path / 'docs'}" in err
+    # The root itself is no storage on 1.23: a video right in --root is refused.
+    out = tmp_path / "t.json"
+    assert main(["labelstudio", "export", str(t.sections), "--out", str(out), "--root",
+                 str(tmp_path / "docs" / "p")]) == 2
+    assert "directly in the document root" in capsys.readouterr().err
+    assert not out.exists()
+    # ... unless the videos are served elsewhere (--url-prefix).
+    assert main(["labelstudio", "export", str(t.sections), "--out", str(out), "--root",
+                 str(tmp_path / "docs" / "p"), "--url-prefix", "https://media/"]) == 0
+    assert json.loads(out.read_text())[0]["data"]["video"] == "https://media/procedure.mp4"
+
+
 def test_accepted_predictions_come_back_as_the_same_frames_and_times(tmp_path):
     t = make_procedure(tmp_path / "p")
     code, out = _import(tmp_path, _as_annotated(_export(tmp_path, t.sections)))

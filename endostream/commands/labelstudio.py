@@ -110,11 +110,14 @@ def run_export(args: argparse.Namespace) -> int:
         write_text_atomic(args.config, config + "\n", hint="choose another --config")
     else:
         print(config)
-    folders = " and ".join(f"'{f}'" for f in storage_folders(videos, root))
+    storages = ""
+    if args.url_prefix == DEFAULT_URL_PREFIX:
+        folders = " and ".join(f"'{f}'" for f in storage_folders(videos, root))
+        storages = (f", and add {folders} as Local Files storage (Label Studio started "
+                    f"with LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root.resolve()})")
     print(f"wrote {len(tasks)} task{'s' if len(tasks) != 1 else ''} to {args.out}; paste "
-          "the labelling config into the project's Labeling Interface, and add "
-          f"{folders} as Local Files storage (Label Studio started with "
-          f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root.resolve()})", file=sys.stderr)
+          f"the labelling config into the project's Labeling Interface{storages}",
+          file=sys.stderr)
     return 0
 
 
@@ -124,7 +127,8 @@ def _tasks_and_config(procedures: Sequence, videos: Sequence[Path], root: Path,
     of every label the models know."""
     for p, video in zip(procedures, videos, strict=True):
         check_constant_rate(video, p.document.source.fps)
-    storage_folders(videos, root)  # a video Label Studio 1.23 cannot serve: refused now
+    if prefix == DEFAULT_URL_PREFIX:  # served by Label Studio: refuse what 1.23 will not
+        storage_folders(videos, root)
     tasks = [task_of(p.document, video_url(v, root=root, prefix=prefix))
              for p, v in zip(procedures, videos, strict=True)]
     labels: list[str] = []
