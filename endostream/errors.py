@@ -28,7 +28,9 @@ EXIT_ARCHIVE_FAILURES = 8
 #: a corrections file is refused (broken schema, sections that overlap or leave gaps,
 #: another video, labels the model does not know); nothing was written
 EXIT_CORRECTIONS = 9
-#: DICOM files were written but the archive (--send) did not store all of them
+#: a server the user named did not do its part: the DICOM archive (--send) did not store
+#: every file, or Label Studio (labelstudio push/pull) could not be reached, refused the
+#: token or has no such project
 EXIT_SEND = 10
 EXIT_INTERRUPTED = 130  #: Ctrl+C / SIGTERM; a partial result was written where possible
 
@@ -89,6 +91,13 @@ class CorrectionsError(EndostreamError):
 class SendError(EndostreamError):
     """The DICOM archive could not be reached, refused the association, or did not store
     every file; the files stay in the output folder."""
+
+    exit_code = EXIT_SEND
+
+
+class LabelStudioError(EndostreamError):
+    """The Label Studio server could not be reached, refused the token, has no such
+    project or refused a request; nothing was written here."""
 
     exit_code = EXIT_SEND
 

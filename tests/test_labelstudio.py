@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +28,8 @@ from endostream.corrections.labelstudio import check_constant_rate
 from endostream.errors import EXIT_CORRECTIONS, EXIT_VIDEO
 from endostream.output.document import read_sections
 from helpers.clips import encode_clip, index_frames
+from helpers.label_studio import PASSWORD, USER, label_studio_executable, running_label_studio
+from helpers.label_studio import http as label_studio_http
 from helpers.review import LAYOUT, make_procedure
 
 
@@ -70,11 +68,32 @@ def test_export_numbers_frames_from_one_inclusive_and_writes_the_config(tmp_path
                r["value"]["timelinelabels"][0]) for r in task["predictions"][0]["result"]]
     assert ranges == [(a + 1, b + 1, label) for label, a, b in LAYOUT]
     assert task["data"]["fps"] == 25.0
-    assert task["data"]["video"] == "/data/local-files/?d=procedure.mp4"
+    assert task["data"]["video"] == "/data/local-files/?d=p/procedure.mp4"  # below the root
     config = (tmp_path / "config.xml").read_text()
     assert 'frameRate="$fps"' in config and '<TimelineLabels name="sections"' in config
     for label in ("ear", "nose", "vocal_folds", "unusable"):
         assert f'<Label value="{label}"' in config
+
+
+def test_export_links_videos_below_the_root_as_label_studio_1_23_serves_them(tmp_path,
+                                                                           capsys):
+    t = make_procedure(tmp_path / "docs" / "p")
+    capsys.readouterr()
+    (task,) = _export(tmp_path, t.sections)  # default --root: the folder above the videos'
+    assert task["data"]["video"] == "/data/local-files/?d=p/procedure.mp4"
+    err = capsys.readouterr().err
+    assert f"add '{tmp_path / 'docs' / 'p'}' as Local Files storage" in err
+    assert f"LOCAL_FILES_DOCUMENT_ROOT={tmp_path / 'docs'}" in err
+    # The root itself is no storage on 1.23: a video right in --root is refused.
+    out = tmp_path / "t.json"
+    assert main(["labelstudio", "export", str(t.sections), "--out", str(out), "--root",
+                 str(tmp_path / "docs" / "p")]) == 2
+    assert "directly in the document root" in capsys.readouterr().err
+    assert not out.exists()
+    # ... unless the videos are served elsewhere (--url-prefix).
+    assert main(["labelstudio", "export", str(t.sections), "--out", str(out), "--root",
+                 str(tmp_path / "docs" / "p"), "--url-prefix", "https://media/"]) == 0
+    assert json.loads(out.read_text())[0]["data"]["video"] == "https://media/procedure.mp4"
 
 
 def test_accepted_predictions_come_back_as_the_same_frames_and_times(tmp_path):
@@ -248,35 +267,8 @@ def test_a_video_label_studio_would_count_differently_is_refused(tmp_path, capsy
 
 # -- a real Label Studio -------------------------------------------------------------------
 
-#: Seconds to wait for Label Studio to answer /health (about 45 s on an idle machine;
-#: database migrations take longer on a loaded one).
-LS_START_S = 600
-USER, PASSWORD, TOKEN = "reviewer@example.com", "endostream-test", "endostream0test0token"
-
-
-def _label_studio() -> str:
-    found = os.environ.get("ENDOSTREAM_LABEL_STUDIO") or shutil.which("label-studio")
-    if not found or not Path(found).is_file():
-        pytest.skip("Label Studio is not installed (see .ci/run: a venv of its own, "
-                    "ENDOSTREAM_LABEL_STUDIO=/path/to/bin/label-studio)")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _http(base: str, method: str, path: str, body=None, *, timeout: float = 60):
-    import urllib.request
-
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method, headers={
-        "Authorization": f"Token {TOKEN}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        text = r.read().decode()
-    return json.loads(text) if text else None
+    return label_studio_http(base, method, path, body, timeout=timeout)
 
 
 @dataclass
@@ -288,50 +280,18 @@ class Server:
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory):
     """A Label Studio server on 127.0.0.1 with a user whose API token is ``TOKEN``,
-    serving local files below ``videos`` as docs/labelstudio.md tells users to start it."""
-    exe = _label_studio()
-    folder = tmp_path_factory.mktemp("label-studio")
-    videos = folder / "videos"
-    videos.mkdir()
-    port = _free_port()
-    env = {**os.environ, "LATEST_VERSION_CHECK": "false",
-           "LABEL_STUDIO_LATEST_VERSION_CHECK": "false", "PYTHONWARNINGS": "ignore",
-           "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
-           "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(videos)}
-    log = open(folder / "server.log", "w")
-    proc = subprocess.Popen(
-        [exe, "start", "--no-browser", "--data-dir", str(folder / "data"),
-         "--internal-host", "127.0.0.1", "--port", str(port), "--username", USER,
-         "--password", PASSWORD, "--user-token", TOKEN, "--enable-legacy-api-token"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-        cwd=folder, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    serving local files below ``videos`` (tests/helpers/label_studio.py)."""
+    exe = label_studio_executable()
+    if exe is None:
+        pytest.skip("Label Studio is not installed (see .ci/run: a venv of its own, "
+                    "ENDOSTREAM_LABEL_STUDIO=/path/to/bin/label-studio)")
     try:
-        deadline = time.monotonic() + LS_START_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"Label Studio exited ({proc.returncode}); see {folder}/server.log")
-            try:
-                if _http(base, "GET", "/health", timeout=5).get("status") == "UP":
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"Label Studio did not answer in {LS_START_S} s; see "
-                            f"{folder}/server.log")
-            time.sleep(2)
-        yield Server(base, videos)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and its workers
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
-        log.close()
+        with running_label_studio(exe, tmp_path_factory.mktemp("label-studio")) as server:
+            yield Server(server.base, server.documents)
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
-@pytest.mark.slow
 def _logged_in(base: str):
     """An opener with a browser's session: Label Studio serves local files to a logged-in
     user, not to an API token."""
@@ -352,6 +312,7 @@ def _logged_in(base: str):
     return opener
 
 
+@pytest.mark.slow
 def test_round_trip_through_a_real_label_studio(tmp_path, label_studio):
     base = label_studio.base
     t = make_procedure(label_studio.videos / "p1")

@@ -1,10 +1,11 @@
 """Security basics, checked on the source itself: nothing listens, nothing runs a shell.
 
 A tool that runs next to a patient and over an archive of recordings must not open a
-network port (the one exception: ``endostream dicom --send``/``--worklist`` talk to the
+network port (the exceptions: ``endostream dicom --send``/``--worklist`` talk to the
 archive the user names, from the modules of ``endostream/dicom/net/``, as a client, and
-listen only with ``--commit-port``, for the archive's commitment report; see
-NETWORK_ALLOWED), must not hand
+listen only with ``--commit-port``, for the archive's commitment report; ``labelstudio
+push`` / ``pull`` talk to the Label Studio the user names, from one module, as a client
+only; see NETWORK_ALLOWED), must not hand
 user paths to a shell, and must not unpickle what a checkpoint file says (the runtime
 test of that is in test_export.py: a pickled payload is refused and never run). These
 tests read every module of the product with :mod:`ast`, so a future change that adds
@@ -32,8 +33,13 @@ NETWORK_MODULES = {"socket", "socketserver", "http", "xmlrpc", "asyncio", "ssl",
 #: given. They act as a client (SCU), except that Storage Commitment (commit.py) listens,
 #: with ``--commit-port`` only and while it waits, for the report the archive sends back.
 #: Any other networking import there still fails.
-NETWORK_ALLOWED = {f"endostream/dicom/net/{name}.py": {"pynetdicom"}
-                   for name in ("association", "store", "commit", "worklist")}
+#: Label Studio is driven through its HTTP API (``labelstudio push`` / ``pull``): one
+#: client module, imported only by those two actions, talks to the --url the user gave
+#: with urllib (no proxy, no redirect to another server, a timeout on every call); it
+#: listens on nothing. socket, http and the rest stay refused there too.
+NETWORK_ALLOWED = {**{f"endostream/dicom/net/{name}.py": {"pynetdicom"}
+                      for name in ("association", "store", "commit", "worklist")},
+                   "endostream/corrections/labelstudio_api.py": {"urllib"}}
 #: Calls that run a command line through a shell.
 SHELL_CALLS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput"),
                ("subprocess", "getstatusoutput")}
@@ -105,6 +111,21 @@ def test_only_the_dicom_sender_imports_pynetdicom(tmp_path):
         bad.write_text(text)
     assert network_imports(tmp_path) == ["endostream/dicom/net/store.py:2 imports socket",
                                          "endostream/dicom/write.py:1 imports pynetdicom"]
+
+
+def test_only_the_label_studio_client_imports_urllib(tmp_path):
+    """That exception is one file and one module wide too."""
+    client = ROOT / "endostream" / "corrections" / "labelstudio_api.py"
+    assert "import urllib.request" in client.read_text(encoding="utf-8")
+    for rel, text in (("endostream/corrections/labelstudio_api.py",
+                       "import urllib.request\nfrom http import client\n"),
+                      ("endostream/corrections/labelstudio.py", "import urllib.request\n")):
+        bad = tmp_path / rel
+        bad.parent.mkdir(parents=True, exist_ok=True)
+        bad.write_text(text)
+    assert network_imports(tmp_path) == [
+        "endostream/corrections/labelstudio.py:1 imports urllib",
+        "endostream/corrections/labelstudio_api.py:2 imports http"]
 
 
 def test_no_shell_is_ever_started():

@@ -9,25 +9,32 @@ does not start at 0 is refused with the ffmpeg command for a constant-rate copy.
 one corrected sections.json per annotated task (VIDEO-stem.corrected.sections.json); a
 task whose regions overlap, leave frames unlabelled or use a label the model does not know
 is refused and nothing is written.
+'labelstudio push SECTIONS... --url URL --token TOKEN' does the export's work on a running
+Label Studio: the project (made, or found by title), its local-files storages, the tasks
+(a task of a video already in the project is not pushed again); 'labelstudio pull --url
+URL --token TOKEN --project ID --out-dir DIR' exports the project and imports it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from endostream.corrections.labelstudio import (
     check_constant_rate,
     corrected_documents,
+    default_root,
     labelling_config,
+    storage_folders,
     task_of,
     video_url,
 )
 from endostream.corrections.rules import allowed_labels
-from endostream.errors import CorrectionsError, UsageError
+from endostream.errors import CorrectionsError, UsageError, VideoError
 from endostream.output.atomic import write_text_atomic
 from endostream.output.guard import add_overwrite_option, check_outputs
 from endostream.output.table import count
@@ -41,10 +48,13 @@ EXAMPLES = """\
 examples:
   endostream labelstudio export results/*.sections.json --out tasks.json --config config.xml
   endostream labelstudio import project-1-export.json --out-dir corrected/
+  endostream labelstudio push results/*.sections.json --url http://localhost:8080 --token T
+  endostream labelstudio pull --url http://localhost:8080 --token T --project 1 --out-dir corrected/
 
 exit codes: 0 done, 2 bad arguments or sections file, 3 video missing, unreadable, of a
 variable frame rate or not starting at 0, 5 output not writable, 9 an annotation that
-cannot be a correction (nothing written)
+cannot be a correction (nothing written), 10 Label Studio could not be reached, refused the
+token or has no such project (push, pull)
 """
 
 
@@ -61,8 +71,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                     help="write the labelling config here (default: print it on stdout)")
     ex.add_argument("--root", type=Path, metavar="DIR",
                     help="the folder Label Studio serves the videos from (its "
-                         "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT; default: the videos' "
-                         "common folder)")
+                         "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT; default: the folder "
+                         "above the videos' common folder)")
     ex.add_argument("--url-prefix", default=DEFAULT_URL_PREFIX, metavar="URL",
                     help="what goes before each video's path below --root in its URL "
                          "(default: %(default)s, Label Studio's local storage)")
@@ -77,10 +87,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                     help="where the corrected files go (an existing file is replaced only "
                          "with --overwrite)")
     add_overwrite_option(im)
+    _add_server_actions(sub)
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_export(args) if args.action == "export" else run_import(args)
+    return {"export": run_export, "import": run_import, "push": run_push,
+            "pull": run_pull}[args.action](args)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -89,10 +101,34 @@ def run_export(args: argparse.Namespace) -> int:
     check_outputs({"--out": args.out, "--config": args.config},
                   {"SECTIONS": list(args.sections), "a video": videos},
                   overwrite=args.overwrite)
+    root = args.root or default_root(videos)
+    tasks, config = _tasks_and_config(procedures, videos, root, args.url_prefix)
+    write_text_atomic(args.out, json.dumps(tasks, indent=1, ensure_ascii=False) + "\n",
+                      hint="choose another --out")
+    if args.config is not None:
+        write_text_atomic(args.config, config + "\n", hint="choose another --config")
+    else:
+        print(config)
+    storages = ""
+    if args.url_prefix == DEFAULT_URL_PREFIX:
+        folders = " and ".join(f"'{f}'" for f in storage_folders(videos, root))
+        storages = (f", and add {folders} as Local Files storage (Label Studio started "
+                    f"with LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root.resolve()})")
+    print(f"wrote {len(tasks)} task{'s' if len(tasks) != 1 else ''} to {args.out}; paste "
+          f"the labelling config into the project's Labeling Interface{storages}",
+          file=sys.stderr)
+    return 0
+
+
+def _tasks_and_config(procedures: Sequence, videos: Sequence[Path], root: Path,
+                      prefix: str) -> tuple[list[dict], str]:
+    """One task per procedure (its video's URL below ``root``) and the labelling config
+    of every label the models know."""
     for p, video in zip(procedures, videos, strict=True):
         check_constant_rate(video, p.document.source.fps)
-    root = args.root or Path(_common_folder(videos))
-    tasks = [task_of(p.document, video_url(v, root=root, prefix=args.url_prefix),
+    if prefix == DEFAULT_URL_PREFIX:  # served by Label Studio: refuse what 1.23 will not
+        storage_folders(videos, root)
+    tasks = [task_of(p.document, video_url(v, root=root, prefix=prefix),
                      p.sections_path.name)
              for p, v in zip(procedures, videos, strict=True)]
     labels: list[str] = []
@@ -100,20 +136,7 @@ def run_export(args: argparse.Namespace) -> int:
     for p in procedures:
         labels += [lab for lab in allowed_labels(p.document.models) if lab not in labels]
         organ += [lab for lab in p.document.organ_labels if lab not in organ]
-    config = labelling_config(labels, organ)
-    write_text_atomic(args.out, json.dumps(tasks, indent=1, ensure_ascii=False) + "\n",
-                      hint="choose another --out")
-    if args.config is not None:
-        write_text_atomic(args.config, config + "\n", hint="choose another --config")
-    else:
-        print(config)
-    print(f"wrote {len(tasks)} task{'s' if len(tasks) != 1 else ''} to {args.out}; paste "
-          f"the labelling config into the project's Labeling Interface", file=sys.stderr)
-    return 0
-
-
-def _common_folder(paths: list[Path]) -> str:
-    return os.path.commonpath([str(p.resolve().parent) for p in paths])
+    return tasks, labelling_config(labels, organ)
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -157,3 +180,117 @@ def run_import(args: argparse.Namespace) -> int:
           "annotation left out",
           file=sys.stderr)
     return 0
+
+
+# -- push and pull: the same through Label Studio's HTTP API -------------------------------
+
+#: The project push makes (or finds by this title) when --project is not given.
+DEFAULT_PROJECT = "endostream sections"
+
+
+#: Seconds one call to Label Studio may take before it counts as no answer (an export of
+#: a large project is the slowest call).
+DEFAULT_TIMEOUT_S = 60.0
+
+
+def _add_server_actions(sub: argparse._SubParsersAction) -> None:
+    # The client (and urllib) is imported by push and pull only, never at start-up.
+    def server(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--url", required=True, metavar="URL",
+                       help="Label Studio's address, e.g. http://localhost:8080 (only this "
+                            "server is contacted)")
+        p.add_argument("--token", required=True, metavar="TOKEN",
+                       help="your access token (Label Studio: Account & Settings)")
+        p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                       help="seconds each call to the server may take (default: "
+                            "%(default)g)")
+
+    push = sub.add_parser("push", help="sections files -> tasks in a Label Studio project",
+                          description="Create (or find by title) a Label Studio project "
+                                      "with the labelling config, add the videos' folders as "
+                                      "Local Files storages, import one task per sections "
+                                      "file with the sections as predictions, and print "
+                                      "the project's address. A video already in the "
+                                      "project is not pushed again.")
+    push.add_argument("sections", type=Path, nargs="+", metavar="SECTIONS",
+                      help="sections.json files written by 'endostream segment'")
+    server(push)
+    push.add_argument("--project", metavar="NAME|ID", default=DEFAULT_PROJECT,
+                      help="the project: its id, or a title (made if no project has it; "
+                           "default: '%(default)s')")
+    push.add_argument("--root", type=Path, metavar="DIR",
+                      help="the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, as a path "
+                           "on this machine (default: the folder above the videos' common "
+                           "folder); the videos must lie in subfolders of it")
+    pull = sub.add_parser("pull", help="a Label Studio project -> corrected sections files",
+                          description="Export a Label Studio project as JSON and import it: "
+                                      "the same checks and files as 'labelstudio import'.")
+    server(pull)
+    pull.add_argument("--project", required=True, type=int, metavar="ID",
+                      help="the project's id (its address ends in /projects/ID)")
+    pull.add_argument("--out-dir", type=Path, required=True, metavar="DIR",
+                      help="where the corrected files go (an existing file is replaced only "
+                           "with --overwrite)")
+    add_overwrite_option(pull)
+
+
+def _client(args: argparse.Namespace):
+    from endostream.corrections.labelstudio_api import LabelStudio
+
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout:g} must be more than 0 seconds")
+    return LabelStudio(args.url, args.token, timeout_s=args.timeout)
+
+
+def run_push(args: argparse.Namespace) -> int:
+    procedures = [load_procedure(path) for path in args.sections]
+    videos = [p.require_video() for p in procedures]
+    root = args.root or default_root(videos)
+    if not root.is_dir():
+        raise VideoError(f"--root '{root}' is not a folder; give the folder Label Studio "
+                         "serves local files from")
+    tasks, config = _tasks_and_config(procedures, videos, root, DEFAULT_URL_PREFIX)
+    names = [Path(v).name for v in videos]
+    if len(set(names)) != len(names):
+        raise UsageError("two sections files are of videos with the same file name; their "
+                         "corrected files would collide on pull: push them to separate "
+                         "projects (--project)")
+    ls = _client(args)
+    if args.project.isdigit():
+        project = ls.project(int(args.project))
+    else:
+        project = ls.find_project(args.project) or ls.create_project(args.project, config)
+    if project.label_config.strip() != config.strip():
+        ls.set_label_config(project.id, config)
+    have = set(ls.local_storage_paths(project.id))
+    added = [f for f in storage_folders(videos, root) if str(f) not in have]
+    for folder in added:
+        ls.add_local_storage(project.id, str(folder), f"endostream videos: {folder.name}")
+    existing = {t.get("data", {}).get("video"): t for t in ls.export(project.id)
+                if isinstance(t, dict) and isinstance(t.get("data"), dict)}
+    new = [t for t in tasks if t["data"]["video"] not in existing]
+    stale = sum(1 for t in tasks if t["data"]["video"] in existing
+                and existing[t["data"]["video"]]["data"].get("endostream")
+                != t["data"]["endostream"])
+    made = ls.import_tasks(project.id, new) if new else 0
+    print(ls.project_address(project.id))
+    note = (f"; {count(stale, 'video')} already there with other sections kept as they "
+            "were (delete those tasks in Label Studio to push the new sections)"
+            if stale else "")
+    print(f"project '{project.title}' ({project.id}): {count(made, 'task')} imported, "
+          f"{count(len(tasks) - len(new), 'task')} already there{note}; videos served "
+          f"from {count(len(added), 'new Local Files storage')} below {root.resolve()}",
+          file=sys.stderr)
+    return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    ls = _client(args)
+    project = ls.project(args.project)
+    tasks = ls.export(project.id)
+    # The export goes through 'labelstudio import' unchanged: one set of checks and files.
+    with tempfile.TemporaryDirectory(prefix="endostream-pull-") as tmp:
+        export = Path(tmp) / f"project-{project.id}-export.json"
+        export.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+        return run_import(argparse.Namespace(export=export, out_dir=args.out_dir,
+                                             overwrite=args.overwrite))

@@ -28,6 +28,7 @@ such a copy (segment the copy, then export it), never shifting frames silently.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -170,6 +171,47 @@ def video_url(video: Path, *, root: Path, prefix: str) -> str:
         raise VideoError(f"'{video}' is not below --root '{root}'; give a --root that "
                          "holds every video") from None
     return prefix + percent_encode(rel.as_posix())
+
+
+def default_root(videos: Sequence[Path]) -> Path:
+    """Label Studio's document root by default: the folder above the videos' common
+    folder, so that the common folder is a subfolder of the root (1.23 refuses the root
+    itself as a local-files storage).
+
+    >>> default_root([Path("/data/p1/a.mp4"), Path("/data/p2/b.mp4")]).as_posix()
+    '/'
+    """
+    common = Path(os.path.commonpath([str(v.resolve().parent) for v in videos]))
+    return common.parent
+
+
+def storage_folders(videos: Sequence[Path], root: Path) -> list[Path]:
+    """The local-files storages that let Label Studio serve ``videos`` from document root
+    ``root``: the folders right below ``root`` that hold them. A video directly in
+    ``root`` is refused (:class:`UsageError`): Label Studio 1.23 will not add the root
+    itself as a storage ("cannot be the same as LOCAL_FILES_DOCUMENT_ROOT").
+
+    >>> [p.as_posix() for p in storage_folders([Path("/r/a/x.mp4"), Path("/r/a/b/y.mp4"),
+    ...                                         Path("/r/c/z.mp4")], Path("/r"))]
+    ['/r/a', '/r/c']
+    """
+    root = root.resolve()
+    folders: list[Path] = []
+    for video in videos:
+        try:
+            rel = video.resolve().relative_to(root)
+        except ValueError:
+            raise VideoError(f"'{video}' is not below --root '{root}'; give a --root that "
+                             "holds every video") from None
+        if len(rel.parts) < 2:
+            raise UsageError(f"'{video}' lies directly in the document root '{root}'; Label "
+                             "Studio serves local files only from a subfolder of "
+                             "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT: move the videos into "
+                             "a subfolder, or give the folder above theirs as --root")
+        folder = root / rel.parts[0]
+        if folder not in folders:
+            folders.append(folder)
+    return folders
 
 
 # -- the way back ------------------------------------------------------------------------
