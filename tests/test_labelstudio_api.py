@@ -213,7 +213,7 @@ def test_push_annotate_pull_and_push_again(tmp_path, capsys, label_studio):
                  str(project), "--out-dir", str(corrected)]) == 0
     assert "1 task without an annotation left out" in capsys.readouterr().err
     (path,) = corrected.iterdir()
-    assert path.name == "procedure.corrected.sections.json"
+    assert path.name == "sections.corrected.sections.json"  # named after its sections file
     doc = read_sections(path)
     assert [(s.label, s.start_frame, s.end_frame) for s in doc.sections] == [
         ("ear", 0, 39), ("unusable", 40, 59), ("ear", 60, 89), ("vocal_folds", 90, 129)]
