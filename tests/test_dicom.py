@@ -332,7 +332,7 @@ def test_bad_requests_get_one_line_and_their_exit_code(procedure, tmp_path, caps
     assert main(["dicom", str(procedure.sections), "--out-dir", str(out),
                  "--video", str(tmp_path / "moved.mp4")]) == 0
     assert main(["dicom", str(procedure.sections), "--out-dir", str(out),
-                 "--video", str(tmp_path / "moved.mp4")]) == 5  # exists: --overwrite
+                 "--video", str(tmp_path / "moved.mp4")]) == 2  # exists: --overwrite
     assert main(["dicom", str(procedure.sections), "--out-dir", str(out), "--overwrite",
                  "--video", str(tmp_path / "moved.mp4")]) == 0
     err = capsys.readouterr().err

@@ -27,7 +27,7 @@ from endostream.commands.dicom_options import (
     require_dicom_extra,
     say_written,
 )
-from endostream.errors import OutputError, SendError, UsageError
+from endostream.errors import SendError, UsageError
 from endostream.output.guard import add_overwrite_option, check_outputs
 from endostream.output.table import count
 from endostream.procedure import load_procedure, read_frames_csv
@@ -41,8 +41,8 @@ examples:
       --send pacs.hospital.org:104 --aet ENDOSTREAM --called-aet PACS
   endostream dicom sections.json --out-dir anonymous/          # marked anonymous
 
-exit codes: 0 done, 2 bad arguments (or --send without an identity), 3 the recording is
-missing or unreadable, 5 output not writable (or files exist without --overwrite),
+exit codes: 0 done, 2 bad arguments (or --send without an identity, or files that exist
+without --overwrite), 3 the recording is missing or unreadable, 5 output not writable,
 10 the archive could not be reached, refused the association, or did not store every file
 (the files stay in --out-dir)
 """
@@ -58,7 +58,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--with-video", action="store_true",
                    help="also the whole recording as a Video Endoscopic Image (H.264 copied "
                         "as it is where it qualifies, else re-encoded once; default: no)")
-    add_overwrite_option(p, also="the files of an earlier export in --out-dir, and ")
+    add_overwrite_option(p, also=" (an earlier export's files in --out-dir)")
     add_identity_arguments(p)
     net = p.add_argument_group("sending (the only time endostream opens a connection)")
     net.add_argument("--send", metavar="HOST:PORT",
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                   overwrite=args.overwrite)
     existing = [p.name for p in paths if p.exists()]
     if existing and not args.overwrite:
-        raise OutputError(f"{len(existing)} file(s) exist already in '{out_dir}' (e.g. "
+        raise UsageError(f"{len(existing)} file(s) exist already in '{out_dir}' (e.g. "
                           f"'{existing[0]}'); pass --overwrite to replace them or choose "
                           "another --out-dir")
     frames = read_frames_csv(args.csv) if args.csv else None

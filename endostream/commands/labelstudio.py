@@ -30,7 +30,7 @@ from endostream.corrections.labelstudio import (
 from endostream.corrections.rules import allowed_labels
 from endostream.errors import CorrectionsError, UsageError
 from endostream.output.atomic import write_text_atomic
-from endostream.output.guard import add_overwrite_option, check_outputs
+from endostream.output.guard import add_overwrite_option, check_outputs, say_wrote
 from endostream.output.table import count
 from endostream.procedure import load_procedure
 from endostream.review.outputs import check_output, check_output_dir
@@ -107,8 +107,10 @@ def run_export(args: argparse.Namespace) -> int:
         write_text_atomic(args.config, config + "\n", hint="choose another --config")
     else:
         print(config)
-    print(f"wrote {len(tasks)} task{'s' if len(tasks) != 1 else ''} to {args.out}; paste "
-          f"the labelling config into the project's Labeling Interface", file=sys.stderr)
+    say_wrote(args.out, f"{count(len(tasks), 'task')}; paste the labelling config into the "
+                        "project's Labeling Interface")
+    if args.config is not None:
+        say_wrote(args.config)
     return 0
 
 
@@ -144,9 +146,10 @@ def run_import(args: argparse.Namespace) -> int:
         check_output(path, inputs=[args.export], option="--out-dir")
     for doc, path in zip(docs, outputs.values(), strict=True):
         write_text_atomic(path, doc.dumps(), hint="choose another --out-dir")
-    changed = sum(len(d.review.changed) for d in docs if d.review)
-    print(f"wrote {count(len(docs), 'corrected sections file')} to {out_dir} "
-          f"({count(changed, 'section')} changed); {count(unannotated, 'task')} without an "
-          "annotation left out",
-          file=sys.stderr)
+    for doc, path in zip(docs, outputs.values(), strict=True):
+        say_wrote(path, f"{count(len(doc.review.changed) if doc.review else 0, 'section')} "
+                        "changed")
+    if unannotated:
+        print(f"endostream: {count(unannotated, 'task')} without an annotation left out",
+              file=sys.stderr)
     return 0
