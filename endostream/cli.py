@@ -60,6 +60,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "turn PyTorch EfficientNetB0 checkpoints into one contract-conforming ONNX file"),
     "doctor": ("endostream.commands.doctor",
                "print library versions, FFmpeg, onnxruntime providers and GPU (for bug reports)"),
+    "help": ("endostream.commands.help",
+             "a command's help with every option, or the CLI reference (docs/cli.md)"),
 }
 
 
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         arrange(p, getattr(module, "HELP_GROUPS", {}), getattr(module, "RARE_OPTIONS", ()))
         p.set_defaults(_run=module.run)
     finish(parser)
+    sub.choices["help"].set_defaults(root_parser=parser)  # help reads the whole line
     return parser
 
 

@@ -94,7 +94,7 @@ def video_argument(text: str, command: str = "segment") -> Path:
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """``--models``, ``--device`` and ``--threads``, shared by every command that runs the
     classifiers (read back with :meth:`ModelChoice.from_args`)."""
-    p.add_argument("--models", nargs="+", metavar="PATH", type=Path,
+    p.add_argument("--models", action="extend", nargs="+", metavar="PATH", type=Path,
                    help="one combined ONNX file, or two single-head files (quality, organ); "
                         "default: the bundled demo model")
     p.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE, metavar="DEVICE",

@@ -48,6 +48,10 @@ without --overwrite), 3 the recording is missing or unreadable, 5 output not wri
 """
 
 
+#: Left out of ``--help``, shown by ``--help-all`` and in docs/cli.md (endostream.cli).
+RARE_OPTIONS = ["--aet", "--retries"]
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
     p.add_argument("--out-dir", type=Path, required=True, metavar="DIR",

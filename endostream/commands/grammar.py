@@ -44,9 +44,15 @@ _QUIET = "_quiet_"
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str | None:
-    """The candidate closest to ``word``, if one is close enough to be a typo."""
-    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    """The candidate closest to ``word``, if one is close enough to be a typo (options are
+    compared without their dashes, which every one of them shares).
+
+    >>> suggest("--bogus", ["--out", "--overwrite"]) is None
+    True
+    """
+    by_name = {c.lstrip("-"): c for c in candidates}
+    matches = difflib.get_close_matches(word.lstrip("-"), list(by_name), n=1, cutoff=0.6)
+    return by_name[matches[0]] if matches else None
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -61,6 +67,9 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
         kwargs.setdefault("add_help", False)
+        # Options are spelled in full: an abbreviation that works today would break the
+        # day an option sharing its start is added, and a typo gets a suggestion instead.
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self.add_argument("-h", "--help", action="help", help="show this help and exit")
         #: True while ``--help-all`` or the reference formats this parser's help.
@@ -69,10 +78,21 @@ class Parser(argparse.ArgumentParser):
     # --- errors ------------------------------------------------------------------------
 
     def parse_known_args(self, args=None, namespace=None):
+        if args is not None and not subparsers(self):
+            self._refuse_unknown_options(args)
         namespace, extras = super().parse_known_args(args, namespace)
         if extras:
             self.error(self._unrecognized(extras))
         return namespace, extras
+
+    def _refuse_unknown_options(self, args: Sequence[str]) -> None:
+        """A mistyped long option first: argparse would otherwise report the required
+        arguments it then misses, and never the typo."""
+        for arg in args:
+            if arg == "--":
+                return
+            if arg.startswith("--") and arg.split("=", 1)[0] not in self._option_string_actions:
+                self.error(self._unrecognized([arg]))
 
     def _unrecognized(self, extras: Sequence[str]) -> str:
         first = extras[0]

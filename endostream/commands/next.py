@@ -17,12 +17,13 @@ unreadable (for thumbnails; --no-thumbnails skips them), 5 output not writable
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from endostream.corrections.picks import (
     CSV_NAME,
     JSON_NAME,
     THUMBS_DIR,
+    AnalysedVideo,
     frames_csv_beside,
     gather,
     write_picks,
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("nothing to label first: the model was sure everywhere")
     for r, p in enumerate(picks[:SHOWN], 1):
-        print(f"{r:2d}. {recording_name(args.sections[p.video])} "
+        print(f"{r:2d}. {recording_name(videos[p.video])} "
               f"{format_clock(p.start_s)}-{format_clock(p.end_s)} "
               f"score {p.score:.2f}: section {p.section}, model says {p.model_says}"
               + (f" ({p.top_organs})" if p.top_organs else ""))
@@ -154,12 +155,6 @@ def run(args: argparse.Namespace) -> int:
 SHOWN = 10
 
 
-def recording_name(sections: Path) -> str:
-    """The recording a sections file is of, as the user knows it: its name without
-    ``.sections.json``.
-
-    >>> recording_name(Path("archive/p12.mp4.sections.json"))
-    'p12.mp4'
-    """
-    name = sections.name
-    return name[:-len(".sections.json")] if name.endswith(".sections.json") else name
+def recording_name(video: AnalysedVideo) -> str:
+    """The recording a stretch is of, by the file name its sections file records."""
+    return PurePath(video.procedure.document.source.path).name or video.sections.name
