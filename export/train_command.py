@@ -209,6 +209,10 @@ def run(args: argparse.Namespace) -> int:
           f"labels {labels}, {result.images_per_s:.1f} training images/s"
           + (f", kept epoch {result.best_epoch}" if result.best_epoch else "")
           + _temperature_text(result.calibration) + ")", file=sys.stderr)
+    from endostream.export.train_config import sidecar_paths
+    for sidecar in sidecar_paths(result.checkpoint):
+        if sidecar.is_file():
+            print(f"wrote {sidecar}", file=sys.stderr)
     return 0
 
 

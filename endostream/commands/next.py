@@ -51,9 +51,9 @@ examples:
   endostream segment archive/ --out-dir analysed/ --csv
   endostream next analysed/*.sections.json --out-dir review/ --count 30 --spacing 20
 
-The list on stdout (the best ten) and next.csv name each stretch's recording by its
-sections file; score is the stretch's mean doubt on good frames plus its share of frames
-that disagree with their section: 0 (sure) to 2, highest first.
+The best ten are listed on stdout by recording (its file name), clock time and score:
+the stretch's mean doubt on good frames plus its share of frames that disagree with
+their section, from 0 (the model is sure) to 2; highest first. next.csv holds them all.
 
 exit codes: 0 done, 2 bad arguments or input file, 3 video unreadable, 5 output not writable
 """

@@ -233,8 +233,8 @@ def say_wrote(path: PathLike, detail: str = "") -> None:
     >>> err = io.StringIO()
     >>> with contextlib.redirect_stderr(err):
     ...     say_wrote("out/sections.json", "complete: false")
-    >>> err.getvalue()
-    'wrote out/sections.json (complete: false)\n'
+    >>> err.getvalue().splitlines()
+    ['wrote out/sections.json (complete: false)']
     """
     print(f"wrote {os.fspath(path)}" + (f" ({detail})" if detail else ""), file=sys.stderr)
 
