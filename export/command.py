@@ -57,6 +57,14 @@ DEFAULT_LABELS = {"quality": "bad,good", "organ": "ear,nose,vocal_folds"}
 DEFAULT_OPSET = 17
 
 
+#: ``--help`` groups and the options it leaves to ``--help-all`` (endostream.cli).
+HELP_GROUPS = {
+    "checkpoints": ["--quality", "--organ", "--shared", "--quality-labels", "--organ-labels"],
+    "output": ["--out", "--overwrite", "--fp16", "--int8", "--from-onnx", "--heldout"],
+}
+RARE_OPTIONS = ["--opset", "--exporter", "--parity-frames"]
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     """Add the ``export`` options to ``p``."""
     p.add_argument("--quality", metavar="PTH",

@@ -287,6 +287,8 @@ def test_list_options_take_several_values_the_same_way(path):
         assert type(action) is not argparse._AppendAction, (path, action.option_strings)
         if action.nargs in ("+", "*"):
             assert isinstance(action, argparse._ExtendAction), (path, action.option_strings)
+            # The help says how to give several (--models: "one ... or two files").
+            assert "several" in action.help or " two " in action.help, action.option_strings
 
 
 def test_next_csv_takes_a_b_or_repeats(procedure, tmp_path, capsys):

@@ -57,6 +57,14 @@ def _scopes(text: str) -> dict[str, tuple[str, str]]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+#: ``--help`` groups and the options it leaves to ``--help-all`` (endostream.cli).
+HELP_GROUPS = {
+    "video": ["--procedure", "--scale", "--fps", "--fov", "--truth"],
+    "training dataset": ["--dataset", "--per-class", "--recordings", "--scopes"],
+}
+RARE_OPTIONS = ["--scale", "--scopes"]
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", type=Path, nargs="?", metavar="VIDEO",
                    help="the video to write (mp4; default: none, give VIDEO or --dataset)")
