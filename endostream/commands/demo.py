@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     truth = render_procedure(video, default_spec(), width=DEMO_SIZE[0], height=DEMO_SIZE[1],
                              fps=25.0, seed=args.seed)
     truth.write(out / "procedure.truth.json")
-    with model.load(quiet=args.quiet) as classifier:  # closed however the run ends
+    with model.load() as classifier:  # closed however the run ends
         print(f"2/2 segmenting with {', '.join(p.name for p in classifier.paths)} on "
               f"{classifier.provider} ...", file=sys.stderr)
         progress = Progress(None, enabled=not args.quiet)

@@ -158,7 +158,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
     from endostream.evaluation.datasets import read_dataset
 
     ds = read_dataset(args.dataset, args.task, video_fps=args.video_fps)
-    with ModelChoice.from_args(args).load(quiet=args.quiet) as classifier:
+    with ModelChoice.from_args(args).load() as classifier:
         if args.task not in classifier.heads:
             raise UsageError(f"the model has no {args.task} head (it has: "
                              f"{', '.join(classifier.heads)}); pass a model with one")
@@ -326,7 +326,7 @@ def _segment(args: argparse.Namespace) -> list[Section]:
     if not args.video.exists():
         raise VideoError(f"video not found: '{args.video}'; check the path")
     options = SegmentOptions(sample_fps=args.sample_fps, batch_size=args.batch)
-    with ModelChoice.from_args(args).load(quiet=args.quiet) as classifier:
+    with ModelChoice.from_args(args).load() as classifier:
         result = segment_video(args.video, classifier, options)
     if args.out_dir is not None:
         write_document(args.out_dir / "sections.json", result.document)

@@ -223,7 +223,7 @@ def finish(parser: argparse.ArgumentParser, *, depth: int = 0) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0, dest=f"{_VERBOSE}{depth}",
                         help="more log output (-vv: debug, with tracebacks)")
     parser.add_argument("-q", "--quiet", action="count", default=0, dest=f"{_QUIET}{depth}",
-                        help="less output: no progress, summary or notices")
+                        help="less output: no progress line or summary")
     if depth > 0:
         parser.usage = _usage(parser)
     for sub in subparsers(parser).values():

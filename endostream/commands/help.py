@@ -65,8 +65,8 @@ GRAMMAR = """\
   `--dicom-out`) create theirs.
 - **`-v`/`-vv`/`-q`** are accepted anywhere: before the command, after it, after a
   sub-action (`endostream labelstudio export ... -v`). `-v` logs more, `-vv` adds debug
-  lines, FFmpeg's log and tracebacks for bugs; `-q` leaves out progress lines, summaries
-  and notices (errors, warnings and the files written still show).
+  lines, FFmpeg's log and tracebacks for bugs; `-q` leaves out progress lines and
+  summaries (errors, warnings, the demo model's notice and the files written still show).
 - **List options** take several values either way: `--csv a.csv b.csv` or
   `--csv a.csv --csv b.csv` (and, where a value used to be a comma list, `A,B` still
   works). A list option takes every value up to the next option, so give positional

@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     job = OneVideo.from_args(args)
     job.check_outputs()
     warn_sparse_sampling(job.options.sample_fps, job.options.segmenter.min_section_s)
-    with job.model.load(quiet=job.quiet) as classifier:
+    with job.model.load() as classifier:
         log.info("models: %s on %s", ", ".join(map(str, classifier.paths)), classifier.provider)
         return _segment_one(job, classifier)
 
