@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from endostream.commands.grammar import Parser, arrange, finish, settle
 from endostream.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EndostreamError
 
 log = logging.getLogger("endostream")
@@ -59,6 +60,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "turn PyTorch EfficientNetB0 checkpoints into one contract-conforming ONNX file"),
     "doctor": ("endostream.commands.doctor",
                "print library versions, FFmpeg, onnxruntime providers and GPU (for bug reports)"),
+    "help": ("endostream.commands.help",
+             "a command's help with every option, or the CLI reference (docs/cli.md)"),
 }
 
 
@@ -79,27 +82,27 @@ class _VersionAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The whole command line, with the one grammar of :mod:`endostream.commands.grammar`
+    applied to every command and sub-action. A command module may name its help groups
+    (``HELP_GROUPS``: title → options) and its rarely used options (``RARE_OPTIONS``,
+    left out of ``--help``, shown by ``--help-all``)."""
+    parser = Parser(
         prog="endostream",
         description="Organ and image-quality sections for ENT endoscope video. "
                     "Run 'endostream COMMAND --help' for the options of a command.",
     )
     parser.add_argument("--version", action=_VersionAction)
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-vv for debug, with tracebacks)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
         description = (module.__doc__ or help_text).split("\n\n")[0]
         p = sub.add_parser(name, help=help_text, description=description,
-                           epilog=getattr(module, "EXAMPLES", None),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+                           epilog=getattr(module, "EXAMPLES", None))
         module.configure_parser(p)
-        # Accepted after the command too ('endostream segment v.mp4 -vv'); added to the
-        # count given before it.
-        p.add_argument("-v", "--verbose", action="count", default=0, dest="verbose_after",
-                       help="more log output (-vv for debug, with tracebacks)")
+        arrange(p, getattr(module, "HELP_GROUPS", {}), getattr(module, "RARE_OPTIONS", ()))
         p.set_defaults(_run=module.run)
+    finish(parser)
+    sub.choices["help"].set_defaults(root_parser=parser)  # help reads the whole line
     return parser
 
 
@@ -133,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or argparse's own usage error (2)
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
-    verbose = min(args.verbose + getattr(args, "verbose_after", 0), 2)
+    verbose = settle(args).verbose
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=level, format="endostream: %(levelname)s: %(message)s")
     _ffmpeg_logging(verbose)

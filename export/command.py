@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 import tempfile
 from pathlib import Path
 
@@ -56,6 +57,14 @@ DEFAULT_LABELS = {"quality": "bad,good", "organ": "ear,nose,vocal_folds"}
 DEFAULT_OPSET = 17
 
 
+#: ``--help`` groups and the options it leaves to ``--help-all`` (endostream.cli).
+HELP_GROUPS = {
+    "checkpoints": ["--quality", "--organ", "--shared", "--quality-labels", "--organ-labels"],
+    "output": ["--out", "--overwrite", "--fp16", "--int8", "--from-onnx", "--heldout"],
+}
+RARE_OPTIONS = ["--opset", "--exporter", "--parity-frames"]
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     """Add the ``export`` options to ``p``."""
     p.add_argument("--quality", metavar="PTH",
@@ -69,14 +78,15 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="ONNX", required=True,
                    help="ONNX file to write (atomically, only after the parity check passed)")
     p.add_argument(
-        "--quality-labels", metavar="A,B",
-        help="quality classes in training order; must include 'good' (default: the "
-        f"checkpoint's .labels.json from endostream train, else {DEFAULT_LABELS['quality']})",
+        "--quality-labels", metavar="LABEL", action="extend", nargs="+",
+        help="quality classes in training order; must include 'good' (several: A B, A,B or "
+        "repeated; default: the checkpoint's .labels.json from endostream train, else "
+        f"{DEFAULT_LABELS['quality']})",
     )
     p.add_argument(
-        "--organ-labels", metavar="A,B,C",
-        help="organ classes in training order (default: the checkpoint's .labels.json "
-        f"from endostream train, else {DEFAULT_LABELS['organ']})",
+        "--organ-labels", metavar="LABEL", action="extend", nargs="+",
+        help="organ classes in training order (several: A B, A,B or repeated; default: the "
+        f"checkpoint's .labels.json from endostream train, else {DEFAULT_LABELS['organ']})",
     )
     p.add_argument(
         "--fp16", action="store_true",
@@ -170,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                   "the softmax")
     print(
         f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {result.precision}, "
-        f"heads {heads_text}) in {result.export_s:.1f} s"
+        f"heads {heads_text}, in {result.export_s:.1f} s)", file=sys.stderr,
     )
     return 0
 
@@ -185,14 +195,16 @@ def _run_int8(fp32: Path, args: argparse.Namespace) -> int:
     result = quantize_model(fp32, args.out, heldout=args.heldout, overwrite=args.overwrite)
     print(result.summary())
     print(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, int8, from "
-          f"{result.source_size_bytes / 1e6:.1f} MB fp32) in {result.quantize_s:.1f} s")
+          f"{result.source_size_bytes / 1e6:.1f} MB fp32, in {result.quantize_s:.1f} s)",
+          file=sys.stderr)
     return 0
 
 
-def _head_labels(given: str | None, head: str, checkpoint: str) -> list[str]:
-    """Labels from the option, else the checkpoint's training sidecar, else the default."""
+def _head_labels(given: list[str] | None, head: str, checkpoint: str) -> list[str]:
+    """Labels from the option (its values joined: ``a b`` as ``a,b``), else the
+    checkpoint's training sidecar, else the default."""
     if given is not None:
-        return _labels(given, head)
+        return _labels(",".join(given), head)
     from endostream.export.train import read_labels_sidecar  # imports torch: only when exporting
 
     side = read_labels_sidecar(Path(checkpoint))

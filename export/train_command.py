@@ -80,19 +80,31 @@ def _parts(text: str) -> tuple[str, ...]:
     return parts
 
 
+def _flat(groups: list[tuple[str, ...]] | None) -> tuple[str, ...]:
+    """``--val-recordings a,b --val-recordings c`` → ``('a', 'b', 'c')``."""
+    return tuple(name for group in groups or () for name in group)
+
+
+#: Left out of ``--help``, shown by ``--help-all`` and in docs/cli.md (endostream.cli).
+RARE_OPTIONS = ["--backbone-lr", "--lr-schedule", "--organ-share", "--max-steps", "--seed",
+                "--synth-bad", "--no-augment", "--patience", "--keep", "--no-calibrate",
+                "--val-recordings", "--val-split", "--group-by", "--video-fps", "--threads",
+                "--workers"]
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     d = HELP_DEFAULTS
     p.add_argument("dataset", type=Path, metavar="DATASET",
                    help="class-folder root, labels CSV, or a folder holding labels.csv")
     p.add_argument("--task", choices=("quality", "organ", "both"), required=True,
-                   help="which classifier to train; both: one shared backbone with a quality "
-                        "and an organ head (partial labels: organ where known on good frames)")
+                   metavar="TASK",
+                   help="quality, organ, or both (one backbone, two heads; organ labels "
+                        "where known)")
     p.add_argument("--out", type=Path, required=True, metavar="model.pth",
                    help="checkpoint to write (state dict; sidecars beside it)")
     p.add_argument("--init", metavar="imagenet|FILE",
-                   help="backbone weights: 'imagenet' (torchvision's, fetched once into torch's "
-                        "cache and checksum-verified) or a local EfficientNetB0 state dict "
-                        "(classifier keys skipped); default: random initialisation")
+                   help="backbone weights: 'imagenet' (torchvision's, checksum-verified) or "
+                        "an EfficientNetB0 state dict (default: random)")
     add_overwrite_option(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the run whose OUT-stem.resume.pt is beside --out "
@@ -101,8 +113,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, default=d["epochs"], metavar="N",
                    help="passes over the training set (default: %(default)s)")
     g.add_argument("--lr", type=float, default=d["lr"],
-                   help="Adam learning rate (default: %(default)g, the thesis range is 1e-5..5e-5 "
-                        "from ImageNet weights; from random weights use about 1e-3)")
+                   help="Adam learning rate (default: %(default)g; 1e-5..5e-5 from ImageNet "
+                        "weights, about 1e-3 from random)")
     g.add_argument("--backbone-lr", type=float, metavar="LR",
                    help="Adam learning rate of the backbone only (default: --lr); lower "
                         "keeps what an --init network learned while new heads train, e.g. "
@@ -125,9 +137,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="quality task: share of the bad class made by blurring/darkening good "
                         "frames (all of it if there are no bad frames; 0: off; "
                         "default: %(default)s)")
-    g.add_argument("--no-augment", type=_parts, default=(), metavar="PART,...",
+    g.add_argument("--no-augment", type=_parts, action="extend", nargs="+", metavar="PART",
                    help="switch augmentation parts off: all, or any of "
-                        f"{','.join(AUGMENT_PARTS)} (default: all on, training images only)")
+                        f"{','.join(AUGMENT_PARTS)} (several: A B, A,B or repeated; "
+                        "default: all on, training images only)")
     g.add_argument("--patience", type=int, default=d["patience"], metavar="N",
                    help="stop after N epochs without a lower validation loss (0: off; "
                         "default: %(default)s)")
@@ -141,8 +154,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     s.add_argument("--val-fraction", type=float, default=d["val_fraction"], metavar="F",
                    help="share of recordings held out, stratified by class (default: "
                         "%(default)s; 0: no validation)")
-    s.add_argument("--val-recordings", type=_recordings, metavar="A,B,...",
-                   help="hold out exactly these recordings (default: chosen by --val-fraction)")
+    s.add_argument("--val-recordings", type=_recordings, action="extend", nargs="+",
+                   metavar="ID",
+                   help="hold out exactly these recordings (several: A B, A,B or repeated; "
+                        "default: chosen by --val-fraction)")
     s.add_argument("--val-split", type=Path, metavar="DATASET",
                    help="a separate labelled set for validation (checked for shared "
                         "recordings; default: split off DATASET)")
@@ -154,8 +169,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="frames sampled per second from video rows without a frame column "
                         "(default: %(default)s)")
     r = p.add_argument_group("machine")
-    r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where to train (default: %(default)s = CUDA if torch sees a GPU)")
+    r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", metavar="DEVICE",
+                   help="auto, cpu or cuda (default: %(default)s = CUDA if torch sees a GPU)")
     r.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads (default: torch's own, one per physical core)")
     r.add_argument("--workers", type=int, default=0, metavar="N",
@@ -178,10 +193,12 @@ def run(args: argparse.Namespace) -> int:
         lr_schedule=args.lr_schedule, organ_share=args.organ_share, batch_size=args.batch,
         max_steps=args.max_steps,
         seed=args.seed, threads=args.threads, device=args.device, workers=args.workers,
-        resume=args.resume, val_fraction=args.val_fraction, val_recordings=args.val_recordings,
+        resume=args.resume, val_fraction=args.val_fraction,
+        val_recordings=_flat(args.val_recordings) or None,
         val_split=args.val_split, synth_bad=args.synth_bad, video_fps=args.video_fps,
         overwrite=args.overwrite,
-        augment=AugmentConfig.without(args.no_augment), patience=args.patience, keep=args.keep,
+        augment=AugmentConfig.without(_flat(args.no_augment)), patience=args.patience,
+        keep=args.keep,
         group_by=args.group_by, calibrate=not args.no_calibrate,
     )
     result = train(config)
@@ -192,6 +209,10 @@ def run(args: argparse.Namespace) -> int:
           f"labels {labels}, {result.images_per_s:.1f} training images/s"
           + (f", kept epoch {result.best_epoch}" if result.best_epoch else "")
           + _temperature_text(result.calibration) + ")", file=sys.stderr)
+    from endostream.export.train_config import sidecar_paths
+    for sidecar in sidecar_paths(result.checkpoint):
+        if sidecar.is_file():
+            print(f"wrote {sidecar}", file=sys.stderr)
     return 0
 
 

@@ -145,12 +145,13 @@ def sidecar_paths(out: Path) -> tuple[Path, Path]:
 def check_train_outputs(cfg: TrainConfig) -> None:
     """Before any image is read: the checkpoint and its sidecars may not replace the
     dataset, --init or --val-split, and their folder must take new files
-    (:mod:`endostream.output.guard`). The resume file is an output that --resume reads."""
+    (:mod:`endostream.output.guard`). The resume file is an output that --resume reads;
+    --resume continues a run, so it replaces that run's files as --overwrite would."""
     labels_json, resume_file = sidecar_paths(cfg.out)
     check_outputs({"--out": cfg.out, "--out (its .labels.json)": labels_json,
                    "--out (its .resume.pt)": resume_file},
                   {"DATASET": cfg.dataset, "--init": cfg.init, "--val-split": cfg.val_split},
-                  overwrite=cfg.overwrite)
+                  overwrite=cfg.overwrite or cfg.resume)
 
 
 def read_labels_sidecar(checkpoint: Path) -> dict[str, Any] | None:

@@ -58,7 +58,7 @@ def test_dataset_frames_come_from_inside_their_sections(tiny, tmp_path, capsys):
                  "--margin", "0.2"]) == 0
     said = capsys.readouterr().err
     rows = _rows(out)
-    assert f"wrote {out}: 4 sections of 1 file, about " in said and " frames (" in said
+    assert f"wrote {out} (4 sections of 1 file, about " in said and " frames: " in said
     assert [r["recording"] for r in rows] == ["procedure.mp4"] * 4
     assert rows[0]["path"] == "../rec/procedure.mp4"  # relative to the CSV
     assert [(r["organ"], r["quality"]) for r in rows] == [
@@ -151,7 +151,7 @@ def test_a_reviewed_file_keeps_the_rules_of_a_correction(tiny, tmp_path, capsys,
     doc["source"]["duration_s"] = 5.2
     bad = tmp_path / "rec" / "bad.sections.json"
     bad.write_text(json.dumps(doc))
-    assert main(["dataset", str(bad), "--out", str(out)]) == EXIT_CORRECTIONS
+    assert main(["dataset", str(bad), "--out", str(out), "--overwrite"]) == EXIT_CORRECTIONS
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("endostream: error:") and "same video" in err[-1], err
 
@@ -171,8 +171,13 @@ def test_wrong_or_missing_video_and_unwritable_output(tiny, tmp_path, capsys):
     assert main(["dataset", str(longer), "--video", str(other),
                  "--out", str(tmp_path / "l.csv")]) == EXIT_USAGE
     assert "lasts 5.2 s" in capsys.readouterr().err
+    # A missing folder is created, as --out-dir's is (the README's corrected/labels.csv)...
     assert main(["dataset", str(tiny.sections), "--out",
-                 str(tmp_path / "missing" / "l.csv")]) == EXIT_OUTPUT
+                 str(tmp_path / "missing" / "l.csv")]) == 0
+    assert (tmp_path / "missing" / "l.csv").is_file()
+    # ... unless it cannot be.
+    assert main(["dataset", str(tiny.sections), "--out",
+                 str(tiny.sections / "l.csv")]) == EXIT_OUTPUT
     # The output may not be one of the inputs.
     assert main(["dataset", str(tiny.sections), "--out", str(tiny.sections)]) == EXIT_USAGE
     assert json.loads(tiny.sections.read_text())["sections"]  # untouched

@@ -355,7 +355,7 @@ def test_bad_requests_get_one_line_and_their_exit_code(procedure, tmp_path, caps
     assert main(["dicom", str(procedure.sections), "--out-dir", str(out),
                  "--video", str(tmp_path / "moved.mp4")]) == 0
     assert main(["dicom", str(procedure.sections), "--out-dir", str(out),
-                 "--video", str(tmp_path / "moved.mp4")]) == 5  # exists: --overwrite
+                 "--video", str(tmp_path / "moved.mp4")]) == 2  # exists: --overwrite
     assert main(["dicom", str(procedure.sections), "--out-dir", str(out), "--overwrite",
                  "--video", str(tmp_path / "moved.mp4")]) == 0
     err = capsys.readouterr().err
@@ -517,7 +517,7 @@ def test_segment_dicom_out_writes_the_same_files_in_the_analysis_run(tmp_path, c
     assert main(["segment", str(video), str(video), "--models", str(model), "--out-dir",
                  str(tmp_path / "arch"), "--dicom-out", str(out)]) == 2
     assert main(["segment", str(video), "--models", str(model), "--out",
-                 str(tmp_path / "u.json"), "--dicom-out", str(out)]) == 5  # files there
+                 str(tmp_path / "u.json"), "--dicom-out", str(out)]) == 2  # files there
     err = capsys.readouterr().err
     assert err.count("endostream: error:") == 3 and "only used with --dicom-out" in err
     assert not (tmp_path / "t.json").exists() and not (tmp_path / "u.json").exists()

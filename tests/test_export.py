@@ -251,9 +251,11 @@ def test_cli_exports_a_wrapped_checkpoint_with_custom_labels(ckpts, workdir, cap
     out = workdir / "cli-organ.onnx"
     rc = main(["export", "--organ", str(wrapped), "--organ-labels", "ear, nose ,larynx",
                "--out", str(out), "--parity-frames", "2"])
-    stdout = capsys.readouterr().out
+    captured = capsys.readouterr()
+    stdout = captured.out
     assert rc == 0, stdout
-    assert "parity fp32 on cpu" in stdout and f"wrote {out}" in stdout
+    # Findings on stdout, the file written on stderr (docs/cli.md).
+    assert "parity fp32 on cpu" in stdout and f"wrote {out}" in captured.err
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert json.loads(meta["endostream.heads"]) == {"organ": ["ear", "nose", "larynx"]}
     assert json.loads(meta["endostream.source_sha256"]) == {"organ": sha256(wrapped)}

@@ -83,9 +83,18 @@ def test_stdout_is_skipped_but_only_once(tmp_path, video):
     assert "stdout" in _refused({"--out": "-", "--csv": "-"}, {"VIDEO": video})
 
 
-def test_missing_folder_fails_fast(tmp_path, video):
-    message = _refused({"--out": tmp_path / "nope" / "s.json"}, {"VIDEO": video}, OutputError)
-    assert "does not exist" in message and OutputError.exit_code == EXIT_OUTPUT
+def test_missing_folders_are_created_as_out_dir_does(tmp_path, video):
+    check_outputs({"--out": tmp_path / "new" / "deeper" / "s.json"}, {"VIDEO": video})
+    assert (tmp_path / "new" / "deeper").is_dir()
+    assert not list((tmp_path / "new" / "deeper").iterdir())  # no file, the probe removed
+
+
+def test_a_folder_that_cannot_be_created_fails_fast(tmp_path, video):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    message = _refused({"--out": blocker / "sub" / "s.json"}, {"VIDEO": video}, OutputError)
+    assert "Not a directory; choose another --out" in message
+    assert OutputError.exit_code == EXIT_OUTPUT
 
 
 @pytest.mark.parametrize("folder", ["/proc", "/sys"])
@@ -103,10 +112,21 @@ def test_read_only_output_needs_overwrite_and_keeps_its_mode(tmp_path, video):
     out = tmp_path / "s.json"
     out.write_text("{}")
     out.chmod(0o444)  # no write bit: refused even for root, who could write it anyway
-    assert "--overwrite" in _refused({"--out": out}, {"VIDEO": video}, OutputError)
+    message = _refused({"--out": out}, {"VIDEO": video}, UsageError)
+    assert "(read-only); add --overwrite" in message
     check_outputs({"--out": out}, {"VIDEO": video}, overwrite=True)
     write_json_atomic(out, {"new": 1})
     assert stat.S_IMODE(out.stat().st_mode) == 0o444 and '"new"' in out.read_text()
+
+
+def test_an_existing_writable_output_needs_overwrite_too(tmp_path, video):
+    out = tmp_path / "s.json"
+    out.write_text("{}")
+    message = _refused({"--out": out}, {"VIDEO": video}, UsageError)
+    assert message == (f"--out '{out}' exists; add --overwrite to replace it, or choose "
+                       "another --out")
+    check_outputs({"--out": out}, {"VIDEO": video}, overwrite=True)
+    assert out.read_text() == "{}"  # checked, not touched
 
 
 def test_replaced_file_keeps_its_permissions(tmp_path):

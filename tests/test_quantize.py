@@ -173,12 +173,13 @@ def test_cli_quantises_a_file_with_a_labelled_held_out_set(fp32, workdir, capsys
     out = workdir / "cli-int8.onnx"
     rc = main(["export", "--from-onnx", str(fp32), "--int8", "--heldout", str(held),
                "--out", str(out)])
-    stdout = capsys.readouterr().out
+    captured = capsys.readouterr()
+    stdout = captured.out
     assert rc == 0, stdout
     assert "int8 gate organ: argmax agrees with fp32 on" in stdout
     assert "accuracy 1.000 int8 / 1.000 fp32 on 12 held-out frames" in stdout
     assert "accuracy 1.000 int8 / 1.000 fp32 on 15 held-out frames" in stdout  # quality
-    assert f"held-out frames: 15 frames of {held}" in stdout and f"wrote {out}" in stdout
+    assert f"held-out frames: 15 frames of {held}" in stdout and f"wrote {out}" in captured.err
 
 
 @pytest.mark.parametrize("argv, fragment", [

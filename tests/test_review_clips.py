@@ -66,10 +66,11 @@ def test_labels_overwrite_and_bad_requests(procedure, tmp_path, capsys):
             "--label", "Nose", "--format", "mkv"]  # the label as the report shows it
     assert main(argv) == 0
     assert [p.name for p in out.iterdir()] == ["02-nose-1.8s.mkv"]
-    assert "wrote 1 clip to" in capsys.readouterr().err
-    assert main(argv) == 0  # replaced, like every review output
+    assert capsys.readouterr().err == f"wrote {out / '02-nose-1.8s.mkv'}\n"  # each clip
+    assert main(argv) == 2  # kept: an existing output is replaced only when asked
+    assert main(argv + ["--overwrite"]) == 0
     (out / "02-nose-1.8s.mkv").chmod(0o444)
-    assert main(argv) == 5  # read-only: kept
+    assert main(argv) == 2  # read-only: kept
     assert main(argv + ["--overwrite"]) == 0
     assert main(["clips", str(procedure.sections), "--out-dir", str(out),
                  "--label", "Vocal folds", "--label", "EAR", "--quiet"]) == 0
@@ -80,7 +81,7 @@ def test_labels_overwrite_and_bad_requests(procedure, tmp_path, capsys):
     assert main(["clips", str(procedure.sections), "--out-dir", str(procedure.video.parent),
                  "--video", str(procedure.video), "--quiet"]) == 0  # beside the recording
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("endostream: error:") == 2
+    assert "Traceback" not in err and err.count("endostream: error:") == 3
     assert "--overwrite" in err and "kidney" in err and "ear, nose, unusable" in err
 
 

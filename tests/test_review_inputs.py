@@ -140,6 +140,6 @@ def test_one_section_is_said_in_the_singular(tmp_path, capsys):
                  end_frame=N_FRAMES - 1)
     t.sections.write_text(json.dumps(dict(t.doc, sections=[whole])))
     assert main(["chapters", str(t.sections), "--out", str(tmp_path / "c.vtt")]) == 0
-    assert "wrote 1 chapter to" in capsys.readouterr().err
+    assert "c.vtt (1 chapter)" in capsys.readouterr().err
     assert main(["report", str(t.sections), "--out", str(tmp_path / "r.html")]) == 0
     assert "· 1 section ·" in (tmp_path / "r.html").read_text()

@@ -108,7 +108,7 @@ def test_html_without_the_video_has_no_player(tmp_path, capsys):
     assert "No player: the recording was not found" in text  # said, not a silent gap
     assert "was not found" in capsys.readouterr().err
     # --video finds it again
-    assert main(["report", str(t.sections), "--out", str(out),
+    assert main(["report", str(t.sections), "--out", str(out), "--overwrite",
                  "--video", str(tmp_path / "elsewhere.mp4")]) == 0
     assert "<video" in out.read_text()
 
@@ -131,7 +131,7 @@ def test_report_refuses_bad_requests(tmp_path, capsys):
                  "--csv", str(tmp_path / "none.csv")]) == 2
     assert main(["report", str(t.sections), "--out", str(t.sections.with_suffix(".png")),
                  "--csv", str(t.sections)]) == 2
-    assert main(["report", str(t.sections), "--out", str(tmp_path / "no" / "r.html")]) == 5
+    assert main(["report", str(t.sections), "--out", str(t.sections / "no" / "r.html")]) == 5
     (tmp_path / "dir.html").mkdir()
     assert main(["report", str(t.sections), "--out", str(tmp_path / "dir.html")]) == 5
     err = capsys.readouterr().err

@@ -13,11 +13,10 @@ exit codes: 0 done, 2 bad arguments or sections file, 3 video missing or unreada
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from endostream.commands.common import add_input_arguments
-from endostream.output.guard import add_overwrite_option
+from endostream.output.guard import add_overwrite_option, say_wrote
 from endostream.output.progress import Progress
 from endostream.procedure import load_procedure, read_frames_csv
 from endostream.review.annotate import annotate_video
@@ -44,8 +43,6 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-metadata", action="store_true",
                    help="copy the recording's container metadata (it may name the patient; "
                         "default: dropped)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress line (default: a progress line on stderr)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,5 +57,5 @@ def run(args: argparse.Namespace) -> int:
                        on_progress=progress.update_frames)
     finally:
         progress.close()
-    print(f"wrote {args.out}", file=sys.stderr)
+    say_wrote(args.out)
     return 0

@@ -14,11 +14,10 @@ exit codes: 0 done, 2 bad arguments or sections file, 3 video missing or unreada
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from endostream.commands.common import add_input_arguments
-from endostream.output.guard import add_overwrite_option
+from endostream.output.guard import add_overwrite_option, say_wrote
 from endostream.output.table import count
 from endostream.procedure import load_procedure
 from endostream.review.chapters import MUX_KINDS, chapters_of, write_chapters
@@ -55,5 +54,5 @@ def run(args: argparse.Namespace) -> int:
     video = procedure.require_video() if needs_video else procedure.video
     chapters = chapters_of(procedure.sections, skip_unusable=args.skip_unusable)
     write_chapters(args.out, chapters, video=video, keep_metadata=args.keep_metadata)
-    print(f"wrote {count(len(chapters), 'chapter')} to {args.out}", file=sys.stderr)
+    say_wrote(args.out, count(len(chapters), 'chapter'))
     return 0

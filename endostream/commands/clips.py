@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from endostream.commands.common import add_input_arguments
-from endostream.output.guard import add_overwrite_option, check_outputs
+from endostream.output.guard import add_overwrite_option, check_outputs, say_wrote
 from endostream.output.progress import Progress
 from endostream.output.table import count
 from endostream.procedure import load_procedure
@@ -39,9 +39,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
     p.add_argument("--out-dir", type=Path, required=True, metavar="DIR",
                    help="where the clips go (created if needed)")
-    p.add_argument("--label", action="append", metavar="LABEL", dest="labels",
-                   help="only sections with this label (repeat for more), e.g. vocal_folds "
-                        "(default: every section)")
+    p.add_argument("--label", action="extend", nargs="+", metavar="LABEL", dest="labels",
+                   help="only sections with these labels, e.g. vocal_folds (several: --label "
+                        "A B or --label A --label B; default: every section)")
     p.add_argument("--exact", action="store_true",
                    help="re-encode (H.264) to exactly the section's frames instead of copying "
                         "from the keyframe before it (default: stream copy)")
@@ -52,8 +52,6 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="copy the recording's container metadata into the clips (it may name "
                         "the patient; default: dropped)")
     add_overwrite_option(p)
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress line (default: a progress line on stderr)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
             progress.update(done=done, analysed=done)
     finally:
         progress.close()
-    print(f"wrote {count(len(plans), 'clip')} to {out_dir}", file=sys.stderr)
+    for clip in written:
+        say_wrote(clip.path)
+    if not written:
+        print(f"endostream: no section to cut: nothing written to {out_dir}", file=sys.stderr)
     early = [c for c in written if c.early_s > EARLY_WARN_S]
     if early:
         worst = max(early, key=lambda c: c.early_s)

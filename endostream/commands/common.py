@@ -94,13 +94,12 @@ def video_argument(text: str, command: str = "segment") -> Path:
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """``--models``, ``--device`` and ``--threads``, shared by every command that runs the
     classifiers (read back with :meth:`ModelChoice.from_args`)."""
-    p.add_argument("--models", nargs="+", metavar="PATH", type=Path,
+    p.add_argument("--models", action="extend", nargs="+", metavar="PATH", type=Path,
                    help="one combined ONNX file, or two single-head files (quality, organ); "
                         "default: the bundled demo model")
-    p.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
-                   help="where to run the models: auto picks CUDA when an NVIDIA GPU can "
-                        "really be used, else the CPU; tensorrt builds an fp16 engine "
-                        "(minutes on first use, cached) (default: %(default)s)")
+    p.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE, metavar="DEVICE",
+                   help="auto (CUDA if a GPU works, else CPU), cpu, cuda, tensorrt (fp16 "
+                        "engine) (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU inference threads (default: all cores)")
 
@@ -114,13 +113,17 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
                         "next to SECTIONS)")
 
 
-def add_path_in_report_option(p: argparse.ArgumentParser) -> None:
-    """``--path-in-report``, shared by ``report`` and ``segment --report``."""
+def add_path_in_report_option(p: argparse.ArgumentParser, *, has_no_player: bool = True) -> None:
+    """``--path-in-report``, shared by ``report`` and ``segment --report``; its advice names
+    ``--no-player`` only where the command has it (``report``)."""
+    share = ("use --no-player for a report to share" if has_no_player else
+             "for a report to share, write it with 'endostream report SECTIONS --out "
+             "report.html --no-player'")
     p.add_argument("--path-in-report", choices=PATH_MODES, default=DEFAULT_PATH_MODE,
                    help="how much of the video's path the HTML report shows: the full "
                         "path, the file name only, or nothing (folder and file names often "
                         "name the patient; default: %(default)s). A player still links the "
-                        "video relative to the report: use --no-player for a report to share")
+                        f"video relative to the report: {share}")
 
 
 def add_segmenter_arguments(p: argparse.ArgumentParser) -> None:
@@ -128,7 +131,7 @@ def add_segmenter_arguments(p: argparse.ArgumentParser) -> None:
     :func:`segmenter_config`)."""
     p.add_argument("--min-section", type=positive_seconds,
                    default=SegmenterConfig().min_section_s,
-                   metavar="SECONDS",
+                   metavar="SEC",
                    help="shortest organ section kept; shorter ones merge into a neighbour "
                         "(default: %(default)s)")
 

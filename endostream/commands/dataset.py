@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from endostream.corrections.dataset import (
@@ -38,7 +37,7 @@ from endostream.corrections.dataset import (
 )
 from endostream.errors import UsageError
 from endostream.output.atomic import write_text_atomic
-from endostream.output.guard import add_overwrite_option, check_outputs, output_folder
+from endostream.output.guard import add_overwrite_option, check_outputs, output_folder, say_wrote
 from endostream.output.table import count
 
 log = logging.getLogger(__name__)
@@ -85,12 +84,14 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--organ-quality", choices=ORGAN_QUALITY_CHOICES, default="good",
                    help="quality label of frames inside organ sections: good, or unknown "
                         "(left empty; default: %(default)s)")
-    p.add_argument("--labels", type=_labels, metavar="A,B,...",
-                   help="organ labels accepted in the sections (default: the organ head of "
-                        "the model each file was made with)")
-    p.add_argument("--include", type=Path, action="append", default=[], metavar="CSV",
-                   help="also copy the rows of this labels CSV (or folder holding labels.csv; "
-                        "repeat for more) (default: none)")
+    p.add_argument("--labels", type=_labels, action="extend", nargs="+", metavar="LABEL",
+                   help="organ labels accepted in the sections (several: A B, A,B or "
+                        "repeated; default: the organ head of the model each file was made "
+                        "with)")
+    p.add_argument("--include", type=Path, action="extend", nargs="+", metavar="CSV",
+                   help="also copy the rows of these labels CSVs (or folders holding "
+                        "labels.csv) (several: --include A B or --include A --include B; "
+                        "default: none)")
     add_overwrite_option(p)
 
 
@@ -98,19 +99,21 @@ def run(args: argparse.Namespace) -> int:
     if args.video is not None and len(args.sections) > 1:
         raise UsageError("--video names the video of one SECTIONS file; with several, keep "
                          "each video where its file says")
+    include = list(args.include or [])
+    labels = tuple(name for group in args.labels for name in group) if args.labels else None
     check_outputs({"--out": args.out},
                   {"SECTIONS": list(args.sections), "--video": args.video,
-                   "--include": list(args.include)}, overwrite=args.overwrite)
+                   "--include": include}, overwrite=args.overwrite)
     csv_dir = output_folder(args.out)
     rows, model_organs = [], []
     for path in args.sections:
         more, organs = reviewed_rows(path, video=args.video, videos=args.videos,
                                      csv_dir=csv_dir, fps=args.fps,
                                      margin_s=args.margin, organ_quality=args.organ_quality,
-                                     labels=args.labels)
+                                     labels=labels)
         rows += more
         model_organs += organs
-    included = [row for path in args.include for row in included_rows(path, csv_dir)]
+    included = [row for path in include for row in included_rows(path, csv_dir)]
     missing = missing_organs(model_organs, rows, included)
     if missing:
         log.warning("no row teaches %s: a model trained on this CSV alone will not know "
@@ -125,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
         key = r.organ or f"quality {r.quality}"
         counts[key] = counts.get(key, 0) + r.frames
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    print(f"wrote {args.out}: {count(len(rows), 'section')} of "
-          f"{count(len(args.sections), 'file')}, about {count(frames, 'frame')} ({summary})"
-          + (f", plus {count(len(included), 'row')} included" if included else ""),
-          file=sys.stderr)
+    say_wrote(args.out, f"{count(len(rows), 'section')} of "
+              f"{count(len(args.sections), 'file')}, about {count(frames, 'frame')}: {summary}"
+              + (f"; plus {count(len(included), 'row')} included" if included else ""))
     return 0

@@ -15,7 +15,12 @@ from pathlib import Path
 from endostream.commands.common import ModelChoice, add_model_arguments
 from endostream.evaluation.sections import evaluate_sections
 from endostream.output.atomic import write_json_atomic
-from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
+from endostream.output.guard import (
+    add_overwrite_option,
+    check_outputs,
+    prepare_output_folder,
+    say_wrote,
+)
 from endostream.output.progress import Progress
 from endostream.output.table import format_sections_table
 from endostream.pipeline.files import VideoFiles, Written, segment_to_files
@@ -26,7 +31,7 @@ from endostream.synth import default_spec, render_procedure
 #: two cores, large enough that the content-area crop has work to do.
 DEMO_SIZE = (640, 360)
 
-#: The files the demo writes into --out-dir (its own: a rerun replaces them).
+#: The files the demo writes into --out-dir (a rerun replaces them with --overwrite).
 DEMO_FILES = ("procedure.mp4", "procedure.truth.json", "frames.csv", "sections.json",
               "metrics.json")
 
@@ -36,8 +41,8 @@ examples:
   endostream demo --out-dir /tmp/demo --seed 3
   endostream demo --models endostream.onnx     # your own model on the synthetic procedure
 
---out-dir is created and checked before rendering; the demo's files in it are replaced
-on every run, and none of them may be a --models file.
+--out-dir is created and checked before rendering; the demo's files of an earlier run in
+it are replaced only with --overwrite, and none of them may be a --models file.
 
 exit codes: 0 done, 2 bad arguments, 4 model problem, 5 output not writable
 """
@@ -75,14 +80,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"\nsegment F1 {metrics['f1']:.2f} · median boundary error "
                   f"{_fmt(metrics['boundary_error_s'])} · "
                   f"{result.analysed_fps:.1f} analysed frames/s")
-            csv = [] if written.errors else ["frames.csv"]  # the CSV is its only other file
-            print(f"wrote {out}/" + ", ".join(["sections.json", *csv, "metrics.json"]),
-                  file=sys.stderr)
+            for name in DEMO_FILES:  # the CSV is the only file whose failure is kept
+                if name != "frames.csv" or written.csv is not None:
+                    say_wrote(out / name)
 
         segment_to_files(video, classifier, SegmentOptions(),
                          VideoFiles(sections=out / "sections.json", csv=out / "frames.csv",
                                     hint="choose another --out-dir"),
-                         progress=Progress(None), on_written=summary)
+                         progress=Progress(None, enabled=not args.quiet), on_written=summary)
     return 0
 
 

@@ -32,7 +32,7 @@ from endostream.commands.dicom_options import (
     require_dicom_extra,
     say_written,
 )
-from endostream.errors import OutputError, SendError, UsageError
+from endostream.errors import SendError, UsageError
 from endostream.output.guard import add_overwrite_option, check_outputs
 from endostream.output.table import count
 from endostream.procedure import load_procedure, read_frames_csv
@@ -51,11 +51,15 @@ examples:
   endostream dicom sections.json --out-dir anonymous/          # marked anonymous
 
 exit codes: 0 done, 2 bad arguments, a value DICOM does not allow, --send without an
-identity, or no single worklist item; 3 the recording is missing or unreadable, 5 output
-not writable (or files exist without --overwrite), 10 the archive (or worklist) could not
-be reached, refused the association, or did not store and commit every file (the files
-stay in --out-dir)
+identity, no single worklist item, or files that exist without --overwrite; 3 the
+recording is missing or unreadable, 5 output not writable, 10 the archive (or worklist)
+could not be reached, refused the association, or did not store and commit every file
+(the files stay in --out-dir)
 """
+
+
+#: Left out of ``--help``, shown by ``--help-all`` and in docs/cli.md (endostream.cli).
+RARE_OPTIONS = ["--aet", "--retries"]
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -69,7 +73,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--with-video", action="store_true",
                    help="also the whole recording as a Video Endoscopic Image (H.264 copied "
                         "as it is where it qualifies, else re-encoded once; default: no)")
-    add_overwrite_option(p, also="the files of an earlier export in --out-dir, and ")
+    add_overwrite_option(p, also=" (an earlier export's files in --out-dir)")
     add_identity_arguments(p)
     add_export_arguments(p)
     net = p.add_argument_group("sending (the only time endostream opens a connection)")
@@ -196,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
                   overwrite=args.overwrite)
     existing = [p.name for p in paths if p.exists()]
     if existing and not args.overwrite:
-        raise OutputError(f"{len(existing)} file(s) exist already in '{out_dir}' (e.g. "
+        raise UsageError(f"{len(existing)} file(s) exist already in '{out_dir}' (e.g. "
                           f"'{existing[0]}'); pass --overwrite to replace them or choose "
                           "another --out-dir")
     written = write_procedure(procedure, frames, identity, out_dir, recorded=recorded,

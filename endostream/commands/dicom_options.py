@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from endostream.errors import OutputError, UsageError
+from endostream.errors import UsageError
 from endostream.review.outputs import check_output_dir
 
 INSTALL_HINT = "pip install 'endostream[dicom]' (pydicom, highdicom, pynetdicom)"
@@ -116,6 +116,6 @@ class DicomOut:
         identity = identity_of(args)
         folder = check_output_dir(args.dicom_out, option="--dicom-out")
         if any(folder.glob("*.dcm")) and not args.overwrite:
-            raise OutputError(f"--dicom-out '{folder}' holds DICOM files already; pass "
+            raise UsageError(f"--dicom-out '{folder}' holds DICOM files already; pass "
                               "--overwrite to replace them or choose another folder")
         return cls(Path(args.dicom_out), identity)

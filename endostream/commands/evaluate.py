@@ -40,7 +40,12 @@ from endostream.evaluation.shortcut import DEFAULT_CHECK_FRAMES, pick_frames, sh
 from endostream.evaluation.truth import read_sections_file
 from endostream.inference.defaults import batch_help, check_batch, default_batch
 from endostream.output.atomic import write_json_atomic
-from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
+from endostream.output.guard import (
+    add_overwrite_option,
+    check_outputs,
+    prepare_output_folder,
+    say_wrote,
+)
 from endostream.output.table import format_clock
 from endostream.pipeline.files import VideoFiles, segment_to_files
 from endostream.pipeline.offline import SegmentOptions
@@ -111,8 +116,6 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--batch", type=int, default=None, metavar="N",
                    help=batch_help())
-    p.add_argument("--quiet", action="store_true",
-                   help="no tables on stdout (default: print them)")
     add_overwrite_option(p)
 
 
@@ -187,7 +190,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
     out = args.out_dir
     if out is not None:
         write_json_atomic(out / "metrics.json", doc)
-        written = "metrics.json"
+        written = ["metrics.json"]
         try:
             save_png(out / "confusion.png", draw_confusion(
                 report.confusion, labels,
@@ -195,7 +198,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
             save_png(out / "roc.png", draw_roc(
                 {k: (c.fpr, c.tpr, c.auc) for k, c in report.roc.items()},
                 title=f"{args.task}: ROC, one vs rest"))
-            written += ", confusion.png, roc.png"
+            written += ["confusion.png", "roc.png"]
         except UsageError as e:  # matplotlib missing: the metrics still count
             print(f"endostream: plots skipped: {e}", file=sys.stderr)
     if not args.quiet:
@@ -205,7 +208,8 @@ def _run_dataset(args: argparse.Namespace) -> int:
     if shortcut is not None and shortcut.flagged:
         log.warning("%s", shortcut.summary())
     if out is not None:
-        print(f"wrote {out / written}", file=sys.stderr)
+        for name in written:
+            say_wrote(out / name)
     return 0
 
 
@@ -265,7 +269,7 @@ def _run_video(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(format_video_metrics(metrics, predicted, truth))
     if args.out_dir is not None:
-        print(f"wrote {args.out_dir / 'video_metrics.json'}", file=sys.stderr)
+        say_wrote(args.out_dir / "video_metrics.json")
     return 0
 
 

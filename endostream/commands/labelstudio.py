@@ -36,7 +36,7 @@ from endostream.corrections.labelstudio import (
 from endostream.corrections.rules import allowed_labels
 from endostream.errors import CorrectionsError, UsageError, VideoError
 from endostream.output.atomic import write_text_atomic
-from endostream.output.guard import add_overwrite_option, check_outputs
+from endostream.output.guard import add_overwrite_option, check_outputs, say_wrote
 from endostream.output.table import count
 from endostream.procedure import load_procedure
 from endostream.review.outputs import check_output, check_output_dir
@@ -114,9 +114,10 @@ def run_export(args: argparse.Namespace) -> int:
         folders = " and ".join(f"'{f}'" for f in storage_folders(videos, root))
         storages = (f", and add {folders} as Local Files storage (Label Studio started "
                     f"with LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root.resolve()})")
-    print(f"wrote {len(tasks)} task{'s' if len(tasks) != 1 else ''} to {args.out}; paste "
-          f"the labelling config into the project's Labeling Interface{storages}",
-          file=sys.stderr)
+    say_wrote(args.out, f"{count(len(tasks), 'task')}; paste the labelling config into the "
+                        f"project's Labeling Interface{storages}")
+    if args.config is not None:
+        say_wrote(args.config)
     return 0
 
 
@@ -174,11 +175,12 @@ def run_import(args: argparse.Namespace) -> int:
         check_output(path, inputs=[args.export], option="--out-dir")
     for (_, doc), path in zip(docs, outputs.values(), strict=True):
         write_text_atomic(path, doc.dumps(), hint="choose another --out-dir")
-    changed = sum(len(d.review.changed) for _, d in docs if d.review)
-    print(f"wrote {count(len(docs), 'corrected sections file')} to {out_dir} "
-          f"({count(changed, 'section')} changed); {count(unannotated, 'task')} without an "
-          "annotation left out",
-          file=sys.stderr)
+    for (_, doc), path in zip(docs, outputs.values(), strict=True):
+        say_wrote(path, f"{count(len(doc.review.changed) if doc.review else 0, 'section')} "
+                        "changed")
+    if unannotated:
+        print(f"endostream: {count(unannotated, 'task')} without an annotation left out",
+              file=sys.stderr)
     return 0
 
 

@@ -55,6 +55,15 @@ written), 130 --headless with a --file stopped by Ctrl+C/SIGTERM before its end
 STATUS_INTERVAL_S = 1.0
 
 
+#: ``--help`` groups and the options it leaves to ``--help-all`` (endostream.cli).
+HELP_GROUPS = {
+    "source": ["--camera", "--file", "--realtime", "--give-up"],
+    "outputs": ["--headless", "--out", "--overwrite", "--duration"],
+    "analysis": ["--models", "--device", "--threads", "--batch", "--min-section"],
+}
+RARE_OPTIONS = ["--threads", "--batch"]
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--camera", default=None, metavar="DEVICE",

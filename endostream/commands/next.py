@@ -20,10 +20,17 @@ unreadable (for thumbnails; --no-thumbnails skips them), 5 output not writable
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
-from endostream.corrections.picks import CSV_NAME, JSON_NAME, frames_csv_beside, gather, write_picks
+from endostream.corrections.picks import (
+    CSV_NAME,
+    JSON_NAME,
+    THUMBS_DIR,
+    AnalysedVideo,
+    frames_csv_beside,
+    gather,
+    write_picks,
+)
 from endostream.corrections.uncertainty import (
     DEFAULT_COUNT,
     DEFAULT_SPACING_S,
@@ -32,7 +39,12 @@ from endostream.corrections.uncertainty import (
     rank,
 )
 from endostream.errors import UsageError
-from endostream.output.guard import add_overwrite_option, check_outputs, prepare_output_folder
+from endostream.output.guard import (
+    add_overwrite_option,
+    check_outputs,
+    prepare_output_folder,
+    say_wrote,
+)
 from endostream.output.table import format_clock
 
 EXAMPLES = """\
@@ -41,6 +53,10 @@ examples:
   endostream next procedure.sections.json --out-dir review/
   endostream segment archive/ --out-dir analysed/ --csv
   endostream next analysed/*.sections.json --out-dir review/ --count 30 --spacing 20
+
+The best ten are listed on stdout by recording (its file name), clock time and score:
+the stretch's mean doubt on good frames plus its share of frames that disagree with
+their section, from 0 (the model is sure) to 2; highest first. next.csv holds them all.
 
 exit codes: 0 done, 2 bad arguments or input file, 3 video unreadable, 5 output not writable
 """
@@ -71,10 +87,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="sections files written by 'segment' (one per analysed video)")
     p.add_argument("--out-dir", type=Path, required=True, metavar="DIR",
                    help="where next.csv, next.json and thumbs/ go (created if needed)")
-    p.add_argument("--csv", type=Path, action="append", default=[], metavar="frames.csv",
+    p.add_argument("--csv", type=Path, action="extend", nargs="+", default=None,
+                   metavar="frames.csv",
                    help="the per-frame CSV of each SECTIONS file, in the same order "
-                        "(default: NAME.frames.csv beside NAME.sections.json, as "
-                        "'segment --csv' names it in an archive)")
+                        "(several: --csv A B or --csv A --csv B; default: NAME.frames.csv "
+                        "beside NAME.sections.json, as 'segment --csv' names it in an "
+                        "archive)")
     p.add_argument("--count", type=_count, default=DEFAULT_COUNT, metavar="N",
                    help="stretches listed at most (default: %(default)s)")
     p.add_argument("--window", type=_positive, default=DEFAULT_WINDOW_S, metavar="SECONDS",
@@ -117,11 +135,29 @@ def run(args: argparse.Namespace) -> int:
     picks = rank(doubts, window_s=args.window, spacing_s=args.spacing, count=args.count)
     settings = {"window_s": args.window, "spacing_s": args.spacing, "count": args.count,
                 "min_score": MIN_SCORE}
-    write_picks(out_dir, videos, picks, settings, thumbnails=not args.no_thumbnails)
-    for r, p in enumerate(picks[:10], 1):
-        print(f"{r:2d}. video {p.video + 1} {format_clock(p.start_s)}-{format_clock(p.end_s)} "
+    written = write_picks(out_dir, videos, picks, settings, thumbnails=not args.no_thumbnails)
+    if picks:
+        print(f"label these first (score: doubt on good frames + share disagreeing with the "
+              f"section, 0-2; {min(len(picks), SHOWN)} of {len(picks)} shown):")
+    else:
+        print("nothing to label first: the model was sure everywhere")
+    for r, p in enumerate(picks[:SHOWN], 1):
+        print(f"{r:2d}. {recording_name(videos[p.video])} "
+              f"{format_clock(p.start_s)}-{format_clock(p.end_s)} "
               f"score {p.score:.2f}: section {p.section}, model says {p.model_says}"
-              + (f" ({p.top_organs})" if p.top_organs else ""), file=sys.stderr)
-    print(f"wrote {len(picks)} stretches to {out_dir / CSV_NAME} and {out_dir / JSON_NAME}"
-          + ("" if picks else " (the model was sure everywhere)"), file=sys.stderr)
+              + (f" ({p.top_organs})" if p.top_organs else ""))
+    say_wrote(out_dir / CSV_NAME, f"{len(picks)} stretches")
+    say_wrote(out_dir / JSON_NAME)
+    thumbs = sum(1 for row in written["stretches"] if row["thumbnail"])
+    if thumbs:
+        say_wrote(out_dir / THUMBS_DIR, f"{thumbs} thumbnails")
     return 0
+
+
+#: Stretches listed on stdout (all of them are in next.csv).
+SHOWN = 10
+
+
+def recording_name(video: AnalysedVideo) -> str:
+    """The recording a stretch is of, by the file name its sections file records."""
+    return PurePath(video.procedure.document.source.path).name or video.sections.name

@@ -20,7 +20,7 @@ from pathlib import Path
 from endostream.commands.common import add_input_arguments, add_path_in_report_option
 from endostream.corrections.editor import editor_html
 from endostream.errors import UsageError
-from endostream.output.guard import add_overwrite_option
+from endostream.output.guard import add_overwrite_option, say_wrote
 from endostream.procedure import load_procedure, read_frames_csv
 from endostream.review.outputs import check_output
 from endostream.review.report import HTML_KINDS, PICTURE_KINDS, write_report
@@ -64,5 +64,5 @@ def run(args: argparse.Namespace) -> int:
               "pictures (pass --video PATH)", file=sys.stderr)
     write_report(procedure, args.out, frames=frames, player=not args.no_player,
                  path_mode=args.path_in_report, editor=editor_html)
-    print(f"wrote {args.out}", file=sys.stderr)
+    say_wrote(args.out)
     return 0

@@ -48,7 +48,7 @@ from endostream.errors import UsageError
 from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import batch_help
 from endostream.output.document import SectionsDocument
-from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout
+from endostream.output.guard import add_overwrite_option, check_outputs, is_stdout, say_wrote
 from endostream.output.progress import Progress
 from endostream.output.sections_file import DEFAULT_SECTIONS_SUFFIX
 from endostream.output.table import format_sections_table
@@ -65,7 +65,7 @@ EXAMPLES = """\
 examples:
   endostream segment procedure.mp4                     # writes procedure.sections.json
   endostream segment procedure.mp4 --models endostream.onnx --out sections.json --csv frames.csv
-  endostream segment procedure.mp4 --out - --quiet | jq '.sections[].label'
+  endostream segment procedure.mp4 --out - -q | jq '.sections[].label'
 
 exit codes: 0 done, 2 bad arguments (or an output that would replace an input),
 3 video unreadable, 4 model problem, 5 output not writable, 6 decode error part way
@@ -98,43 +98,48 @@ def warn_sparse_sampling(sample_fps: float | None, min_section_s: float) -> None
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="*", metavar="VIDEO",
-                   help="the recorded video (mp4, mkv, avi, mpg, ...); several videos, "
-                        "folders or globs make an archive run (--out-dir)")
+                   help="the recording (mp4, mkv, avi, ...); several, a folder or a glob "
+                        "make an archive run (--out-dir)")
     p.add_argument("--out", type=Path, default=None, metavar="sections.json",
-                   help="where to write the sections (atomically); '-' writes them to stdout "
-                        f"(default: VIDEO-stem{DEFAULT_OUT_SUFFIX} beside the video, never "
-                        "replacing an existing one unless --overwrite)")
-    add_overwrite_option(p, also="an existing default output, or, in an archive run, redo "
-                                 "every video even where an up-to-date result exists; also ")
+                   help="where the sections go; '-': stdout (default: VIDEO-stem"
+                        f"{DEFAULT_OUT_SUFFIX} beside the video)")
+    add_overwrite_option(p, also="; archive runs redo finished videos")
     add_model_arguments(p)
     p.add_argument("--sample-fps", type=parse_sample_fps, default=DEFAULT_SAMPLE_FPS,
                    metavar="N|all",
-                   help="frames analysed per second of video; 'all' analyses every frame "
-                        f"(default: {DEFAULT_SAMPLE_FPS:g}, i.e. a {1 / DEFAULT_SAMPLE_FPS:.1f} s "
-                        "grid: sections last tens of seconds)")
+                   help="frames analysed per second of video, or 'all' (default: "
+                        f"{DEFAULT_SAMPLE_FPS:g}: sections last tens of seconds)")
     p.add_argument("--batch", type=int, default=None, metavar="N",
                    help=batch_help())
     add_segmenter_arguments(p)
     p.add_argument("--csv", type=Path, metavar="frames.csv", nargs="?", const=CSV_BESIDE,
-                   help="also write per-frame labels and probabilities (with --out-dir: no "
-                        "file name, each video's CSV goes beside its sections file) "
-                        "(default: none)")
+                   help="also write per-frame labels (--out-dir: no name, beside each "
+                        "sections file) (default: none)")
     p.add_argument("--chapters", type=Path, metavar="FILE",
-                   help="also write the sections as chapters: .vtt, .ffmeta, or a chaptered "
-                        "copy of the video (.mkv/.mp4, stream copy); see 'endostream chapters' "
+                   help="also write chapters: .vtt, .ffmeta, or a chaptered copy .mkv/.mp4 "
                         "(default: none)")
     p.add_argument("--report", type=Path, metavar="FILE",
-                   help="also write the report (.html) or the timeline (.png/.svg), with the "
-                        "thumbnails kept during this run; see 'endostream report' "
+                   help="also write the report .html or the timeline .png/.svg "
                         "(default: none)")
-    add_path_in_report_option(p)
+    add_path_in_report_option(p, has_no_player=False)
     p.add_argument("--dicom-out", type=Path, metavar="DIR",
                    help="also write the key frames and sections as DICOM into DIR, with the "
                         "identity options below; see 'endostream dicom' (default: none)")
     add_identity_arguments(p)
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress line and no table (default: both, on stderr)")
     add_archive_arguments(p)
+
+
+#: ``--help`` groups (endostream.commands.grammar.arrange); the rest stay under "options".
+HELP_GROUPS = {
+    "outputs": ["--out", "--out-dir", "--overwrite", "--csv", "--chapters", "--report",
+                "--dicom-out"],
+    "analysis": ["--models", "--device", "--threads", "--sample-fps", "--batch",
+                 "--min-section"],
+}
+#: Left out of ``--help``, shown by ``--help-all`` and in docs/cli.md.
+RARE_OPTIONS = ["--threads", "--batch", "--path-in-report", "--dicom-out", "--patient-id",
+                "--patient-name", "--study-uid", "--accession", "--like", "--root",
+                "--from-list", "--engine", "--ray-address"]
 
 
 @dataclass(frozen=True)
@@ -207,15 +212,16 @@ def _segment_one(job: OneVideo, classifier: Classifier) -> int:
 
     def summary(result: SegmentResult, written: Written) -> None:
         to_stdout = is_stdout(job.out)
-        if not job.quiet:
+        if not job.quiet:  # the table is the finding: stdout, unless the document went there
             print(format_sections_table(result.sections), file=sys.stderr if to_stdout else None)
             print(f"{result.frames_analysed} frames analysed of {result.frames_decoded} decoded "
                   f"in {result.wall_s:.1f} s: {result.analysed_fps:.1f} analysed frames/s, "
                   f"{result.decoded_fps:.1f} decoded frames/s on {classifier.provider}",
                   file=sys.stderr)
-        where = "the sections to stdout" if to_stdout else job.out
-        print(f"wrote {where}" + ("" if result.complete else " (complete: false)"),
-              file=sys.stderr)
+        say_wrote("the sections to stdout" if to_stdout else job.out,
+                  "" if result.complete else "complete: false")
+        if written.csv is not None:
+            say_wrote(written.csv)
 
     segment_to_files(
         job.video, classifier, job.options,

@@ -30,11 +30,8 @@ def add_archive_arguments(p: argparse.ArgumentParser) -> None:
     """The options of an archive run (``segment PATH... --out-dir DIR``)."""
     g = p.add_argument_group("archives (several videos, a folder or a glob)")
     g.add_argument("--out-dir", type=Path, metavar="DIR",
-                   help="write one sections file per video here, at the video's path relative "
-                        "to the archive root (--root) (a.mp4 -> a.mp4.sections.json), plus "
-                        "archive.json and archive.csv, which keep the videos of earlier runs "
-                        "into DIR; finished videos are skipped on a rerun "
-                        "(default: none, one video to --out)")
+                   help="archive run: every video's results here; a rerun skips finished "
+                        "ones (default: none)")
     g.add_argument("--root", type=Path, metavar="DIR",
                    help="lay results out at each video's path relative to DIR (every video "
                         "must be under it) (default: the root recorded in DIR's archive.json "

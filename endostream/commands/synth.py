@@ -17,6 +17,7 @@ from endostream.output.guard import (
     check_outputs,
     is_stdout,
     prepare_output_folder,
+    say_wrote,
 )
 from endostream.output.table import format_sections_table
 from endostream.synth import ProcedureSpec, default_spec, render_dataset, render_procedure
@@ -56,6 +57,14 @@ def _scopes(text: str) -> dict[str, tuple[str, str]]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+#: ``--help`` groups and the options it leaves to ``--help-all`` (endostream.cli).
+HELP_GROUPS = {
+    "video": ["--procedure", "--scale", "--fps", "--fov", "--truth"],
+    "training dataset": ["--dataset", "--per-class", "--recordings", "--scopes"],
+}
+RARE_OPTIONS = ["--scale", "--scopes"]
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", type=Path, nargs="?", metavar="VIDEO",
                    help="the video to write (mp4; default: none, give VIDEO or --dataset)")
@@ -76,7 +85,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", type=Path, metavar="DIR",
                    help="write a training dataset of still frames (class folders + labels.csv) "
                         "instead of a video (default: none)")
-    add_overwrite_option(p, also="an existing VIDEO or --truth file, or ")
+    add_overwrite_option(p)
     p.add_argument("--per-class", type=int, default=120,
                    help="dataset: frames per organ (default: %(default)s)")
     p.add_argument("--recordings", type=int, default=4,
@@ -111,10 +120,12 @@ def run(args: argparse.Namespace) -> int:
         if args.video is not None:
             raise UsageError("give either VIDEO or --dataset DIR, not both")
         prepare_output_folder("--dataset", args.dataset)
+        check_outputs({"--dataset's labels.csv": args.dataset / "labels.csv"},
+                      overwrite=args.overwrite)
         csv_path = render_dataset(args.dataset, per_class=args.per_class,
                                   size=args.size or (320, 240), seed=args.seed,
                                   recordings=args.recordings, scopes=args.scopes)
-        print(f"wrote synthetic dataset {args.dataset} (labels: {csv_path})", file=sys.stderr)
+        say_wrote(args.dataset, f"a synthetic dataset; labels: {csv_path}")
         return 0
     if args.video is None:
         raise UsageError("give the video to write, e.g. 'endostream synth procedure.mp4'")
@@ -128,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
                              seed=args.seed, fov=args.fov)
     truth.write(truth_path)
     print(format_sections_table(truth.sections))
-    print(f"wrote {args.video} and {truth_path} (synthetic stand-in, not real anatomy)",
-          file=sys.stderr)
+    say_wrote(args.video, "synthetic stand-in, not real anatomy")
+    say_wrote(truth_path)
     return 0
 

@@ -2,26 +2,37 @@
 
 A recording is irreplaceable, and an hour of analysis lost to an unwritable folder is an
 hour gone. So every command that writes calls :func:`check_outputs` once, right after
-parsing and before it loads a model or decodes a frame. The rules:
+parsing and before it loads a model or decodes a frame. The rules, the same for every
+command (the CLI's grammar, docs/cli.md):
 
 1. **No output replaces an input or another output.** Paths are compared after
    resolving symlinks and ``..``, and by device + inode where both exist (hard links).
    Refused with :class:`~endostream.errors.UsageError` (exit 2).
-2. **The folder exists and takes new files**: a temporary file is created there and
-   removed again (a read-only mount, ``/proc``, a full permission check as the kernel
-   does it, root included). Otherwise :class:`~endostream.errors.OutputError` (exit 5).
-3. **An existing output is a regular file that may be replaced**: a directory, a device
-   (``/dev/null``) or a FIFO is refused (exit 5); a read-only file (no write bit, so a
-   ``chmod a-w`` protects a file even from root) is refused unless ``overwrite`` is set.
+2. **An existing output is replaced only with** ``--overwrite`` (``overwrite``): without
+   it, :class:`~endostream.errors.UsageError` (exit 2) in one line naming the flag. With
+   it, a read-only file is replaced too (and keeps its permissions). A directory, a device
+   (``/dev/null``) or a FIFO in the way is refused either way (exit 5).
+3. **Missing parent folders are created**, as ``--out-dir`` creates its folder
+   (:func:`prepare_output_folder`), and the folder must take new files: a temporary file
+   is created there and removed again (a read-only mount, ``/proc``, a full permission
+   check as the kernel does it, root included). Otherwise
+   :class:`~endostream.errors.OutputError` (exit 5).
 
 ``"-"`` names stdout and is skipped (only one output may go there). ``None`` entries
 (options not given) are skipped. The writes themselves stay atomic
-(:mod:`endostream.output.atomic`), and a replaced file keeps its permissions.
+(:mod:`endostream.output.atomic`). Each command then says what it wrote, one
+``wrote PATH`` line per file on stderr (:func:`say_wrote`).
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> video = d / "v.mp4"; _ = video.write_bytes(b"video")
->>> check_outputs({"--out": d / "v.sections.json"}, {"VIDEO": video})
+>>> check_outputs({"--out": d / "new" / "v.sections.json"}, {"VIDEO": video})
+>>> (d / "new").is_dir()
+True
+>>> check_outputs({"--out": video})
+Traceback (most recent call last):
+...
+endostream.errors.UsageError: --out '...' exists; add --overwrite to replace it, or choose ...
 >>> check_outputs({"--out": d / "sub" / ".." / "v.mp4"}, {"VIDEO": video})
 Traceback (most recent call last):
 ...
@@ -34,6 +45,7 @@ import argparse
 import os
 import re
 import stat
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -94,9 +106,10 @@ def check_outputs(outputs: Mapping[str, PathLike | None],
 
     Keys are what the user typed (``"--out"``, ``"--csv"``, ``"VIDEO"``, ``"--models"``),
     so each message names the option to change; an input may be a list of paths (two
-    ``--models`` files). Raises :class:`UsageError` (exit 2) for a
-    collision, :class:`OutputError` (exit 5) for a folder that is missing or not writable
-    or an existing output that may not be replaced. Creates nothing that stays.
+    ``--models`` files). Raises :class:`UsageError` (exit 2) for a collision or an
+    existing output without ``overwrite``, :class:`OutputError` (exit 5) for a folder that
+    cannot be created or written, or a directory or device in an output's place. Creates
+    an output's missing parent folders; no file.
     """
     given_inputs = [(k, p) for k, value in (inputs or {}).items()
                     for p in (value if isinstance(value, (list, tuple)) else [value])
@@ -122,7 +135,10 @@ def check_outputs(outputs: Mapping[str, PathLike | None],
                                  f"give each output its own path")
         seen.append((key, path))
         _check_existing(key, Path(path), overwrite)
-        check_writable_folder(key, output_folder(path))
+        folder = output_folder(path)
+        if not os.path.lexists(folder):
+            _create_parents(key, folder)
+        check_writable_folder(key, folder)
 
 
 def _check_existing(key: str, path: Path, overwrite: bool) -> None:
@@ -140,10 +156,19 @@ def _check_existing(key: str, path: Path, overwrite: bool) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise OutputError(f"{key} '{path}' is not a regular file (a device or a pipe) and "
                           f"would be replaced; choose a file path, or '-' for stdout")
-    read_only = not st.st_mode & 0o222 or not os.access(path, os.W_OK)
-    if read_only and not overwrite:
-        raise OutputError(f"{key} '{path}' exists and is read-only; add --overwrite to "
-                          f"replace it, or choose another {option}")
+    if not overwrite:
+        read_only = not st.st_mode & 0o222 or not os.access(path, os.W_OK)
+        raise UsageError(f"{key} '{path}' exists{' (read-only)' if read_only else ''}; add "
+                         f"--overwrite to replace it, or choose another {option}")
+
+
+def _create_parents(key: str, folder: Path) -> None:
+    """Create an output's missing folders (and their parents), as ``--out-dir`` does."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the folder '{folder}' (for {key}): "
+                          f"{e.strerror or e}; choose another {option_of(key)}") from None
 
 
 #: A file name to suggest inside a directory given as an output, by the suffix the user
@@ -194,11 +219,24 @@ def check_writable_folder(key: str, folder: PathLike) -> None:
 
 
 def add_overwrite_option(parser: argparse.ArgumentParser, *, also: str = "") -> None:
-    """``--overwrite`` / ``--force``, the same on every command that writes: replace an
-    existing output that is read-only (``also`` names what else it allows)."""
+    """``--overwrite`` / ``--force``, the same on every command that writes: replace
+    existing outputs, read-only ones too (``also`` names what else it does)."""
     parser.add_argument("--overwrite", "--force", action="store_true",
-                        help=f"replace {also}an existing output that is read-only "
-                             "(default: refuse)")
+                        help=f"replace existing outputs{also} (default: refuse)")
+
+
+def say_wrote(path: PathLike, detail: str = "") -> None:
+    """``wrote PATH (detail)`` on stderr: each command's one line per file it wrote
+    (stdout carries findings and data, stderr messages).
+
+    >>> import contextlib, io
+    >>> err = io.StringIO()
+    >>> with contextlib.redirect_stderr(err):
+    ...     say_wrote("out/sections.json", "complete: false")
+    >>> err.getvalue().splitlines()
+    ['wrote out/sections.json (complete: false)']
+    """
+    print(f"wrote {os.fspath(path)}" + (f" ({detail})" if detail else ""), file=sys.stderr)
 
 
 def prepare_output_folder(key: str, folder: PathLike) -> Path:

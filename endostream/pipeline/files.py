@@ -98,11 +98,13 @@ class Analysed:
 
 @dataclass(frozen=True)
 class Written:
-    """What :func:`write_files` did: the sections path, and the errors it kept (the
-    CSV's, then each alongside output's), to be raised after the caller's summary."""
+    """What :func:`write_files` did: the sections path, the per-frame CSV written this run
+    (``None``: none asked for, or it failed), and the errors it kept (the CSV's, then each
+    alongside output's), to be raised after the caller's summary."""
 
     sections: Path | None
     errors: tuple[EndostreamError, ...] = ()
+    csv: Path | None = None
 
     def raise_first(self) -> None:
         if self.errors:
@@ -153,9 +155,12 @@ def write_files(document: SectionsDocument, files: VideoFiles, *,
     csv_error = _close_csv(document, files.csv, csv_writer, predictions)
     if csv_error is not None:
         errors.append(csv_error)
-    elif files.csv is not None and (csv_writer is not None or predictions is not None):
+    csv_written = None
+    if csv_error is None and files.csv is not None and (csv_writer is not None
+                                                        or predictions is not None):
         # Written this run: the readers refuse a CSV of another run by this hash
         # (procedure.frame_table).
+        csv_written = files.csv
         document = document.with_frames_csv(file_sha256(files.csv))
     if files.to_stdout:
         sys.stdout.write(document.dumps())
@@ -167,7 +172,7 @@ def write_files(document: SectionsDocument, files: VideoFiles, *,
             writer(document, files.sections)
         except EndostreamError as e:
             errors.append(e)
-    return Written(files.sections, tuple(errors))
+    return Written(files.sections, tuple(errors), csv_written)
 
 
 def segment_to_files(video: str | Path, classifier: Classifier, options: SegmentOptions,
