@@ -40,39 +40,32 @@ from endostream.review.outputs import check_output_dir
 
 EXAMPLES = """\
 examples:
-  endostream dicom sections.json --csv frames.csv --out-dir dicom/ \\
-      --patient-id 12345 --patient-name 'Doe^Jane' --accession A2026-0042
-  endostream dicom sections.json --out-dir dicom/ --like exam.dcm \\
-      --send pacs.hospital.org:104 --aet ENDOSTREAM --called-aet PACS
   endostream dicom sections.json --out-dir dicom/ --accession A2026-0042 \\
       --worklist ris.hospital.org:104 --called-aet RIS
   endostream dicom dicom/ --send pacs.hospital.org:104 --called-aet PACS \\
       --commit-port 11113                       # send the folder again
-  endostream dicom sections.json --out-dir anonymous/          # marked anonymous
 
-exit codes: 0 done, 2 bad arguments, a value DICOM does not allow, --send without an
-identity, no single worklist item, or files that exist without --overwrite; 3 the
-recording is missing or unreadable, 5 output not writable, 10 the archive (or worklist)
-could not be reached, refused the association, or did not store and commit every file
-(the files stay in --out-dir)
+exit codes: 0 done, 2 bad arguments or values DICOM does not allow, 3 recording missing,
+5 output not writable, 10 the archive or worklist failed (the files stay in --out-dir)
 """
 
 
 #: Left out of ``--help``, shown by ``--help-all`` and in docs/cli.md (endostream.cli).
-RARE_OPTIONS = ["--aet", "--retries"]
+RARE_OPTIONS = ["--aet", "--retries", "--worklist-aet", "--scheduled-station", "--anatomy-map",
+                "--commit-timeout", "--study-uid", "--allow-anonymous"]
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
     p.add_argument("--out-dir", type=Path, metavar="DIR",
-                   help="where the DICOM files go (created if needed; required unless "
-                        "SECTIONS is an export folder to send again)")
+                   help="where the DICOM files go (required unless SECTIONS is an export "
+                        "folder to send again)")
     p.add_argument("--csv", type=Path, metavar="frames.csv",
-                   help="the per-frame CSV of 'segment --csv': each section's most confident "
-                        "good frame becomes its image (default: the section's middle frame)")
+                   help="the per-frame CSV of 'segment --csv': key frames are each section's "
+                        "most confident good frame (default: its middle)")
     p.add_argument("--with-video", action="store_true",
-                   help="also the whole recording as a Video Endoscopic Image (H.264 copied "
-                        "as it is where it qualifies, else re-encoded once; default: no)")
+                   help="also the recording as a Video Endoscopic Image, which the SR's "
+                        "sections point into")
     add_overwrite_option(p, also=" (an earlier export's files in --out-dir)")
     add_identity_arguments(p)
     add_export_arguments(p)
@@ -88,9 +81,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                           "association for now, pausing 1, 2, 3... s; a permanent refusal "
                           "is final (default: %(default)s)")
     net.add_argument("--commit-port", metavar="[HOST:]PORT",
-                     help="ask for Storage Commitment and listen on this port, while waiting, "
-                          "for the archive's report (the port registered for --aet at the "
-                          "archive; default: no commitment, checked by C-FIND)")
+                     help="ask for Storage Commitment and take the archive's report on this "
+                          "port (default: checked by C-FIND)")
     net.add_argument("--commit-timeout", type=float, default=60.0, metavar="SECONDS",
                      help="how long to wait for the commitment report (default: %(default)s)")
     net.add_argument("--allow-anonymous", action="store_true",

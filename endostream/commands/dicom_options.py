@@ -26,19 +26,18 @@ def add_identity_arguments(p: argparse.ArgumentParser) -> None:
     """The patient and study options, shared with ``segment --dicom-out``."""
     who = p.add_argument_group("identity (only from here: never from file names or metadata)")
     who.add_argument("--patient-id", metavar="ID",
-                     help="Patient ID, as the hospital's information system has it (default: "
-                          "--like's, else none: the files are marked anonymous)")
+                     help="Patient ID as the hospital has it (default: none, the files are "
+                          "marked anonymous)")
     who.add_argument("--patient-name", metavar="NAME",
-                     help="Patient's Name in DICOM form, e.g. 'Doe^Jane' (default: --like's, "
-                          "else empty)")
+                     help="Patient's Name in DICOM form, e.g. 'Doe^Jane'")
     who.add_argument("--study-uid", metavar="UID",
                      help="Study Instance UID of the exam (from the worklist); default: a new "
                           "one, or the one of --like")
     who.add_argument("--accession", metavar="NUMBER",
-                     help="Accession Number of the order (default: --like's, else empty)")
+                     help="Accession Number of the order")
     who.add_argument("--like", type=Path, metavar="exam.dcm",
-                     help="a DICOM file of the same exam: its patient and study attributes "
-                          "are copied (options given as well win; default: none)")
+                     help="a DICOM file of the same exam whose patient and study are copied "
+                          "(options given win)")
 
 
 def identity_of(args: argparse.Namespace, worklist=None):
@@ -54,18 +53,17 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     """``dicom``'s worklist, date and anatomy options."""
     g = p.add_argument_group("worklist, time and anatomy")
     g.add_argument("--worklist", metavar="HOST:PORT",
-                   help="take patient, study, accession, requested procedure and scheduled "
-                        "step from the one Modality Worklist item that matches --accession, "
-                        "or --patient-id (with --study-date's day), or --scheduled-station "
-                        "(default: no worklist)")
+                   help="take patient and order from the one Modality Worklist item "
+                        "matching --accession, --patient-id + --study-date, or "
+                        "--scheduled-station")
     g.add_argument("--worklist-aet", metavar="TITLE",
                    help="the worklist's AE title (default: --called-aet)")
     g.add_argument("--scheduled-station", action="store_true",
                    help="match the worklist's Scheduled Station AE Title against --aet "
                         "(default: no)")
-    g.add_argument("--study-date", metavar="YYYY-MM-DD[THH:MM[:SS]]",
-                   help="when the recording started (default: the recording's container "
-                        "creation time, else the worklist's or --like's study date)")
+    g.add_argument("--study-date", metavar="DATE[THH:MM]",
+                   help="when the recording started, YYYY-MM-DD (default: its container's "
+                        "creation time)")
     g.add_argument("--anatomy-map", type=Path, metavar="FILE",
                    help="JSON map of the model's organ labels to anatomic codes, for a model "
                         "with other classes (default: ear, nose, vocal_folds built in)")
