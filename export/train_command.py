@@ -89,10 +89,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "and an organ head (partial labels: organ where known on good frames)")
     p.add_argument("--out", type=Path, required=True, metavar="model.pth",
                    help="checkpoint to write (state dict; sidecars beside it)")
-    p.add_argument("--init", metavar="imagenet|FILE",
-                   help="backbone weights: 'imagenet' (torchvision's, fetched once into torch's "
-                        "cache and checksum-verified) or a local EfficientNetB0 state dict "
-                        "(classifier keys skipped); default: random initialisation")
+    p.add_argument("--init", metavar="imagenet|bundled|FILE",
+                   help="starting weights: 'imagenet' (torchvision's, fetched once into torch's "
+                        "cache and checksum-verified), a local EfficientNetB0 state dict "
+                        "(backbone only), or a model file: 'bundled' (the demo model) or any "
+                        "FILE.onnx made by export, backbone and heads (its classes kept), so "
+                        "the model you run is fine-tuned; default: random initialisation")
     add_overwrite_option(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the run whose OUT-stem.resume.pt is beside --out "
@@ -146,6 +148,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     s.add_argument("--val-split", type=Path, metavar="DATASET",
                    help="a separate labelled set for validation (checked for shared "
                         "recordings; default: split off DATASET)")
+    s.add_argument("--hold-out-corrections", action="store_true",
+                   help="allow a validation set that holds every corrected recording (rows "
+                        "from 'endostream dataset'); default: refused, since training would "
+                        "learn nothing from them (--val-fraction draws among the other "
+                        "recordings first)")
     s.add_argument("--group-by", metavar="folder|prefix:SEP",
                    help="recording ids from paths when the data set does not name them: "
                         "the file's folder, or the file name up to SEP (e.g. prefix:_) "
@@ -183,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         augment=AugmentConfig.without(args.no_augment), patience=args.patience, keep=args.keep,
         group_by=args.group_by, calibrate=not args.no_calibrate,
+        hold_out_corrections=args.hold_out_corrections,
     )
     result = train(config)
     labels = (", ".join(result.labels) if args.task != "both" else "; ".join(

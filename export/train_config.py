@@ -81,6 +81,9 @@ class TrainConfig:
     keep: str = DEFAULT_KEEP  #: "best" (lowest val loss) or "last" checkpoint in ``out``
     group_by: str | None = None  #: recording ids from paths: "folder" or "prefix:SEP"
     calibrate: bool = True  #: fit a temperature on validation at the end
+    #: let validation hold out every corrected recording (:mod:`.validation`; refused
+    #: otherwise, since training would then learn nothing from the corrections)
+    hold_out_corrections: bool = False
 
     def __post_init__(self) -> None:
         for name, ok in (("epochs", self.epochs >= 1), ("batch", self.batch_size >= 1),
