@@ -21,6 +21,7 @@ from endostream.evaluation import datasets as D
 from endostream.export import sampling as S
 from endostream.export.augment import AugmentConfig
 from endostream.export.grouping import check_rule
+from endostream.export.init_weights import init_file
 from endostream.export.model import DEFAULT_DROPOUT
 from endostream.export.partial_labels import DEFAULT_ORGAN_SHARE
 from endostream.export.selection import DEFAULT_KEEP, DEFAULT_PATIENCE, KEEP_CHOICES
@@ -152,7 +153,8 @@ def check_train_outputs(cfg: TrainConfig) -> None:
     labels_json, resume_file = sidecar_paths(cfg.out)
     check_outputs({"--out": cfg.out, "--out (its .labels.json)": labels_json,
                    "--out (its .resume.pt)": resume_file},
-                  {"DATASET": cfg.dataset, "--init": cfg.init, "--val-split": cfg.val_split},
+                  {"DATASET": cfg.dataset, "--init": init_file(cfg.init),
+                   "--val-split": cfg.val_split},
                   overwrite=cfg.overwrite)
 
 

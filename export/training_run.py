@@ -162,33 +162,20 @@ class TrainingRun:
             self._restore_state(saved)
 
     def _split(self, full: Any, saved: dict[str, Any] | None) -> None:
-        """Training and validation sets (:mod:`.validation`: corrected recordings are
-        never all held out), printed with the recordings on each side."""
+        """Training and validation sets (:func:`.validation.choose`: corrected recordings
+        are never all held out), printed with the recordings on each side."""
         cfg = self.cfg
-        corrected = V.corrected_recordings(cfg.dataset, cfg.group_by)
-        if cfg.val_split is not None:
-            self.train_set = full
-            self.val_set = self._read_set(cfg.val_split).with_labels(full.labels)
-            how = f"--val-split {cfg.val_split}"
-        else:
-            names = saved["val_recordings"] if saved is not None else cfg.val_recordings
-            tr, va = V.split(full, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                             corrected=corrected, val_recordings=names)
-            self.train_set, self.val_set = full.subset(tr), full.subset(va)
-            how = ("as when the run started" if saved is not None else
-                   "--val-recordings" if names else f"--val-fraction {cfg.val_fraction:g}"
-                   + (" of the recordings that are not corrections"
-                      if corrected and len(tr) and set(full.recordings()) - corrected else ""))
-            self.optimistic = bool(va) and not full.recordings_known
-            if self.optimistic:
-                log.warning("validation is optimistic: the data set does not name its "
-                            "recordings, so frames of one recording can sit on both sides; "
-                            "name them (a 'recording' column, REC__name files) or pass "
-                            "--group-by folder|prefix:SEP")
-        D.check_no_leak(self.train_set, self.val_set)
-        if saved is None:
-            V.check_corrections_trained(self.val_set, corrected, cfg.hold_out_corrections)
-        for line in V.describe_split(self.train_set, self.val_set, corrected, how):
+        val_set = (self._read_set(cfg.val_split).with_labels(full.labels)
+                   if cfg.val_split is not None else None)
+        chosen = V.choose(full, cfg, val_set=val_set,
+                          resumed=saved["val_recordings"] if saved is not None else None)
+        self.train_set, self.val_set, self.optimistic = chosen.train, chosen.val, chosen.optimistic
+        if self.optimistic:
+            log.warning("validation is optimistic: the data set does not name its "
+                        "recordings, so frames of one recording can sit on both sides; "
+                        "name them (a 'recording' column, REC__name files) or pass "
+                        "--group-by folder|prefix:SEP")
+        for line in chosen.lines:
             self.stream.write(line + "\n")
 
     def _labels_with(self, weights: OnnxWeights, data_labels: tuple) -> tuple:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def split(ds: Any, *, val_fraction: float, seed: int, corrected: Collection[str]
     """``(train, val)`` sample indices of ``ds`` (a labelled or partial set): the named
     recordings, else ``val_fraction`` drawn among the recordings that are not corrections
     (among all of them when every one is)."""
-    if val_recordings:
+    if val_recordings is not None:  # named (a resumed run's may be none at all)
         return D.split_by_names(ds, val_recordings)
     corrected = set(corrected)
     old = [i for i, s in enumerate(ds.samples) if s.recording not in corrected]
@@ -96,6 +97,43 @@ def check_corrections_trained(val_set: Any, corrected: Collection[str], allowed:
         "would learn nothing from the corrections; validate on old data (endostream dataset "
         "--include old/labels.csv) or on other recordings (--val-recordings A,B), or pass "
         f"{HOLD_OUT_OPTION} to score on them without training on them")
+
+
+@dataclass(frozen=True)
+class Split:
+    """A run's training and validation sets and the lines that say what they hold."""
+
+    train: Any
+    val: Any
+    lines: tuple[str, ...]
+    optimistic: bool = False  #: validation may share recordings it cannot see
+
+
+def choose(full: Any, cfg: Any, *, val_set: Any = None,
+           resumed: Sequence[str] | None = None) -> Split:
+    """The split of ``full`` for a run's config (``TrainConfig``): ``val_set`` when given
+    (``--val-split``, read by the caller), the recordings of a resumed run, the named
+    recordings, or ``--val-fraction`` as :func:`split` draws it; refused when it would hold
+    out every corrected recording of a new run (:func:`check_corrections_trained`)."""
+    corrected = corrected_recordings(cfg.dataset, cfg.group_by)
+    optimistic = False
+    if val_set is not None:
+        train, how = full, f"--val-split {cfg.val_split}"
+    else:
+        names = resumed if resumed is not None else cfg.val_recordings
+        tr, va = split(full, val_fraction=cfg.val_fraction, seed=cfg.seed, corrected=corrected,
+                       val_recordings=names)
+        train, val_set = full.subset(tr), full.subset(va)
+        optimistic = bool(va) and not full.recordings_known
+        others = corrected and set(full.recordings()) - set(corrected)
+        how = ("as when the run started" if resumed is not None else
+               "--val-recordings" if names else f"--val-fraction {cfg.val_fraction:g}"
+               + (" of the recordings that are not corrections" if others else ""))
+    D.check_no_leak(train, val_set)
+    if resumed is None:
+        check_corrections_trained(val_set, corrected, cfg.hold_out_corrections)
+    return Split(train, val_set, tuple(describe_split(train, val_set, corrected, how)),
+                 optimistic)
 
 
 def describe_split(train_set: Any, val_set: Any, corrected: Collection[str],
@@ -129,5 +167,5 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-__all__ = ["CORRECTION_COLUMN", "HOLD_OUT_OPTION", "corrected_recordings", "split",
-           "check_corrections_trained", "describe_split"]
+__all__ = ["CORRECTION_COLUMN", "HOLD_OUT_OPTION", "Split", "choose", "corrected_recordings",
+           "split", "check_corrections_trained", "describe_split"]

@@ -181,6 +181,13 @@ def test_init_bundled_names_the_demo_model():
 
     assert init_file("bundled") == demo_model_path()
     assert init_file("imagenet") is None and init_file(None) is None
+    # As an input, the bundled model is never an output a run may replace.
+    from endostream.errors import EndostreamError
+    from endostream.export.train_config import check_train_outputs
+
+    with pytest.raises(EndostreamError, match="--init"):
+        check_train_outputs(TrainConfig(dataset=Path("ds"), task="organ",
+                                        out=demo_model_path(), init="bundled"))
 
 
 # --- validation in the loop -------------------------------------------------------------
