@@ -176,7 +176,7 @@ class TrainingRun:
                         "name them (a 'recording' column, REC__name files) or pass "
                         "--group-by folder|prefix:SEP")
         for line in chosen.lines:
-            self.stream.write(line + "\n")
+            self._say(line)
 
     def _labels_with(self, weights: OnnxWeights, data_labels: tuple) -> tuple:
         """The run's classes when it starts from a contract file (the file's first)."""
@@ -192,11 +192,17 @@ class TrainingRun:
 
     def _check_init(self, weights: OnnxWeights, net: nn.Module, heads: dict[str, Any]) -> None:
         if not set(heads) & set(weights.heads):
-            self.stream.write(f"init: backbone of {weights.path} (no {' or '.join(heads)} "
-                              "head in it: new head)\n")
+            self._say(f"init: backbone of {weights.path} (no {' or '.join(heads)} head in "
+                      "it: new head)")
             return
         report = check_loaded(weights, reference_of(weights, net, heads))
-        self.stream.write(f"init: {weights.path}, {report.summary()}\n")
+        self._say(f"init: {weights.path}, {report.summary()}")
+
+    def _say(self, line: str) -> None:
+        """A line of what the run does, before its epochs (none without a stream)."""
+        log.info("%s", line)
+        if self.stream is not None:
+            self.stream.write(line + "\n")
 
     def _statistics_batches(self, length: int | None = None) -> Iterator[torch.Tensor]:
         """Normalised batches of training frames drawn as an epoch draws them (synthetic
