@@ -199,9 +199,11 @@ class TrainingRun:
         self._say(f"init: {weights.path}, {report.summary()}")
 
     def _say(self, line: str) -> None:
-        """A line of what the run does, before its epochs (none without a stream)."""
-        log.info("%s", line)
-        if self.stream is not None:
+        """A line of what the run does, before its epochs: on the stream, or the log
+        without one (tests, Python callers)."""
+        if self.stream is None:
+            log.info("%s", line)
+        else:
             self.stream.write(line + "\n")
 
     def _statistics_batches(self, length: int | None = None) -> Iterator[torch.Tensor]:
