@@ -1,4 +1,4 @@
-"""Where the backbone's initial weights come from: ``--init imagenet`` or ``--init FILE``.
+"""Where the initial weights come from: ``--init imagenet``, ``bundled`` or ``FILE``.
 
 Transfer learning from ImageNet was the thesis' main lever: it converged far faster than
 training from random weights. ``--init FILE`` reads a local state dict (offline, always).
@@ -6,12 +6,17 @@ training from random weights. ``--init FILE`` reads a local state dict (offline,
 (``IMAGENET1K_V1``): the first time, on an online machine, torchvision fetches the file
 into torch's hub cache (``$TORCH_HOME/hub/checkpoints``) and checks it against the SHA-256
 prefix published in its file name; later runs read the cached file, checked the same way,
-offline. Nothing is fetched unless ``imagenet`` is asked for.
+offline. Nothing is fetched unless ``imagenet`` is asked for. ``--init bundled`` is the
+demo model shipped in the package (``endostream/data/endostream-demo.onnx``), and any
+``FILE.onnx`` a contract file: its backbone *and* heads are read back (:mod:`.onnx_init`),
+so the model that runs is the one fine-tuned.
 
 >>> resolve_init(None) is None
 True
 >>> resolve_init("weights.pth").name
 'weights.pth'
+>>> resolve_init("bundled").name
+'endostream-demo.onnx'
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ import logging
 import re
 from pathlib import Path
 
+from endostream.bundled import require_demo_model
 from endostream.errors import ModelError, UsageError
 
 log = logging.getLogger(__name__)
 
 #: The ``--init`` value that asks for torchvision's ImageNet weights.
 IMAGENET = "imagenet"
+#: The ``--init`` value that names the bundled demo model (a contract file).
+BUNDLED = "bundled"
 
 #: torch.hub's naming rule: ``name-<first hex digits of the file's SHA-256>.ext``.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
@@ -38,6 +46,16 @@ def resolve_init(value: str | Path | None) -> Path | None:
         return None
     if str(value) == IMAGENET:
         return imagenet_weights()
+    return init_file(value)
+
+
+def init_file(value: str | Path | None) -> Path | None:
+    """The file ``--init`` names without fetching anything: None for none or ``imagenet``
+    (which :func:`resolve_init` fetches), the bundled model's path for ``bundled``."""
+    if value is None or str(value) == IMAGENET:
+        return None
+    if str(value) == BUNDLED:
+        return require_demo_model()
     return Path(value)
 
 

@@ -32,6 +32,7 @@ Usage (hours on a CPU)::
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,12 @@ from endostream.export.augment import Augmenter
 from endostream.export.calibration import calibrate
 from endostream.export.grouping import regroup
 from endostream.export.multitask import SharedBackbone, recalibrate_batchnorm
+from endostream.export.onnx_init import (
+    STATISTICS_FRAMES,
+    OnnxWeights,
+    merged_labels,
+    shared_from_onnx,
+)
 from endostream.export.training_run import TrainingRun, to_model_input
 
 log = logging.getLogger(__name__)
@@ -112,17 +119,38 @@ class SharedRun(TrainingRun):
         card's data, statistics of real frames only (three in four of them good) left the
         quality head 4 points lower on held-out frames (docs/notes/shared-backbone.md).
         """
-        plan = P.epoch_plan(self.train_set.targets, self.labels, epoch=RECALIBRATION_EPOCH,
+        data = self._statistics_batches(RECALIBRATION_FRAMES, RECALIBRATION_EPOCH)
+        recalibrate_batchnorm(self.model, (x.to(self.device) for x in data))
+
+    def _statistics_batches(self, length: int | None = None,
+                            epoch: int | None = None) -> Iterator[torch.Tensor]:
+        """Normalised batches of :data:`RECALIBRATION_BATCH` training frames drawn as an
+        epoch draws them (see :meth:`recalibrate`); by default the frames an ``--init
+        FILE.onnx`` unfolds its BatchNorms on (:mod:`.onnx_init`)."""
+        if length is None:
+            length = min(STATISTICS_FRAMES, len(self.train_set))
+        plan = P.epoch_plan(self.train_set.targets, self.labels,
+                            epoch=RECALIBRATION_EPOCH if epoch is None else epoch,
                             seed=self.cfg.seed, synth_bad=self.cfg.synth_bad,
-                            length=RECALIBRATION_FRAMES, organ_share=self.cfg.organ_share)
+                            length=length, organ_share=self.cfg.organ_share)
         # The plan is shuffled: a batch of neighbouring frames (one recording, one class)
         # has a small variance, and the average of such batches' variances is far below
         # the variance of the frames.
         batches = [plan[i:i + RECALIBRATION_BATCH]
                    for i in range(0, len(plan), RECALIBRATION_BATCH)]
-        data = self._loader(P.ItemLoader(self.train_set), batches)
-        recalibrate_batchnorm(self.model, (to_model_input(images.to(self.device))
-                                           for images, _ in data))
+        return (to_model_input(images)
+                for images, _ in self._loader(P.ItemLoader(self.train_set), batches))
+
+    def _labels_with(self, weights: OnnxWeights, data_labels: tuple) -> tuple:
+        return tuple(merged_labels(weights.heads.get(head), labels)
+                     for head, labels in zip(HEADS, data_labels, strict=True))
+
+    def _model_from_onnx(self, weights: OnnxWeights) -> nn.Module:
+        heads = dict(zip(HEADS, self.labels, strict=True))
+        net = shared_from_onnx(weights, heads, batches=self._statistics_batches(),
+                               dropout=self.cfg.dropout)
+        self._check_init(weights, net, heads)
+        return net
 
     @torch.inference_mode()
     def validate(self) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def _flat(groups: list[tuple[str, ...]] | None) -> tuple[str, ...]:
 
 
 #: Left out of ``--help``, shown by ``--help-all`` and in docs/cli.md (endostream.cli).
-RARE_OPTIONS = ["--backbone-lr", "--lr-schedule", "--organ-share", "--max-steps", "--seed",
+RARE_OPTIONS = ["--hold-out-corrections", "--backbone-lr", "--lr-schedule", "--organ-share", "--max-steps", "--seed",
                 "--synth-bad", "--no-augment", "--patience", "--keep", "--no-calibrate",
                 "--val-recordings", "--val-split", "--group-by", "--video-fps", "--threads",
                 "--workers"]
@@ -102,9 +102,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "where known)")
     p.add_argument("--out", type=Path, required=True, metavar="model.pth",
                    help="checkpoint to write (state dict; sidecars beside it)")
-    p.add_argument("--init", metavar="imagenet|FILE",
-                   help="backbone weights: 'imagenet' (torchvision's, checksum-verified) or "
-                        "an EfficientNetB0 state dict (default: random)")
+    p.add_argument("--init", metavar="imagenet|bundled|FILE",
+                   help="starting weights: 'imagenet', a state dict (backbone), or a model "
+                        "file, 'bundled' or FILE.onnx from export (backbone and heads, its "
+                        "classes kept: the model you run is fine-tuned); default: random")
     add_overwrite_option(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the run whose OUT-stem.resume.pt is beside --out "
@@ -161,6 +162,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     s.add_argument("--val-split", type=Path, metavar="DATASET",
                    help="a separate labelled set for validation (checked for shared "
                         "recordings; default: split off DATASET)")
+    s.add_argument("--hold-out-corrections", action="store_true",
+                   help="allow a validation set that holds every corrected recording (rows "
+                        "from 'endostream dataset'); default: refused, since training would "
+                        "learn nothing from them (--val-fraction draws among the other "
+                        "recordings first)")
     s.add_argument("--group-by", metavar="folder|prefix:SEP",
                    help="recording ids from paths when the data set does not name them: "
                         "the file's folder, or the file name up to SEP (e.g. prefix:_) "
@@ -200,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         augment=AugmentConfig.without(_flat(args.no_augment)), patience=args.patience,
         keep=args.keep,
         group_by=args.group_by, calibrate=not args.no_calibrate,
+        hold_out_corrections=args.hold_out_corrections,
     )
     result = train(config)
     labels = (", ".join(result.labels) if args.task != "both" else "; ".join(

@@ -21,6 +21,7 @@ from endostream.evaluation import datasets as D
 from endostream.export import sampling as S
 from endostream.export.augment import AugmentConfig
 from endostream.export.grouping import check_rule
+from endostream.export.init_weights import init_file
 from endostream.export.model import DEFAULT_DROPOUT
 from endostream.export.partial_labels import DEFAULT_ORGAN_SHARE
 from endostream.export.selection import DEFAULT_KEEP, DEFAULT_PATIENCE, KEEP_CHOICES
@@ -81,6 +82,9 @@ class TrainConfig:
     keep: str = DEFAULT_KEEP  #: "best" (lowest val loss) or "last" checkpoint in ``out``
     group_by: str | None = None  #: recording ids from paths: "folder" or "prefix:SEP"
     calibrate: bool = True  #: fit a temperature on validation at the end
+    #: let validation hold out every corrected recording (:mod:`.validation`; refused
+    #: otherwise, since training would then learn nothing from the corrections)
+    hold_out_corrections: bool = False
 
     def __post_init__(self) -> None:
         for name, ok in (("epochs", self.epochs >= 1), ("batch", self.batch_size >= 1),
@@ -150,7 +154,8 @@ def check_train_outputs(cfg: TrainConfig) -> None:
     labels_json, resume_file = sidecar_paths(cfg.out)
     check_outputs({"--out": cfg.out, "--out (its .labels.json)": labels_json,
                    "--out (its .resume.pt)": resume_file},
-                  {"DATASET": cfg.dataset, "--init": cfg.init, "--val-split": cfg.val_split},
+                  {"DATASET": cfg.dataset, "--init": init_file(cfg.init),
+                   "--val-split": cfg.val_split},
                   overwrite=cfg.overwrite or cfg.resume)
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,12 +24,25 @@ from endostream.errors import UsageError
 from endostream.evaluation import datasets as D
 from endostream.evaluation.metrics import classification_report
 from endostream.export import sampling as S
+from endostream.export import validation as V
 from endostream.export.augment import AugmentConfig, Augmenter
 from endostream.export.calibration import calibrate
 from endostream.export.graph import IMAGENET_MEAN, IMAGENET_STD, PIXEL_MAX
 from endostream.export.grouping import regroup
-from endostream.export.init_weights import resolve_init
+from endostream.export.init_weights import init_file, resolve_init
 from endostream.export.model import BACKBONE_PREFIX, build_classifier
+from endostream.export.onnx_init import (
+    STATISTICS_BATCH,
+    STATISTICS_EPOCH,
+    STATISTICS_FRAMES,
+    OnnxWeights,
+    check_loaded,
+    classifier_from_onnx,
+    is_onnx,
+    merged_labels,
+    read_onnx_weights,
+    reference_of,
+)
 from endostream.export.selection import BestTracker
 from endostream.export.train_config import (
     LABELS_FORMAT,
@@ -110,41 +124,29 @@ class TrainingRun:
         full = self._read_set(cfg.dataset)
         if cfg.task == "quality" and cfg.synth_bad > 0 and D.BAD not in full.labels:
             full = full.with_labels(tuple(sorted(full.labels + (D.BAD,))))
+        init = init_file(cfg.init)
+        self.init_weights = read_onnx_weights(init) if is_onnx(init) else None
+        if self.init_weights is not None:  # the file's classes first: they are kept
+            full = full.with_labels(self._labels_with(self.init_weights, full.labels))
         if saved is not None and tuple(saved["labels"]) != full.labels:
             raise UsageError(f"--resume: the dataset's labels {list(full.labels)} differ from "
                              f"the checkpoint's {saved['labels']}; resume on the same dataset")
         self.labels = full.labels
-        if cfg.val_split is not None:
-            self.train_set = full
-            self.val_set = self._read_set(cfg.val_split).with_labels(full.labels)
-        else:
-            if saved is not None:
-                tr, va = D.split_by_names(full, saved["val_recordings"])
-            elif cfg.val_recordings:
-                tr, va = D.split_by_names(full, cfg.val_recordings)
-            else:
-                tr, va = D.split_by_recording(full, cfg.val_fraction, cfg.seed)
-            self.train_set, self.val_set = full.subset(tr), full.subset(va)
-            self.optimistic = bool(va) and not full.recordings_known
-            if self.optimistic:
-                log.warning("validation is optimistic: the data set does not name its "
-                            "recordings, so frames of one recording can sit on both sides; "
-                            "name them (a 'recording' column, REC__name files) or pass "
-                            "--group-by folder|prefix:SEP")
-        D.check_no_leak(self.train_set, self.val_set)
+        self._split(full, saved)
         if not self.train_set.samples:
             raise UsageError("the training set is empty after the split; "
                              "lower --val-fraction or name fewer --val-recordings")
         self.synth = cfg.synth_bad if cfg.task == "quality" else 0.0
         self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
         counts = ", ".join(f"{k} {v}" for k, v in self.train_set.class_counts().items())
-        log.info("train: %d frames of %d recordings (%s); val: %d frames of %d recordings",
-                 len(self.train_set), len(self.train_set.recordings()), counts,
-                 len(self.val_set), len(self.val_set.recordings()))
+        log.info("training classes: %s", counts)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.model = self._build_model(init=None if saved else resolve_init(cfg.init))
+        if self.init_weights is not None and saved is None:
+            self.model = self._model_from_onnx(self.init_weights)
+        else:
+            self.model = self._build_model(init=None if saved else resolve_init(cfg.init))
         if cfg.init is None and saved is None:
             log.warning("no --init weights: training from random initialisation "
                         "(expect to need many epochs and a higher --lr, e.g. 1e-3)")
@@ -158,6 +160,63 @@ class TrainingRun:
         self.loss_fn = nn.CrossEntropyLoss()
         if saved is not None:
             self._restore_state(saved)
+
+    def _split(self, full: Any, saved: dict[str, Any] | None) -> None:
+        """Training and validation sets (:func:`.validation.choose`: corrected recordings
+        are never all held out), printed with the recordings on each side."""
+        cfg = self.cfg
+        val_set = (self._read_set(cfg.val_split).with_labels(full.labels)
+                   if cfg.val_split is not None else None)
+        chosen = V.choose(full, cfg, val_set=val_set,
+                          resumed=saved["val_recordings"] if saved is not None else None)
+        self.train_set, self.val_set, self.optimistic = chosen.train, chosen.val, chosen.optimistic
+        if self.optimistic:
+            log.warning("validation is optimistic: the data set does not name its "
+                        "recordings, so frames of one recording can sit on both sides; "
+                        "name them (a 'recording' column, REC__name files) or pass "
+                        "--group-by folder|prefix:SEP")
+        for line in chosen.lines:
+            self._say(line)
+
+    def _labels_with(self, weights: OnnxWeights, data_labels: tuple) -> tuple:
+        """The run's classes when it starts from a contract file (the file's first)."""
+        return merged_labels(weights.heads.get(self.cfg.task), data_labels)
+
+    def _model_from_onnx(self, weights: OnnxWeights) -> nn.Module:
+        """The network with the file's weights (:mod:`.onnx_init`), BatchNorm unfolded on
+        training frames, checked against onnxruntime before any step."""
+        net = classifier_from_onnx(weights, self.cfg.task, self.labels,
+                                   batches=self._statistics_batches(), dropout=self.cfg.dropout)
+        self._check_init(weights, net, {self.cfg.task: self.labels})
+        return net
+
+    def _check_init(self, weights: OnnxWeights, net: nn.Module, heads: dict[str, Any]) -> None:
+        if not set(heads) & set(weights.heads):
+            self._say(f"init: backbone of {weights.path} (no {' or '.join(heads)} head in "
+                      "it: new head)")
+            return
+        report = check_loaded(weights, reference_of(weights, net, heads))
+        self._say(f"init: {weights.path}, {report.summary()}")
+
+    def _say(self, line: str) -> None:
+        """A line of what the run does, before its epochs: on the stream, or the log
+        without one (tests, Python callers)."""
+        if self.stream is None:
+            log.info("%s", line)
+        else:
+            self.stream.write(line + "\n")
+
+    def _statistics_batches(self, length: int | None = None) -> Iterator[torch.Tensor]:
+        """Normalised batches of training frames drawn as an epoch draws them (synthetic
+        bad frames included, no augmentation): what a BatchNorm's statistics are set on."""
+        length = min(STATISTICS_FRAMES, len(self.train_set)) if length is None else length
+        plan = S.epoch_plan(self.train_set.targets, self.labels, epoch=STATISTICS_EPOCH,
+                            seed=self.cfg.seed, synth_bad=self.synth, length=length)
+        return self._normalised(S.ItemLoader(self.train_set), plan)
+
+    def _normalised(self, items: Any, plan: list) -> Iterator[torch.Tensor]:
+        batches = [plan[i:i + STATISTICS_BATCH] for i in range(0, len(plan), STATISTICS_BATCH)]
+        return (to_model_input(images) for images, _ in self._loader(items, batches))
 
     def _parameter_groups(self) -> list[dict[str, Any]]:
         """The backbone (``features.*``, the same name in both networks) at ``backbone_lr``

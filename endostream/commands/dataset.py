@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
+from endostream.bundled import demo_model_path
 from endostream.corrections.dataset import (
     DEFAULT_FPS,
     DEFAULT_MARGIN_S,
@@ -36,7 +38,9 @@ from endostream.corrections.dataset import (
     reviewed_rows,
 )
 from endostream.errors import UsageError
+from endostream.inference.classifier import sha256_file
 from endostream.output.atomic import write_text_atomic
+from endostream.output.document import read_sections
 from endostream.output.guard import add_overwrite_option, check_outputs, output_folder, say_wrote
 from endostream.output.table import count
 
@@ -48,7 +52,7 @@ examples:
   endostream dataset a.sections.json --video /archive/a.mp4 --out ds/labels.csv --fps 2
   endostream dataset a.corrected.sections.json --videos /archive --out ds/labels.csv
   endostream dataset reviewed/*.json --out ds/labels.csv --include old/labels.csv
-  endostream train ds/labels.csv --task both --out both.pth --init imagenet
+  endostream train ds/labels.csv --task both --out tuned.pth --init bundled --epochs 5
 
 exit codes: 0 done, 2 bad arguments or sections file (or the wrong video),
 3 video missing or unreadable (or not below --videos), 5 output not writable,
@@ -131,4 +135,22 @@ def run(args: argparse.Namespace) -> int:
     say_wrote(args.out, f"{count(len(rows), 'section')} of "
               f"{count(len(args.sections), 'file')}, about {count(frames, 'frame')}: {summary}"
               + (f"; plus {count(len(included), 'row')} included" if included else ""))
+    print(f"next: endostream train {args.out} --task both --init {_model_of(args.sections)} "
+          "--out tuned.pth --lr 1e-4 --epochs 5   # "
+          + ("validates on the included recordings, trains on the corrected ones" if included
+             else "no --include: the model forgets what it learnt; include its data (the "
+                  "bundled model's: MODEL_CARD.md)"), file=sys.stderr)
     return 0
+
+
+def _model_of(sections: list[Path]) -> str:
+    """What ``train --init`` should start from: the one model the files were made with
+    (``bundled`` for the demo model), else a placeholder."""
+    models = {(m.path, m.sha256) for m in (read_sections(p).models for p in sections)}
+    if len(models) != 1:
+        return "MODEL.onnx"
+    ((path, sha),) = models
+    demo = demo_model_path()
+    if demo.is_file() and sha == sha256_file(demo):
+        return "bundled"
+    return path if path.endswith(".onnx") and "," not in path else "MODEL.onnx"
