@@ -44,8 +44,7 @@ log = logging.getLogger(__name__)
 
 EXAMPLES = """\
 examples:
-  endostream train data/labels.csv --task organ --out organ.pth --init efficientnet_b0.pth
-  endostream train data/ --task quality --out quality.pth --epochs 5 --val-recordings r1,r2
+  endostream train corrected/labels.csv --task both --init bundled --out tuned.pth --epochs 5
   endostream train data/labels.csv --task organ --out organ.pth --resume
 
 OUT, OUT-stem.labels.json and OUT-stem.resume.pt are checked before any image is read:
@@ -86,7 +85,8 @@ def _flat(groups: list[tuple[str, ...]] | None) -> tuple[str, ...]:
 
 
 #: Left out of ``--help``, shown by ``--help-all`` and in docs/cli.md (endostream.cli).
-RARE_OPTIONS = ["--hold-out-corrections", "--backbone-lr", "--lr-schedule", "--organ-share", "--max-steps", "--seed",
+RARE_OPTIONS = ["--hold-out-corrections", "--backbone-lr", "--lr-schedule", "--organ-share",
+                "--max-steps", "--seed",
                 "--synth-bad", "--no-augment", "--patience", "--keep", "--no-calibrate",
                 "--val-recordings", "--val-split", "--group-by", "--video-fps", "--threads",
                 "--workers"]
@@ -103,9 +103,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="model.pth",
                    help="checkpoint to write (state dict; sidecars beside it)")
     p.add_argument("--init", metavar="imagenet|bundled|FILE",
-                   help="starting weights: 'imagenet', a state dict (backbone), or a model "
-                        "file, 'bundled' or FILE.onnx from export (backbone and heads, its "
-                        "classes kept: the model you run is fine-tuned); default: random")
+                   help="'bundled' or FILE.onnx (fine-tune the model you run: backbone, "
+                        "heads, classes), 'imagenet', or a state dict; default: random")
     add_overwrite_option(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the run whose OUT-stem.resume.pt is beside --out "
