@@ -64,8 +64,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="the per-frame CSV of 'segment --csv': key frames are each section's "
                         "most confident good frame (default: its middle)")
     p.add_argument("--with-video", action="store_true",
-                   help="also the recording as a Video Endoscopic Image, which the SR's "
-                        "sections point into")
+                   help="also the recording as a Video Endoscopic Image, for the SR's "
+                        "sections to point into (default: no)")
     add_overwrite_option(p, also=" (an earlier export's files in --out-dir)")
     add_identity_arguments(p)
     add_export_arguments(p)

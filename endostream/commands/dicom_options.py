@@ -29,15 +29,15 @@ def add_identity_arguments(p: argparse.ArgumentParser) -> None:
                      help="Patient ID as the hospital has it (default: none, the files are "
                           "marked anonymous)")
     who.add_argument("--patient-name", metavar="NAME",
-                     help="Patient's Name in DICOM form, e.g. 'Doe^Jane'")
+                     help="Patient's Name, e.g. 'Doe^Jane' (default: empty)")
     who.add_argument("--study-uid", metavar="UID",
                      help="Study Instance UID of the exam (from the worklist); default: a new "
                           "one, or the one of --like")
     who.add_argument("--accession", metavar="NUMBER",
-                     help="Accession Number of the order")
+                     help="Accession Number of the order (default: empty)")
     who.add_argument("--like", type=Path, metavar="exam.dcm",
-                     help="a DICOM file of the same exam whose patient and study are copied "
-                          "(options given win)")
+                     help="a file of the same exam whose patient and study are copied "
+                          "(default: none)")
 
 
 def identity_of(args: argparse.Namespace, worklist=None):
@@ -53,9 +53,8 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     """``dicom``'s worklist, date and anatomy options."""
     g = p.add_argument_group("worklist, time and anatomy")
     g.add_argument("--worklist", metavar="HOST:PORT",
-                   help="take patient and order from the one Modality Worklist item "
-                        "matching --accession, --patient-id + --study-date, or "
-                        "--scheduled-station")
+                   help="patient and order from the one worklist item matching "
+                        "--accession, or --patient-id and --study-date (default: none)")
     g.add_argument("--worklist-aet", metavar="TITLE",
                    help="the worklist's AE title (default: --called-aet)")
     g.add_argument("--scheduled-station", action="store_true",
