@@ -128,6 +128,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="frames analysed per second of video; 'all' analyses every frame "
                         f"(default: {DEFAULT_SAMPLE_FPS:g}, i.e. a {1 / DEFAULT_SAMPLE_FPS:.1f} s "
                         "grid: sections last tens of seconds)")
+    p.add_argument("--dense", action="store_true",
+                   help="analyse every --sample-fps frame (default: coarse to fine, one frame "
+                        "a second first, then --sample-fps only where the answer can change)")
     p.add_argument("--batch", type=int, default=None, metavar="N",
                    help=batch_help())
     add_segmenter_arguments(p)

@@ -43,6 +43,7 @@ from endostream.output.document import Analysis, ModelsInfo, SectionsDocument
 from endostream.pipeline.threads import ThreadGroup
 from endostream.segmentation.config import SegmenterConfig
 from endostream.segmentation.offline import OfflineSegmenter
+from endostream.segmentation.refine import DEFAULT_COARSE_FPS
 from endostream.segmentation.section import Section
 from endostream.sources import END_OF_STREAM, CaptureThread, FileSource, FrameTap
 from endostream.sources.file import DEFAULT_SAMPLE_FPS
@@ -60,11 +61,15 @@ class SegmentOptions:
     sample_fps: float | None = DEFAULT_SAMPLE_FPS  #: analysed frames per second; None = all
     batch_size: int | None = None  #: frames per inference batch; None = default_batch()
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    #: coarse grid of a coarse-to-fine run (:mod:`endostream.pipeline.coarse`); None = dense
+    coarse_fps: float | None = DEFAULT_COARSE_FPS
 
     def __post_init__(self) -> None:
         if self.sample_fps is not None and not self.sample_fps > 0:
             raise UsageError(f"--sample-fps must be positive, got {self.sample_fps}; "
                              "use 'all' to analyse every frame")
+        if self.coarse_fps is not None and not self.coarse_fps > 0:
+            raise UsageError(f"the coarse rate must be positive, got {self.coarse_fps}")
         check_batch(self.batch_size)
 
 
@@ -149,6 +154,14 @@ def segment_video(
     ``unusable`` sections.
     """
     stop = stop or threading.Event()
+    if options.coarse_fps is not None:  # coarse to fine where it applies, else dense below
+        from endostream.pipeline.coarse import segment_coarse  # it imports this module
+
+        result = segment_coarse(path, classifier, options, on_frame=on_frame,
+                                on_prediction=on_prediction, on_progress=on_progress,
+                                stop=stop, cropper=cropper)
+        if result is not None:
+            return result
     started = time.monotonic()
     segmenter = OfflineSegmenter(
         classifier.heads.get("organ", ()),  # none: "usable"/"unusable" sections
@@ -237,7 +250,7 @@ def segment_video(
         analysis=Analysis(
             frames_analysed=analysed,
             sample_fps=None if above and analysed >= decoded else options.sample_fps,
-            segmenter=segmenter.describe()),
+            segmenter=segmenter.describe(), extra={"mode": "dense"}),
         sections=tuple(sections))
     return SegmentResult(
         document=document.as_written(),
