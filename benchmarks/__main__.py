@@ -254,7 +254,8 @@ def _measure(args: argparse.Namespace, budget: Budget, live_s: float, naive_fram
             "stage_limit_fps": round(limit_fps, 2),
         },
         "e2e": {"every_frame": st.every_frame.to_json(),
-                "default_rate": st.default_rate.to_json()},
+                "default_rate": st.default_rate.to_json(),
+                "default_rate_dense": st.default_dense.to_json()},
         "live": live,
         "naive": naive_result,
         "noise": {

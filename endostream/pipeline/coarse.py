@@ -40,14 +40,14 @@ from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import default_batch
 from endostream.inference.worker import InferenceWorker
 from endostream.output.document import Analysis, ModelsInfo, SectionsDocument
-from endostream.pipeline.offline import (
+from endostream.pipeline.options import (
     JOIN_TIMEOUT_S,
     FrameFn,
     PredictionFn,
     ProgressFn,
     SegmentOptions,
     SegmentResult,
-    _final_info,
+    final_info,
     rate_above_video,
 )
 from endostream.pipeline.threads import ThreadGroup
@@ -220,6 +220,8 @@ def segment_coarse(
     arrive out of order); ``on_frame`` sees analysed frames as they are converted.
     """
     stop = stop or threading.Event()
+    if not options.coarse_fps or not options.sample_fps:
+        return None
     try:
         return _run(path, classifier, options, on_frame, on_prediction, on_progress, stop,
                     cropper, skip=True)
@@ -295,7 +297,7 @@ def _run(path, classifier, options, on_frame, on_prediction, on_progress, stop, 
                                 "found so far were kept")
         complete = error is None
         decoded = skim.frames_total
-        info = _final_info(skim.info, decoded, skim.last_pts_s, complete=complete)
+        info = final_info(skim.info, decoded, skim.last_pts_s, complete=complete)
         stats = worker.stats()
         frames_decoded = skim.decoded_frames
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from endostream.segmentation.hmm import FrameModel
-from endostream.segmentation.section import UNUSABLE
+from endostream.segmentation.section import QUALITY_ONLY_LABEL, UNUSABLE
 
 #: Coarse frames per second of video by default: one a second, a third of the shortest
 #: organ section the segmenter keeps (3 s) and half its shortest unusable one (2 s).
@@ -65,15 +65,17 @@ def coarse_answer(model: FrameModel, probs: Mapping[str, Sequence[float]] | None
     """The answer of one analysed frame's ``probs`` under ``model``'s labels and threshold.
 
     A missing quality head counts as good, a missing organ head as one state
-    (``"usable"``), as in the segmenter.
+    (:data:`QUALITY_ONLY_LABEL`), as in the segmenter.
     """
     g, organ = model.frame_inputs(dict(probs or {}))
     threshold = model.config.good_threshold
     quality_sure = math.isnan(g) or abs(g - threshold) >= QUALITY_MARGIN
     if not (math.isnan(g) or g >= threshold):
         return CoarseAnswer(UNUSABLE, quality_sure)
-    if np.isnan(organ).any() or len(organ) < 2:
-        return CoarseAnswer("usable", quality_sure)
+    if np.isnan(organ).any():
+        return CoarseAnswer(QUALITY_ONLY_LABEL, quality_sure)
+    if len(organ) < 2:
+        return CoarseAnswer(model.organ_labels[0], quality_sure)
     top2 = np.sort(organ)[-2:]
     organ_sure = float(top2[1] - top2[0]) >= ORGAN_MARGIN
     return CoarseAnswer(model.organ_labels[int(np.argmax(organ))], quality_sure and organ_sure)
@@ -82,8 +84,9 @@ def coarse_answer(model: FrameModel, probs: Mapping[str, Sequence[float]] | None
 def needs_dense(before: CoarseAnswer, after: CoarseAnswer) -> bool:
     """Whether the dense frames between two neighbouring coarse answers must be analysed.
 
-    >>> sure, unsure = CoarseAnswer("nose", True), CoarseAnswer("nose", False)
-    >>> needs_dense(sure, sure), needs_dense(sure, unsure), needs_dense(sure, CoarseAnswer("ear", True))
+    >>> sure, unsure, ear = (CoarseAnswer("nose", True), CoarseAnswer("nose", False),
+    ...                      CoarseAnswer("ear", True))
+    >>> needs_dense(sure, sure), needs_dense(sure, unsure), needs_dense(sure, ear)
     (False, True, True)
     """
     return before.label != after.label or not before.sure or not after.sure
