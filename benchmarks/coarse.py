@@ -64,8 +64,9 @@ SEED = 32
 MODES = ("dense", "coarse")
 
 
-def random_spec(rng: np.random.Generator, min_s: float = 0.0) -> str:
-    """A procedure in :meth:`ProcedureSpec.parse` form (at least ``min_s`` long).
+def random_spec(rng: np.random.Generator, min_s: float = 0.0, scale: float = 1.0) -> str:
+    """A procedure in :meth:`ProcedureSpec.parse` form (at least ``min_s`` long), every
+    duration times ``scale``.
 
     >>> random_spec(np.random.default_rng(0)).count(":") >= 3
     True
@@ -74,48 +75,51 @@ def random_spec(rng: np.random.Generator, min_s: float = 0.0) -> str:
     n = int(rng.integers(3, 6))
     while len([p for p in parts if p.split(":")[0] in ORGANS]) < n or total < min_s:
         organ = str(rng.choice([o for o in ORGANS if o != prev]))
-        seconds = float(rng.uniform(6, 25))
+        seconds = float(rng.uniform(6, 25)) * scale
         parts.append(f"{organ}:{seconds:.1f}")
         total += seconds
         prev = organ
         if rng.random() < 0.4:
-            look, seconds = str(rng.choice(UNUSABLE_LOOKS)), float(rng.uniform(3, 6))
+            look, seconds = str(rng.choice(UNUSABLE_LOOKS)), float(rng.uniform(3, 6)) * scale
             parts.append(f"{look}:{seconds:.1f}")
             total += seconds
             prev = None
     return ",".join(parts)
 
 
-def _rendered(path: Path, spec: str, seed: int) -> tuple[Path, GroundTruth]:
+def _rendered(path: Path, spec: str, seed: int, size: tuple[int, int]
+              ) -> tuple[Path, GroundTruth]:
     truth_path = path.with_suffix(".truth.json")
     if not (path.is_file() and truth_path.is_file()):
         path.parent.mkdir(parents=True, exist_ok=True)
         log.info("rendering %s (once; cached)", path)
         with AtomicFile(path, open_file=False, suffix=".tmp.mp4") as f:
-            truth = render_procedure(f.temp_path, ProcedureSpec.parse(spec), width=WIDTH,
-                                     height=HEIGHT, fps=FPS, seed=seed)
+            truth = render_procedure(f.temp_path, ProcedureSpec.parse(spec), width=size[0],
+                                     height=size[1], fps=FPS, seed=seed)
         truth.write(truth_path)
     return path, GroundTruth.read(truth_path)
 
 
-def _cache_root(seed: int) -> Path:
-    return inputs.CACHE_DIR / (f"coarse-{WIDTH}x{HEIGHT}-{FPS:g}fps-seed{seed}-"
+def _cache_root(seed: int, size: tuple[int, int], scale: float) -> Path:
+    return inputs.CACHE_DIR / (f"coarse-{size[0]}x{size[1]}-{FPS:g}fps-seed{seed}-x{scale:g}-"
                                f"v{endostream.__version__}")
 
 
-def procedure_videos(n: int, seed: int = SEED) -> list[tuple[Path, GroundTruth]]:
+def procedure_videos(n: int, seed: int = SEED, size: tuple[int, int] = (WIDTH, HEIGHT),
+                     scale: float = 1.0) -> list[tuple[Path, GroundTruth]]:
     """``n`` random procedures with their truth, rendered once under the benchmark cache."""
     rng = np.random.default_rng(seed)
-    root = _cache_root(seed)
-    return [_rendered(root / f"procedure{i:02d}.mp4", random_spec(rng), seed + i)
-            for i in range(n)]
+    root = _cache_root(seed, size, scale)
+    return [_rendered(root / f"procedure{i:02d}.mp4", random_spec(rng, scale=scale), seed + i,
+                      size) for i in range(n)]
 
 
-def long_video(minutes: float, seed: int = SEED) -> tuple[Path, GroundTruth]:
+def long_video(minutes: float, seed: int = SEED, size: tuple[int, int] = (WIDTH, HEIGHT)
+               ) -> tuple[Path, GroundTruth]:
     """One procedure at least ``minutes`` long, rendered once and cached."""
     spec = random_spec(np.random.default_rng(seed + 1000), min_s=60 * minutes)
-    root = _cache_root(seed)
-    return _rendered(root / f"long-{minutes:g}min.mp4", spec, seed + 1000)
+    return _rendered(_cache_root(seed, size, 1.0) / f"long-{minutes:g}min.mp4", spec,
+                     seed + 1000, size)
 
 
 def measure_video(video: Path, truth: GroundTruth, classifier: Classifier,
@@ -186,13 +190,16 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def compare(classifier: Classifier, *, procedures: int, long_minutes: float, batch: int,
-            seed: int = SEED) -> dict[str, Any]:
-    """The part ``python -m benchmarks`` and this script report."""
-    rows = [measure_video(v, t, classifier, batch) for v, t in procedure_videos(procedures, seed)]
+            seed: int = SEED, size: tuple[int, int] = (WIDTH, HEIGHT), scale: float = 1.0
+            ) -> dict[str, Any]:
+    """The part ``python -m benchmarks`` and this script report (``size`` and ``scale``,
+    the procedures' durations, make a test's run small)."""
+    rows = [measure_video(v, t, classifier, batch)
+            for v, t in procedure_videos(procedures, seed, size, scale)]
     part: dict[str, Any] = {"procedures": summarise(rows) if rows else None, "rows": rows,
-                            "size": f"{WIDTH}x{HEIGHT}", "fps": FPS, "batch": batch}
+                            "size": f"{size[0]}x{size[1]}", "fps": FPS, "batch": batch}
     if long_minutes > 0:
-        video, truth = long_video(long_minutes, seed)
+        video, truth = long_video(long_minutes, seed, size)
         part["long"] = summarise([measure_video(video, truth, classifier, batch)])
         part["long_minutes"] = round(truth.duration_s / 60, 1)
     return part
@@ -243,11 +250,24 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{FULL_LONG_MINUTES:g}, --quick {QUICK_LONG_MINUTES:g})")
     p.add_argument("--models", nargs="+", type=Path, metavar="PATH",
                    help="model file(s) (default: the bundled demo model)")
+    p.add_argument("--size", type=_size, default=(WIDTH, HEIGHT), metavar="WxH",
+                   help=f"size of the generated videos (default: {WIDTH}x{HEIGHT})")
+    p.add_argument("--duration-scale", type=float, default=1.0, metavar="X",
+                   help="every section's duration times X (default: 1)")
     p.add_argument("--batch", type=int, default=None, metavar="N",
                    help="inference batch (default: the pipeline's)")
     p.add_argument("--json", type=Path, metavar="OUT", help="where to write the results")
     p.add_argument("-v", "--verbose", action="store_true", help="log each step")
     return p
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    try:
+        return int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r}: give WIDTHxHEIGHT, e.g. 640x360"
+                                         ) from None
 
 
 def counts(args: argparse.Namespace) -> tuple[int, float]:
@@ -265,7 +285,8 @@ def run(args: argparse.Namespace) -> Doc:
     procedures, minutes = counts(args)
     with Classifier.load(list(choice.paths), device="cpu") as classifier:
         batch = args.batch or default_batch(classifier.provider)
-        part = compare(classifier, procedures=procedures, long_minutes=minutes, batch=batch)
+        part = compare(classifier, procedures=procedures, long_minutes=minutes, batch=batch,
+                       size=args.size, scale=args.duration_scale)
     doc = document_head(SCHEMA, args, machine)
     doc.update({"model": choice.describe(), "coarse": part})
     return doc

@@ -75,7 +75,9 @@ class CoarsePlan:
 
     The capture thread calls :meth:`read` (coarse frames as decoded, dense frames once
     their step is decided); the caller hands every prediction to :meth:`receive`, which
-    decides the step a coarse answer closes. ``stop`` ends a wait for a decision.
+    decides the step a coarse answer closes. ``stop`` ends a wait for a decision. A
+    DecodeError part way is raised once the frames decoded before it were handed out,
+    the last of them as a coarse frame, as at a normal end.
     """
 
     policy = QueuePolicy.WAIT
@@ -91,6 +93,7 @@ class CoarsePlan:
         self._decided: dict[int, bool] = {}
         self._next_coarse = 0
         self._eof = False
+        self._error: DecodeError | None = None  # damage part way, raised after the rest
         # written by the capture thread before the coarse frame is queued, read by the caller
         self._coarse_number: dict[int, int] = {}
         # caller
@@ -119,11 +122,18 @@ class CoarsePlan:
                 continue
             if self._eof or len(self._waiting) >= MAX_WAITING_STEPS:
                 if not self._waiting:
+                    if self._error is not None:
+                        raise self._error
                     return None
                 if not self._take_decisions(block=True):
                     return None  # stopped
                 continue
-            tick = self.skim.read_tick()
+            try:
+                tick = self.skim.read_tick()
+            except DecodeError as e:
+                # Damaged part way: what was decoded before is good; look at it as at an
+                # end (the last tick coarse, the waiting steps decided), then report.
+                self._error, tick = e, None
             if tick is None:
                 self._eof = True
                 if self._open:  # the video's last tick is always looked at

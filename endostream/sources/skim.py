@@ -145,6 +145,15 @@ class SkimSource(FileSource):
                                 "the packet scan put it")
         return rank
 
+    def _finish(self) -> None:
+        # The end checks and their messages count frames gone through, skipped ones too.
+        decoded, self.decoded_frames = self.decoded_frames, max(self.position,
+                                                                self.decoded_frames)
+        try:
+            super()._finish()
+        finally:
+            self.decoded_frames = decoded
+
     def read_tick(self) -> Tick | None:
         """The next tick's frame, or ``None`` at the end; DecodeError if damaged."""
         if self._container is None or self._ended:
