@@ -37,7 +37,8 @@ from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import default_batch
 from endostream.inference.worker import InferenceWorker
 from endostream.output.document import Analysis, ModelsInfo, SectionsDocument
-from endostream.pipeline.options import (  # noqa: F401 - SegmentResult, rate_above_video: API here
+from endostream.pipeline.coarse import segment_coarse
+from endostream.pipeline.options import (
     JOIN_TIMEOUT_S,
     FrameFn,
     PredictionFn,
@@ -78,11 +79,14 @@ def segment_video(
     interruption and decode errors part way are returned in ``result.error`` with the
     partial sections. A model with a quality head and no organ head gives ``usable`` /
     ``unusable`` sections.
+
+    With ``options.coarse_fps`` set (the default) and a sample rate it applies to, the
+    video is analysed coarse to fine (:mod:`endostream.pipeline.coarse`: same arguments,
+    same result; predictions reach ``on_prediction`` in frame order once analysed);
+    ``coarse_fps=None`` analyses every ``sample_fps`` frame (``segment --dense``).
     """
     stop = stop or threading.Event()
     if options.coarse_fps is not None:  # coarse to fine where it applies, else dense below
-        from endostream.pipeline.coarse import segment_coarse  # it imports this module
-
         result = segment_coarse(path, classifier, options, on_frame=on_frame,
                                 on_prediction=on_prediction, on_progress=on_progress,
                                 stop=stop, cropper=cropper)
@@ -161,7 +165,7 @@ def segment_video(
                                 "so far were kept")
         decoded = source.decoded_frames
         info = final_info(source.info, decoded, getattr(source, "last_pts_s", None),
-                           complete=error is None)
+                          complete=error is None)
         stats = worker.stats()
 
     complete = error is None
