@@ -13,7 +13,8 @@ machine's state. Measured per mode:
   error over the procedures: coarse to fine counts as equal where its mean lies within the
   dense run's spread (one standard deviation);
 - inferences per second of video, video frames gone through per second over decoding
-  alone, and the real-time factor (seconds of video per second of wall time);
+  alone, the real-time factor (seconds of video per second of wall time) and seconds of
+  video per second of this process's CPU time (which other processes' load barely moves);
 - the same on one long recording (``--long-minutes``, 30 by default, none with ``--quick``).
 
 The procedures are random (seeded): 3-5 organ sections of 6-25 s, an unusable stretch of
@@ -210,7 +211,8 @@ def markdown(part: dict[str, Any]) -> list[str]:
     lines = ["", f"| dense vs coarse to fine ({part['size']}, {part['fps']:g} fps, batch "
              f"{part['batch']}) | segment F1 pooled (mean ± sd) | median boundary error s "
              "(per-video median, mean ± sd) | worst boundary error s | inferences per video s "
-             "| video frames/s / decode alone | real time x |", "|---" + "|---:" * 6 + "|"]
+             "| video frames/s / decode alone | real time x | video s per CPU s |",
+             "|---" + "|---:" * 7 + "|"]
 
     def f(v: Any, digits: int = 2) -> str:
         return "–" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
@@ -227,11 +229,11 @@ def markdown(part: dict[str, Any]) -> list[str]:
                          f"{f(m['f1_sd'], 3)}) | {f(m['median_error_s_mean'])} ± "
                          f"{f(m['median_error_s_sd'])} | {f(m['boundary_error_s_worst'])} | "
                          f"{f(m['inferences_per_video_s'])} | {f(m['video_fps_over_decode'])} | "
-                         f"{f(m['realtime_factor'], 1)} |")
+                         f"{f(m['realtime_factor'], 1)} | {f(m['video_s_per_cpu_s'], 1)} |")
         eq = s["equal_within_spread"]
         lines.append(f"| {what}: equal within the dense spread | F1 "
                      f"{'yes' if eq['f1'] else '**no**'} | median error "
-                     f"{'yes' if eq['median_error'] else '**no**'} | | | | |")
+                     f"{'yes' if eq['median_error'] else '**no**'} | | | | | |")
     return lines
 
 
