@@ -229,3 +229,56 @@ def test_skipping_really_happens_on_h264_with_b_frames(corpus):
         while src.read_tick() is not None:
             pass
         assert src.skipping and src.decoded_frames < src.frames_total
+
+
+# --- fallbacks and early ends -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def procedure(tmp_path_factory) -> Path:
+    video = tmp_path_factory.mktemp("procedure") / "p.mp4"
+    render_procedure(video, ProcedureSpec.parse(PROCEDURES[0][0]), width=320, height=240,
+                     fps=25.0, seed=PROCEDURES[0][1])
+    return video
+
+
+def test_a_packet_scan_that_does_not_match_the_decoder_falls_back_to_decoding_all(
+        procedure, model, monkeypatch, caplog):
+    # Fault injection: every scanned timestamp one tick off, as a container whose packet
+    # timestamps are not the frames' would be. The run must notice and decode every frame.
+    from endostream.sources import skim
+
+    real = skim.scan_frame_ranks
+
+    def shifted(path):
+        ranks = real(path)
+        return None if ranks is None else {pts + 1: rank for pts, rank in ranks.items()}
+
+    dense, _ = _run(procedure, model, coarse_fps=None)
+    monkeypatch.setattr(skim, "scan_frame_ranks", shifted)
+    coarse, result = _run(procedure, model)
+    steps = result.document.analysis.extra["coarse_to_fine"]
+    assert steps["skipped_non_reference_frames"] is False
+    assert result.frames_decoded == result.source.frames == 750
+    assert "decoding every frame instead" in caplog.text
+    _assert_same_sections(coarse, dense)
+
+
+def test_a_stop_part_way_keeps_what_was_analysed(procedure, model):
+    import threading
+
+    from endostream.errors import Interrupted
+
+    stop = threading.Event()
+
+    def progress(decoded, analysed, total):
+        if analysed >= 12:
+            stop.set()
+
+    with Classifier.load(model, device="cpu") as clf:
+        result = segment_video(procedure, clf, SegmentOptions(), on_progress=progress,
+                               stop=stop)
+    assert isinstance(result.error, Interrupted) and not result.complete
+    assert 12 <= result.frames_analysed < 150
+    assert result.sections and result.sections[0].label == "nose"
+    assert result.document.analysis.extra["mode"] == "coarse-to-fine"

@@ -16,7 +16,8 @@ segmenter then decodes all analysed frames together, exactly as after a dense ru
 At most :data:`MAX_WAITING_STEPS` coarse steps of dense frames wait for their decision, so
 memory stays bounded (about ``MAX_WAITING_STEPS x n`` decoded frames). Predictions arrive
 out of frame order (a coarse frame before the dense ones behind it) and are sorted before
-the segmenter, the CSV hook and the result see them.
+the segmenter, the CSV hook and the result see them: each is handed on once every frame
+before it that will be analysed has been (:meth:`CoarsePlan.receive`).
 
 >>> result = segment_coarse("procedure.mp4", clf, SegmentOptions())  # doctest: +SKIP
 >>> result.document.analysis.extra["mode"]  # doctest: +SKIP
@@ -25,7 +26,9 @@ the segmenter, the CSV hook and the result see them.
 
 from __future__ import annotations
 
+import bisect
 import collections
+import heapq
 import logging
 import queue
 import threading
@@ -94,11 +97,16 @@ class CoarsePlan:
         self._next_coarse = 0
         self._eof = False
         self._error: DecodeError | None = None  # damage part way, raised after the rest
-        # written by the capture thread before the coarse frame is queued, read by the caller
-        self._coarse_number: dict[int, int] = {}
+        # written by the capture thread before the coarse frame is queued, read by the caller:
+        # coarse frame index -> (its number, dense ticks of the step it closes)
+        self._coarse_number: dict[int, tuple[int, int]] = {}
         # caller
         self._decisions: queue.Queue[tuple[int, bool]] = queue.Queue()
         self._answers: dict[int, CoarseAnswer] = {}
+        self._step_ends: list[int] = []  # coarse frame index by number
+        self._dense_wanted: dict[int, int] = {}  # step -> dense predictions still to come
+        self._held: list[tuple[int, Prediction]] = []  # heap by frame index
+        self._settled = -1  # every step up to this number is complete
         self.coarse_frames = 0
         self.fine_frames = 0
         self.steps_refined = 0
@@ -148,8 +156,8 @@ class CoarsePlan:
         self._next_coarse += 1
         if self._open:
             self._waiting.append((number, self._open))
+        self._coarse_number[tick.index] = (number, len(self._open))
         self._open = []
-        self._coarse_number[tick.index] = number
         self.coarse_frames += 1
         self._out.append(self.skim.convert(tick))
 
@@ -178,16 +186,40 @@ class CoarsePlan:
 
     # -- what the caller does ------------------------------------------------------------
 
-    def receive(self, pred: Prediction) -> None:
-        """Note ``pred``; a coarse answer decides the step it closes."""
-        number = self._coarse_number.get(pred.index)
-        if number is None:
-            return
-        answer = coarse_answer(self.model, pred.probs)
-        self._answers[number] = answer
-        before = self._answers.pop(number - 1, None)
-        if before is not None:
-            self._decisions.put((number, needs_dense(before, answer)))
+    def receive(self, pred: Prediction) -> list[Prediction]:
+        """Note ``pred`` (a coarse answer decides the step it closes) and return the
+        predictions now settled, in frame order: every frame before them that will be
+        analysed has been."""
+        heapq.heappush(self._held, (pred.index, pred))
+        coarse = self._coarse_number.get(pred.index)
+        if coarse is None:  # a dense frame: of the step whose coarse frames enclose it
+            step = bisect.bisect_left(self._step_ends, pred.index)
+            self._dense_wanted[step] -= 1
+        else:
+            number, ticks = coarse
+            self._step_ends.append(pred.index)
+            answer = coarse_answer(self.model, pred.probs)
+            self._answers[number] = answer
+            before = self._answers.pop(number - 1, None)
+            if before is not None:
+                dense = needs_dense(before, answer)
+                self._dense_wanted[number] = ticks if dense else 0
+                self._decisions.put((number, dense))
+            else:
+                self._dense_wanted[number] = 0
+        while self._dense_wanted.get(self._settled + 1) == 0:
+            self._settled += 1
+        return self._release(self._step_ends[self._settled] if self._settled >= 0 else -1)
+
+    def flush(self) -> list[Prediction]:
+        """Every prediction still held, in frame order (at the end of a run)."""
+        return self._release(None)
+
+    def _release(self, up_to: int | None) -> list[Prediction]:
+        out = []
+        while self._held and (up_to is None or self._held[0][0] <= up_to):
+            out.append(heapq.heappop(self._held)[1])
+        return out
 
     def describe(self) -> dict[str, Any]:
         """``analysis.coarse_to_fine`` for ``sections.json``."""
@@ -226,34 +258,55 @@ def segment_coarse(
     arguments, errors and result; ``None`` where coarse to fine does not apply
     (:func:`applies`: the caller then runs densely).
 
-    ``on_prediction`` sees the predictions in frame order once the analysis ended (they
-    arrive out of order); ``on_frame`` sees analysed frames as they are converted.
+    ``on_prediction`` sees the predictions in frame order, each once every frame before it
+    that will be analysed has been (so a few coarse steps late); ``on_frame`` sees analysed
+    frames as they are converted, coarse ones before the dense ones behind them. Where the
+    packet scan turns out not to match the decoder, the video is decoded again without
+    skipping and what was handed on before is kept (the frames after it may be seen twice
+    by ``on_frame``).
     """
     stop = stop or threading.Event()
     if not options.coarse_fps or not options.sample_fps:
         return None
+    delivered: list[Prediction] = []
     try:
         return _run(path, classifier, options, on_frame, on_prediction, on_progress, stop,
-                    cropper, skip=True)
+                    cropper, delivered, skip=True)
     except IndexMismatch as e:
         log.warning("%s; decoding every frame instead", e)
+        stop.clear()  # set by the first attempt's own ending; the caller had not stopped it
         return _run(path, classifier, options, on_frame, on_prediction, on_progress, stop,
-                    cropper, skip=False)
+                    cropper, delivered, skip=False)
 
 
 def _run(path, classifier, options, on_frame, on_prediction, on_progress, stop, cropper,
-         *, skip: bool) -> SegmentResult | None:
+         delivered: list[Prediction], *, skip: bool) -> SegmentResult | None:
+    """One attempt; ``delivered`` holds what earlier attempts handed on (kept, not redone)
+    and gets what this one hands on."""
     started = time.monotonic()
     segmenter = OfflineSegmenter(
         classifier.heads.get("organ", ()),
         quality_labels=classifier.heads.get("quality", ("bad", "good")),
         config=options.segmenter,
     )
+    for pred in delivered:
+        segmenter.update(pred)
+    handed_up_to = delivered[-1].index if delivered else -1
+
+    def hand_on(preds: list[Prediction]) -> None:
+        for pred in preds:
+            if pred.index <= handed_up_to:
+                continue  # an earlier attempt handed this part on already
+            segmenter.update(pred)
+            delivered.append(pred)
+            if on_prediction is not None:
+                on_prediction(pred)
+
     batch_size = options.batch_size or default_batch(classifier.provider)
     frames_q: queue.Queue = queue.Queue(maxsize=2 * batch_size)
     preds_q: queue.Queue = queue.Queue(maxsize=4 * batch_size)
     error: EndostreamError | None = None
-    received: list[Prediction] = []
+    received = 0
     stopped_by_caller = False
 
     with SkimSource(path, sample_fps=options.sample_fps, cropper=cropper,
@@ -281,13 +334,13 @@ def _run(path, classifier, options, on_frame, on_prediction, on_progress, stop, 
                     continue
                 if item is END_OF_STREAM:
                     break
-                plan.receive(item)
-                received.append(item)
+                hand_on(plan.receive(item))
+                received += 1
                 if on_progress is not None:
-                    on_progress(plan.decoded_frames, len(received), skim.info.expected_frames)
+                    on_progress(plan.decoded_frames, received, skim.info.expected_frames)
             stopped_by_caller = stop.is_set()
         except KeyboardInterrupt:
-            error = Interrupted(f"interrupted after {len(received)} analysed frames; "
+            error = Interrupted(f"interrupted after {received} analysed frames; "
                                 "the sections found so far were kept")
         finally:
             late = threads.stop(JOIN_TIMEOUT_S)
@@ -297,13 +350,14 @@ def _run(path, classifier, options, on_frame, on_prediction, on_progress, stop, 
         if worker.error is not None:
             raise worker.error
         if isinstance(capture.error, IndexMismatch):
-            raise capture.error
-        if isinstance(capture.error, DecodeError):
+            if not stopped_by_caller and error is None:
+                raise capture.error  # segment_coarse decodes again without skipping
+        elif isinstance(capture.error, DecodeError):
             error = error or capture.error
         elif capture.error is not None:
             raise capture.error
         if error is None and stopped_by_caller:
-            error = Interrupted(f"stopped after {len(received)} analysed frames; the sections "
+            error = Interrupted(f"stopped after {received} analysed frames; the sections "
                                 "found so far were kept")
         complete = error is None
         decoded = skim.frames_total
@@ -311,12 +365,8 @@ def _run(path, classifier, options, on_frame, on_prediction, on_progress, stop, 
         stats = worker.stats()
         frames_decoded = skim.decoded_frames
 
-    received.sort(key=lambda p: p.index)
-    for pred in received:
-        segmenter.update(pred)
-        if on_prediction is not None:
-            on_prediction(pred)
-    last = received[-1] if received else None
+    hand_on(plan.flush())
+    last = delivered[-1] if delivered else None
     if complete:
         end_s, end_frame = info.duration_s, (decoded - 1 if decoded else None)
     else:
@@ -325,7 +375,7 @@ def _run(path, classifier, options, on_frame, on_prediction, on_progress, stop, 
     document = SectionsDocument(
         complete=complete, source=info, models=ModelsInfo.from_json(classifier.describe()),
         analysis=Analysis(
-            frames_analysed=len(received), sample_fps=options.sample_fps,
+            frames_analysed=len(delivered), sample_fps=options.sample_fps,
             segmenter=segmenter.describe(),
             extra={"mode": MODE_COARSE, "coarse_to_fine": plan.describe()}),
         sections=tuple(segmenter.finish(end_s=end_s, end_frame=end_frame)))
