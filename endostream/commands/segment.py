@@ -125,7 +125,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--sample-fps", type=parse_sample_fps, default=DEFAULT_SAMPLE_FPS,
                    metavar="N|all",
-                   help="frames analysed per second of video; 'all' analyses every frame "
+                   help="frames analysed per second of video where the answer can change (all of "
+                        "them with --dense); 'all' analyses every frame "
                         f"(default: {DEFAULT_SAMPLE_FPS:g}, i.e. a {1 / DEFAULT_SAMPLE_FPS:.1f} s "
                         "grid: sections last tens of seconds)")
     p.add_argument("--dense", action="store_true",
