@@ -179,6 +179,10 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 m["video_fps_over_decode"] for m in ms), 3),
         }
     d, c = out["dense"], out["coarse"]
+    if len(rows) < 2:  # one video has no spread to be within
+        out["equal_within_spread"] = {"f1": None, "median_error": None}
+        out["videos"], out["video_s"] = len(rows), round(video_s, 1)
+        return out
     out["equal_within_spread"] = {
         "f1": abs(c["f1_mean"] - d["f1_mean"]) <= d["f1_sd"],
         "median_error": (d["median_error_s_mean"] is not None
@@ -231,9 +235,9 @@ def markdown(part: dict[str, Any]) -> list[str]:
                          f"{f(m['inferences_per_video_s'])} | {f(m['video_fps_over_decode'])} | "
                          f"{f(m['realtime_factor'], 1)} | {f(m['video_s_per_cpu_s'], 1)} |")
         eq = s["equal_within_spread"]
-        lines.append(f"| {what}: equal within the dense spread | F1 "
-                     f"{'yes' if eq['f1'] else '**no**'} | median error "
-                     f"{'yes' if eq['median_error'] else '**no**'} | | | | | |")
+        said = {True: "yes", False: "**no**", None: "– (one video)"}
+        lines.append(f"| {what}: equal within the dense spread | F1 {said[eq['f1']]} | "
+                     f"median error {said[eq['median_error']]} | | | | | |")
     return lines
 
 
