@@ -11,13 +11,14 @@ the decoder is told to skip non-reference frames (``skip_frame="NONREF"``: the B
 H.264/HEVC/MPEG-4, nothing in intra-only or single-reference streams), which nothing else
 depends on. A tick then takes the first decoded frame at or after it, at most a frame or
 two later than a full decode would take. The decoder's frame count no longer counts every
-frame, so frame indices come from the container instead: a demux-only scan (no decoding,
-~5 ms per minute of 720p) lists every packet's timestamp, and a frame's index is the rank of
-its timestamp. The scan is used only where it is clean (a known codec in a container with
-exact timestamps, every packet timestamped, no repeats); each decoded frame's timestamp
-must then be in it and ranked after the previous one, otherwise :class:`IndexMismatch` is
-raised and the caller decodes again without skipping. Without a clean scan every frame is
-decoded and the index is the decoder's count, exactly as in ``FileSource``.
+frame, so frame indices come from the container instead: a demux-only pass over the
+packets (:class:`FrameRanks`, no decoding) runs just ahead of the decoder, and a frame's
+index is the rank of its timestamp among all packets'. It is used only for a known codec
+in a container with exact timestamps, and only while it is clean (every packet
+timestamped, none repeated); each decoded frame's timestamp must be where it put it,
+otherwise :class:`IndexMismatch` is raised and the caller decodes again without
+skipping. Without it every frame is decoded and the index is the decoder's count,
+exactly as in ``FileSource``.
 
 >>> with SkimSource("procedure.mp4", sample_fps=5.0, coarse_every=5) as src:  # doctest: +SKIP
 ...     tick = src.read_tick()
@@ -27,6 +28,7 @@ decoded and the index is the decoder's count, exactly as in ``FileSource``.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import time
@@ -71,30 +73,89 @@ class Tick:
     frame: av.VideoFrame = field(repr=False)
 
 
-def scan_frame_ranks(path: str | os.PathLike) -> dict[int, int] | None:
-    """Presentation rank of every video packet's timestamp, from a demux-only pass, or
-    ``None`` where the scan cannot be trusted (see the module docstring)."""
+#: Packets the rank scan reads past the first one decoded after a frame's time before it
+#: ranks that frame: a margin over the deepest B-frame reordering (16 frames in H.264).
+REORDER_SLACK = 32
+
+
+class FrameRanks:
+    """Presentation rank of each frame's timestamp, from a demux-only pass over the
+    video's packets that runs just ahead of decoding (no decoding, nothing read twice
+    from far apart, so the page cache serves the decoder).
+
+    A packet's decode time is never after its presentation time, and packets come in
+    decode order: once packets decoded after time P have been read, every frame shown
+    before P has been seen, and P's rank is final. :attr:`clean` turns false (and
+    :meth:`rank` answers ``None``) at a packet without a timestamp, a corrupt one, or a
+    timestamp seen twice.
+    """
+
+    def __init__(self, container: av.container.InputContainer):
+        self._container = container
+        self._packets = container.demux(container.streams.video[0])
+        self._pts: list[int] = []  # sorted
+        self._dts: list[int] = []  # in decode order, so sorted
+        self._done = False
+        self.clean = True
+
+    def _read(self) -> bool:
+        """Read one more packet; False at the end."""
+        for packet in self._packets:
+            if packet.size == 0 or packet.is_discard:
+                continue  # the flush packet; a frame an edit list hides (never decoded)
+            pts, dts = packet.pts, packet.dts
+            if pts is None or packet.is_corrupt:
+                self.clean = False
+                return False
+            dts = pts if dts is None else dts
+            at = bisect.bisect_left(self._pts, pts)
+            if at < len(self._pts) and self._pts[at] == pts or (self._dts and dts < self._dts[-1]):
+                self.clean = False
+                return False
+            self._pts.insert(at, int(pts))
+            self._dts.append(int(dts))
+            return True
+        self._done = True
+        return False
+
+    def rank(self, pts: int | None) -> int | None:
+        """The rank of the frame shown at ``pts`` among all frames; ``None`` if there is
+        no such packet or the scan is not clean."""
+        if pts is None:
+            return None
+        while self.clean and not self._done and \
+                len(self._dts) - bisect.bisect_right(self._dts, pts) < REORDER_SLACK:
+            if not self._read():
+                break
+        at = bisect.bisect_left(self._pts, pts)
+        ok = self.clean and at < len(self._pts) and self._pts[at] == pts
+        return at if ok else None
+
+    def total(self) -> int | None:
+        """Frames in the whole video (reads to the end); ``None`` if the scan is not clean."""
+        while self.clean and self._read():
+            pass
+        return len(self._pts) if self.clean else None
+
+    def close(self) -> None:
+        self._packets = None
+        self._container.close()
+
+
+def scan_frame_ranks(path: str | os.PathLike) -> FrameRanks | None:
+    """The rank scan of ``path``'s video, or ``None`` where its codec or container is not
+    one whose packets can be trusted for it (see the module docstring)."""
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            stream = container.streams.video[0]
-            if stream.codec_context.name not in SKIP_CODECS or not any(
-                    name in SKIP_FORMATS for name in container.format.name.split(",")):
-                return None
-            stamps = []
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue  # the demuxer's flush packet
-                if packet.is_discard:
-                    continue  # hidden by an edit list: the decoder drops its frame too
-                if packet.pts is None or packet.is_corrupt:
-                    return None
-                stamps.append(int(packet.pts))
-    except (av.FFmpegError, IndexError, OSError) as e:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, OSError) as e:
         log.debug("packet scan of %s failed (%s): decoding every frame", path, e)
         return None
-    if not stamps or len(set(stamps)) != len(stamps):
+    stream = container.streams.video[0] if container.streams.video else None
+    if stream is None or stream.codec_context.name not in SKIP_CODECS or not any(
+            name in SKIP_FORMATS for name in container.format.name.split(",")):
+        container.close()
         return None
-    return {pts: rank for rank, pts in enumerate(sorted(stamps))}
+    return FrameRanks(container)
 
 
 class SkimSource(FileSource):
@@ -114,7 +175,7 @@ class SkimSource(FileSource):
         self.coarse_every = max(int(coarse_every), 1)
         self.position = 0
         self._ticks = 0
-        self._ranks: dict[int, int] | None = None
+        self._ranks: FrameRanks | None = None
         try:
             fps = self.info.fps
             if skip and fps and fps / sample_fps >= SKIP_MIN_FRAMES:
@@ -125,6 +186,12 @@ class SkimSource(FileSource):
             self.close()
             raise
 
+    def close(self) -> None:
+        ranks, self._ranks = getattr(self, "_ranks", None), None
+        if ranks is not None:
+            ranks.close()
+        super().close()
+
     @property
     def skipping(self) -> bool:
         return self._ranks is not None
@@ -133,13 +200,13 @@ class SkimSource(FileSource):
     def frames_total(self) -> int:
         """Frames in the video as far as decoding went; all of them after the end."""
         if self._ranks is not None and self._ended:
-            return len(self._ranks)
+            return max(self._ranks.total() or 0, self.position)
         return self.position
 
     def _index_of(self, frame: av.VideoFrame) -> int:
         if self._ranks is None:
             return self.decoded_frames
-        rank = self._ranks.get(frame.pts) if frame.pts is not None else None
+        rank = self._ranks.rank(frame.pts)
         if rank is None or rank < self.position:
             raise IndexMismatch(f"'{self.path}': decoded frame at pts {frame.pts} is not where "
                                 "the packet scan put it")
