@@ -132,6 +132,8 @@ def test_coarse_to_fine_finds_the_sections_a_dense_run_finds(spec, seed, model, 
     assert analysis.extra["mode"] == "coarse-to-fine" and analysis.sample_fps == 5.0
     assert dense_result.document.analysis.extra["mode"] == "dense"
     assert analysis.frames_analysed < 0.8 * dense_result.frames_analysed
+    assert analysis.extra["coarse_to_fine"]["skipped_non_reference_frames"] is True
+    assert result.frames_decoded < dense_result.frames_decoded
     # Same video, same frame count and duration either way, though fewer frames decoded.
     assert result.source.frames == dense_result.source.frames == truth.n_frames
     assert result.source.duration_s == pytest.approx(dense_result.source.duration_s)

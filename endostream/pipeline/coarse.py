@@ -89,6 +89,7 @@ class CoarsePlan:
         self.skim = skim
         self.model = model
         self._stop = stop
+        self.skipping = skim.skipping  # read here: the source forgets it when closed
         # capture thread
         self._open: list[Tick] = []
         self._waiting: collections.deque[tuple[int, list[Tick]]] = collections.deque()
@@ -225,7 +226,7 @@ class CoarsePlan:
         """``analysis.coarse_to_fine`` for ``sections.json``."""
         return {"coarse_every": self.skim.coarse_every, "coarse_frames": self.coarse_frames,
                 "fine_frames": self.fine_frames, "steps_refined": self.steps_refined,
-                "skipped_non_reference_frames": self.skim.skipping}
+                "skipped_non_reference_frames": self.skipping}
 
 
 def applies(options: SegmentOptions, video_fps: float | None) -> bool:
