@@ -9,8 +9,9 @@ only those dense ticks where the answer can change.
 Decoding less: where a dense tick is at least :data:`SKIP_MIN_FRAMES` frame periods apart,
 the decoder is told to skip non-reference frames (``skip_frame="NONREF"``: the B-frames of
 H.264/HEVC/MPEG-4, nothing in intra-only or single-reference streams), which nothing else
-depends on. A tick then takes the first decoded frame at or after it, at most a frame or
-two later than a full decode would take. The decoder's frame count no longer counts every
+depends on. A tick then takes the first decoded frame at or after it: later than a full
+decode's choice by the non-reference frames in a row (one with x264's B-frame pyramid, up
+to three with plain B-frames). The decoder's frame count no longer counts every
 frame, so frame indices come from the container instead: a demux-only pass over the
 packets (:class:`FrameRanks`, no decoding) runs just ahead of the decoder, and a frame's
 index is the rank of its timestamp among all packets'. It is used only for a known codec
