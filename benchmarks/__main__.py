@@ -14,6 +14,9 @@ defaults: a generated 720p30 H.264 procedure and the real EfficientNetB0 pair):
    two-model graph, a shared-backbone model and its int8 variant side by side, inference,
    end to end (every frame, and decoded frames/s at the default rate over decoding
    alone) and live 30 fps;
+6. dense against coarse to fine (:mod:`benchmarks.coarse`) on generated procedures with
+   truth and one long recording: segment F1, boundary errors, inferences per video
+   second, video frames/s over decode alone, real-time factor, side by side;
 
 Parts 1 and 2 run in ``--repeat`` interleaved rounds and keep each figure's fastest
 attempt (:mod:`benchmarks.rounds`); the CPU share other processes and the hypervisor took
@@ -21,8 +24,8 @@ during each kept figure is recorded, and a disturbed run says so. Then come the 
 of figures from this run (end-to-end over the stage limit, speed-up over naive,
 real-time factor, live p99 over one batch's inference) against the targets.
 Prints Markdown on stdout; writes everything, with the machine, to a JSON file
-(``--json``, default under ``~/.cache/endostream/bench/runs/``). ``--quick`` takes under
-a minute once the video and model are cached.
+(``--json``, default under ``~/.cache/endostream/bench/runs/``). ``--quick`` takes a few
+minutes once the videos and model are cached.
 
 examples:
   python -m benchmarks
@@ -54,8 +57,8 @@ from endostream.inference.defaults import (
 )
 from endostream.sources import FileSource
 
+from . import coarse, inputs, live_latency, naive, shared_backbone, stages
 from . import doc as docs_page
-from . import inputs, live_latency, naive, shared_backbone, stages
 from .entry import document_head, run_script
 from .machine import busy_warning, describe_machine
 from .report import check_targets, compute_ratios, markdown
@@ -91,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one combined ONNX file or two single-head files (default: the bundled "
                         "demo model, one backbone with two heads; without it a random-init "
                         "EfficientNetB0 pair exported once)")
-    p.add_argument("--quick", action="store_true", help="short run, under a minute")
+    p.add_argument("--quick", action="store_true",
+                   help="short run, a few minutes (3 procedures, no long recording)")
     p.add_argument("--json", type=Path, metavar="OUT", help="where to write the results "
                    "(default: ~/.cache/endostream/bench/runs/bench-<UTC time>.json)")
     p.add_argument("--skip-naive", action="store_true", help="leave out the naive baseline")
@@ -106,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the shared model quantised once and cached)")
     p.add_argument("--skip-int8", action="store_true",
                    help="leave the int8 variant out of the comparison")
+    p.add_argument("--skip-coarse", action="store_true",
+                   help="leave out the dense vs coarse-to-fine comparison on generated "
+                        "procedures")
+    p.add_argument("--procedures", type=int, default=None, metavar="N",
+                   help=f"generated procedures in that comparison (default: "
+                        f"{coarse.FULL_PROCEDURES}, --quick {coarse.QUICK_PROCEDURES})")
+    p.add_argument("--long-minutes", type=float, default=None, metavar="M",
+                   help=f"its long recording; 0 skips it (default: "
+                        f"{coarse.FULL_LONG_MINUTES:g}, --quick {coarse.QUICK_LONG_MINUTES:g})")
     p.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
                    help="where the models run (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
@@ -187,6 +200,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                threads=args.threads))
     finally:
         classifier.close()
+    if not args.skip_coarse:
+        procedures, minutes = coarse.counts(args)
+        with Classifier.load(list(choice.paths), device=args.device,
+                             threads=args.threads) as c2f_classifier:
+            doc["coarse"] = coarse.compare(c2f_classifier, procedures=procedures,
+                                           long_minutes=minutes, batch=args.batch)
     doc["shared"] = _shared_part(args, budget, comparison_live_s, video, choice.paths,
                                  (doc.get("naive") or {}).get("fps"),
                                  doc["stages"]["decode"], classifier.provider)
@@ -257,7 +276,8 @@ def _measure(args: argparse.Namespace, budget: Budget, live_s: float, naive_fram
             "stage_limit_fps": round(limit_fps, 2),
         },
         "e2e": {"every_frame": st.every_frame.to_json(),
-                "default_rate": st.default_rate.to_json()},
+                "default_rate": st.default_rate.to_json(),
+                "default_rate_dense": st.default_dense.to_json()},
         "live": live,
         "naive": naive_result,
         "noise": {

@@ -14,7 +14,9 @@ one run, so the ratios compare like with like:
   processing time (scheduling, shipping the job, shipping the sections back), timed on
   the first videos one at a time before the archive run;
 - those costs as a share of a 10-minute video's processing time (per-second processing
-  cost measured here, times 600).
+  cost measured here, times 600);
+- hours of recording per CPU-hour of the local engine, before (``segment --dense``) and
+  after (coarse to fine, the default), from this process's CPU time in the same run.
 
 examples:
   python -m benchmarks.archive                      # 4 videos of 30 s, about 2 minutes
@@ -121,9 +123,16 @@ def run(args: argparse.Namespace) -> Doc:
     spec = ModelSpec(tuple(p.absolute() for p in model.paths), device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
+        dense = ArchiveConfig(out / "dense", spec, replace(options, coarse_fps=None),
+                              quiet=True)
+        cpu0 = time.process_time()
+        dense_s = _timed_archive(discover([root], out_dir=dense.out_dir), dense)
+        dense_cpu_s = time.process_time() - cpu0
         local = ArchiveConfig(out / "local", spec, options, quiet=True)
         jobs = discover([root], out_dir=local.out_dir)
+        cpu0 = time.process_time()
         local_s = _timed_archive(jobs, local)
+        local_cpu_s = time.process_time() - cpu0
         local_doc = _summary(local.out_dir)
 
         # A Ray session this process already has (a test's) is used, not timed or stopped.
@@ -161,7 +170,12 @@ def run(args: argparse.Namespace) -> Doc:
                    "resolution": "640x360", "fps": 25.0, "model": model.describe(),
                    "sample_fps": options.sample_fps},
         "local": {"wall_s": round(local_s, 3), "processing_s": round(local_proc, 3),
-                  "video_h_per_wall_h": round(video_s / local_s, 2)},
+                  "video_h_per_wall_h": round(video_s / local_s, 2),
+                  "cpu_s": round(local_cpu_s, 3),
+                  "video_h_per_cpu_h": round(video_s / local_cpu_s, 2)},
+        "local_dense": {"wall_s": round(dense_s, 3), "cpu_s": round(dense_cpu_s, 3),
+                        "video_h_per_wall_h": round(video_s / dense_s, 2),
+                        "video_h_per_cpu_h": round(video_s / dense_cpu_s, 2)},
         "ray": {"workers": workers, "cpus_per_worker": engine.cpus_per_worker,
                 "cluster_start_s": round(cluster_s, 3),
                 "worker_start_and_model_load_s": round(workers_s, 3),
@@ -212,13 +226,16 @@ def markdown(doc: Doc) -> str:
         f"archive: {inp['videos']} videos x {inp['seconds_each']:g} s ({inp['resolution']}, "
         f"{inp['fps']:g} fps), sample {inp['sample_fps']} fps, {inp['model']}",
         "",
-        "| engine | wall s | video-h / wall-h |",
-        "|---|---:|---:|",
-        f"| local (in-process, all cores) | {loc['wall_s']:.1f} | "
-        f"{loc['video_h_per_wall_h']:.1f} |",
+        "| engine | wall s | video-h / wall-h | video-h / CPU-h |",
+        "|---|---:|---:|---:|",
+        f"| local, before: `--dense` | {doc['local_dense']['wall_s']:.1f} | "
+        f"{doc['local_dense']['video_h_per_wall_h']:.1f} | "
+        f"{doc['local_dense']['video_h_per_cpu_h']:.1f} |",
+        f"| local (in-process, all cores), coarse to fine | {loc['wall_s']:.1f} | "
+        f"{loc['video_h_per_wall_h']:.1f} | {loc['video_h_per_cpu_h']:.1f} |",
         f"| ray ({ray_['workers']} worker x {ray_['cpus_per_worker']} CPU), without / with "
         f"cluster start | {ray_['wall_s']:.1f} / {ray_['wall_with_cluster_start_s']:.1f} | "
-        f"{ray_['video_h_per_wall_h']:.1f} |",
+        f"{ray_['video_h_per_wall_h']:.1f} | |",
         "",
         "| Ray cost | s | share of a 10-min video's processing |",
         "|---|---:|---:|",

@@ -53,6 +53,7 @@ class StageResults:
     inference: list[stages.BatchTiming]
     every_frame: stages.EndToEnd
     default_rate: stages.EndToEnd
+    default_dense: stages.EndToEnd
     shares: dict[str, CpuShare] = field(default_factory=dict)
     attempts_fps: dict[str, list[float]] = field(default_factory=dict)
 
@@ -65,7 +66,8 @@ class StageResults:
 def measure_stages(video: Path, classifier: Classifier, batches: tuple[int, ...],
                    infer_budget_s: float, batch: int, repeat: int) -> StageResults:
     """``repeat`` rounds of decode, decode + preprocess, inference sweep, end-to-end at
-    every frame and at the default sample rate; the fastest attempt of each is kept."""
+    every frame and at the default sample rate (coarse to fine, and dense beside it); the
+    fastest attempt of each is kept."""
     rounds: list[dict[str, Attempt]] = []
     for _ in range(repeat):
         rounds.append({
@@ -78,6 +80,8 @@ def measure_stages(video: Path, classifier: Classifier, batches: tuple[int, ...]
                                        classifier, None, batch),
             "e2e_default_rate": attempt("e2e_default_rate", stages.measure_end_to_end, video,
                                         classifier, DEFAULT_SAMPLE_FPS, batch),
+            "e2e_default_dense": attempt("e2e_default_dense", _dense, video, classifier,
+                                         DEFAULT_SAMPLE_FPS, batch),
         })
 
     def fastest(part: str, cost: Callable[[Any], float]) -> Attempt:
@@ -89,6 +93,7 @@ def measure_stages(video: Path, classifier: Classifier, batches: tuple[int, ...]
         "inference": fastest("inference", lambda ts: sum(t.ms_per_frame for t in ts)),
         "e2e_every_frame": fastest("e2e_every_frame", lambda e: e.wall_s),
         "e2e_default_rate": fastest("e2e_default_rate", lambda e: e.wall_s),
+        "e2e_default_dense": fastest("e2e_default_dense", lambda e: e.wall_s),
     }
     # Per batch size the fastest round: the sweep is long, a disturbance hits part of it.
     inference = [min((r["inference"].value[i] for r in rounds), key=lambda t: t.ms_median)
@@ -99,6 +104,7 @@ def measure_stages(video: Path, classifier: Classifier, batches: tuple[int, ...]
         inference=inference,
         every_frame=kept["e2e_every_frame"].value,
         default_rate=kept["e2e_default_rate"].value,
+        default_dense=kept["e2e_default_dense"].value,
         shares={part: a.share for part, a in kept.items()},
         attempts_fps={
             "decode": [round(r["decode"].value.fps, 2) for r in rounds],
@@ -107,5 +113,13 @@ def measure_stages(video: Path, classifier: Classifier, batches: tuple[int, ...]
                                 for r in rounds],
             "e2e_default_rate": [round(r["e2e_default_rate"].value.analysed_fps, 2)
                                  for r in rounds],
+            "e2e_default_dense": [round(r["e2e_default_dense"].value.analysed_fps, 2)
+                                  for r in rounds],
         },
     )
+
+
+def _dense(video: Path, classifier: Classifier, sample_fps: float | None,
+           batch: int) -> stages.EndToEnd:
+    """The default sample rate analysed densely (``segment --dense``), beside the default."""
+    return stages.measure_end_to_end(video, classifier, sample_fps, batch, dense=True)

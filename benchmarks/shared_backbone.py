@@ -19,9 +19,9 @@ attempt as :mod:`.rounds` does:
 
 The ratios are figures of this run only: shared over pair end-to-end frames/s (target
 :data:`TARGET_OVER_PAIR`), the shared model's speed-up over the naive baseline (target
-:data:`TARGET_OVER_NAIVE`), int8 over fp32 inference (target
-:data:`TARGET_INT8_OVER_SHARED`) and the int8 model's default-rate decoded frames/s over
-decoding alone (target :data:`TARGET_DEFAULT_RATE_OVER_DECODE`).
+:data:`TARGET_OVER_NAIVE`); int8 over fp32 inference and each model's default-rate
+decoded frames/s over decoding alone are measured and shown, not targets (int8 was retired
+as a target in issue 32).
 
 >>> r = ratios({"pair": {"e2e_fps": 30.0, "inference_ms_per_frame": 24.0},
 ...             "shared": {"e2e_fps": 57.0, "inference_ms_per_frame": 12.0}}, naive_fps=10.0)
@@ -53,10 +53,10 @@ log = logging.getLogger(__name__)
 TARGET_OVER_PAIR = 1.8
 #: Target of the shared model's end-to-end frames/s over the naive baseline's.
 TARGET_OVER_NAIVE = 5.0
-#: Target of int8 over fp32 (the shared model) in inference ms/frame.
-TARGET_INT8_OVER_SHARED = 1.5
-#: Target of decoded frames/s at the default sample rate over decoding alone (int8 model).
-TARGET_DEFAULT_RATE_OVER_DECODE = 0.6
+#: int8 is measured (``export --int8`` and its gate stay), no longer a target: on this
+#: network on a CPU it gives 0.7-1.1x (issue 32; docs/notes/coarse-to-fine.md); the default
+#: job's speed comes from coarse to fine instead, with its own target in
+#: :data:`benchmarks.report.TARGETS`.
 #: Live source rate of the comparison (the live target's rate).
 LIVE_RATE_FPS = 30.0
 
@@ -179,9 +179,7 @@ def ratios(models: dict[str, dict[str, Any]], naive_fps: float | None,
 
 #: Targets of this comparison: ratio key -> lower bound.
 TARGETS = {"shared_over_pair_e2e_fps": TARGET_OVER_PAIR,
-           "shared_speedup_over_naive": TARGET_OVER_NAIVE,
-           "int8_over_shared_inference": TARGET_INT8_OVER_SHARED,
-           "int8_default_rate_over_decode": TARGET_DEFAULT_RATE_OVER_DECODE}
+           "shared_speedup_over_naive": TARGET_OVER_NAIVE}
 
 
 def targets(r: dict[str, float | None]) -> dict[str, dict[str, Any]]:

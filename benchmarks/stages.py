@@ -115,6 +115,21 @@ class EndToEnd:
     #: CPU time of this process (all threads): unlike wall time, other processes' load
     #: barely moves it, so on a shared machine it tells where the work goes.
     cpu_s: float | None = None
+    #: ``analysis.mode`` of the run: "dense" or "coarse-to-fine" (the default's).
+    mode: str = "dense"
+    #: Frames of the video the run went through (decoded or skipped): coarse to fine
+    #: decodes fewer than it covers.
+    video_frames: int | None = None
+
+    @property
+    def video_fps(self) -> float:
+        """Frames of video gone through per second of wall time."""
+        n = self.video_frames or self.frames_decoded
+        return n / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def inferences_per_video_s(self) -> float | None:
+        return self.frames_analysed / self.video_s if self.video_s else None
 
     @property
     def analysed_fps(self) -> float:
@@ -143,6 +158,10 @@ class EndToEnd:
             "decoded_fps": round(self.decoded_fps, 2),
             "realtime_factor": round(rtf, 3) if rtf else None,
             "cpu_ms_per_decoded_frame": _per_frame_ms(self.cpu_s, self.frames_decoded),
+            "mode": self.mode,
+            "video_frames": self.video_frames,
+            "video_fps": round(self.video_fps, 2),
+            "inferences_per_video_s": _round(self.inferences_per_video_s),
             "worker": {k: _round(self.worker.get(k)) for k in keep if k in self.worker},
         }
 
@@ -207,16 +226,20 @@ def measure_inference(classifier: Classifier, batches: tuple[int, ...],
 
 
 def measure_end_to_end(video: Path, classifier: Classifier, sample_fps: float | None,
-                       batch_size: int) -> EndToEnd:
-    """One full :func:`segment_video` run at ``sample_fps`` (``None``: every frame)."""
-    options = SegmentOptions(sample_fps=sample_fps, batch_size=batch_size)
+                       batch_size: int, *, dense: bool = False) -> EndToEnd:
+    """One full :func:`segment_video` run at ``sample_fps`` (``None``: every frame), coarse
+    to fine where it applies (the default) unless ``dense``."""
+    options = SegmentOptions(sample_fps=sample_fps, batch_size=batch_size,
+                             **({"coarse_fps": None} if dense else {}))
     cpu0 = time.process_time()
     result = segment_video(video, classifier, options)
     cpu_s = time.process_time() - cpu0
     if result.error is not None:
         raise result.error
     return EndToEnd(sample_fps, result.frames_analysed, result.frames_decoded, result.wall_s,
-                    result.source.duration_s, dict(result.worker_stats), cpu_s)
+                    result.source.duration_s, dict(result.worker_stats), cpu_s,
+                    mode=str(result.document.analysis.extra.get("mode", "dense")),
+                    video_frames=result.source.frames)
 
 
 def inference_batches(provider: str) -> tuple[int, ...]:

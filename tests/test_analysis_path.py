@@ -40,12 +40,15 @@ def test_on_frame_sees_every_analysed_full_size_frame_before_its_prediction(clip
         result = segment_video(video, clf, SegmentOptions(sample_fps=5.0), on_frame=on_frame,
                                on_prediction=lambda p: predicted.append(p.index))
     assert isinstance(result.document, SectionsDocument) and result.complete
-    assert [i for i, _ in seen] == predicted and len(seen) == 30  # 6 s at 5 fps
+    # Coarse to fine looks at the 1/s frames first and the ones between after them; the
+    # predictions are handed on in frame order.
+    assert sorted(i for i, _ in seen) == predicted and len(seen) == len(set(seen))
+    assert predicted == sorted(predicted)
     assert {shape for _, shape in seen} == {(96, 128, 3)}  # full size, not the model input
     assert threads == {"endostream-capture"}  # the capture thread, not the caller's
     # The document is the one the file will hold: it reads back as itself.
     assert SectionsDocument.from_json(result.document.to_json()) == result.document
-    assert result.document.analysis.frames_analysed == 30
+    assert result.document.analysis.frames_analysed == len(seen) <= 30  # 6 s at 5 fps
 
 
 def test_without_a_hook_no_full_size_frame_is_kept(clip_and_model, monkeypatch):

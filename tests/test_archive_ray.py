@@ -193,3 +193,5 @@ def test_archive_benchmark_reports_every_ratio(model, tmp_path, monkeypatch):
     assert doc["schema"] == bench.SCHEMA and doc["same_results"] is True
     assert doc["ray"]["workers"] == 2 and len(doc["ray"]["round_trips"]) == 2
     assert all(isinstance(v, float) and v > 0 for v in doc["ratios"].values()), doc["ratios"]
+    # Hours of recording per CPU-hour, before (dense) and after (coarse to fine).
+    assert doc["local"]["video_h_per_cpu_h"] > 0 and doc["local_dense"]["video_h_per_cpu_h"] > 0

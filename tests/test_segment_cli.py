@@ -64,18 +64,28 @@ def _assert_matches_truth(found, truth) -> None:
         assert abs(end - t.end_s) <= BOUNDARY_TOLERANCE_S, (end, t)
 
 
-@pytest.mark.parametrize("sample", ["5", "all"])
+@pytest.mark.parametrize("sample", ["5", "5-dense", "all"])
 def test_segment_recovers_known_sections(procedure, model, tmp_path, capsys, sample):
     video, truth = procedure
     out = tmp_path / "sections.json"
     rc = main(["segment", str(video), "--models", str(model), "--out", str(out),
-               "--sample-fps", sample])
+               "--sample-fps", sample.removesuffix("-dense"),
+               *(["--dense"] if sample.endswith("-dense") else [])])
     assert rc == 0
     doc, found = _sections(out)
     _assert_matches_truth(found, truth)
     assert doc["complete"] is True
     assert doc["source"]["frames"] == 750 and doc["source"]["duration_s"] == pytest.approx(30.0)
-    assert doc["analysis"]["frames_analysed"] == (150 if sample == "5" else 750)
+    analysis = doc["analysis"]
+    if sample == "5":  # the default, coarse to fine: every second, densely at the changes
+        assert analysis["mode"] == "coarse-to-fine" and analysis["sample_fps"] == 5
+        steps = analysis["coarse_to_fine"]
+        assert steps["coarse_frames"] == 31  # 0 s, 1 s, ... 29 s, and the last tick 29.8 s
+        assert 0 < steps["fine_frames"] < 120
+        assert analysis["frames_analysed"] == steps["coarse_frames"] + steps["fine_frames"]
+    else:
+        assert analysis["mode"] == "dense"
+        assert analysis["frames_analysed"] == (150 if sample == "5-dense" else 750)
     assert doc["models"]["heads"]["organ"] == list(SCENE_MEAN_RGB)
     # sections cover the video without gaps
     secs = doc["sections"]
@@ -93,7 +103,10 @@ def test_csv_has_one_row_per_analysed_frame(procedure, model, tmp_path):
                  "--csv", str(csv_path), "--quiet"]) == 0
     lines = csv_path.read_text().splitlines()
     assert lines[0].split(",")[:4] == ["frame", "pts_s", "quality", "organ"]
-    assert len(lines) == 1 + 150
+    doc = json.loads(out.read_text())
+    assert len(lines) == 1 + doc["analysis"]["frames_analysed"]
+    frames = [int(line.split(",")[0]) for line in lines[1:]]
+    assert frames == sorted(set(frames))  # in frame order, though analysed out of order
     first = lines[1].split(",")
     assert first[0] == "0" and first[3] == "nose"
 

@@ -142,9 +142,12 @@ def segmenter_config(args: argparse.Namespace) -> SegmenterConfig:
 
 
 def segment_options(args: argparse.Namespace) -> SegmentOptions:
-    """``--sample-fps``, ``--batch`` and ``--min-section`` as typed options."""
+    """``--sample-fps``, ``--batch``, ``--min-section`` and ``--dense`` (where the command
+    has it) as typed options."""
     return SegmentOptions(sample_fps=args.sample_fps, batch_size=args.batch,
-                          segmenter=segmenter_config(args))
+                          segmenter=segmenter_config(args),
+                          coarse_fps=None if getattr(args, "dense", False)
+                          else SegmentOptions.coarse_fps)
 
 
 @dataclass(frozen=True)

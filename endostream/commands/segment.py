@@ -67,10 +67,9 @@ examples:
   endostream segment procedure.mp4 --models endostream.onnx --out sections.json --csv frames.csv
   endostream segment procedure.mp4 --out - -q | jq '.sections[].label'
 
-exit codes: 0 done, 2 bad arguments (or an output that would replace an input),
-3 video unreadable, 4 model problem, 5 output not writable, 6 decode error part way
-(partial result written), 8 an archive run (--out-dir) finished but some videos failed
-or are partial (see archive.json), 130 interrupted (partial result written)
+exit codes: 0 done, 2 bad arguments or outputs, 3 video unreadable, 4 model problem,
+5 output not writable, 6 decode error part way and 130 interrupted (partial result
+written), 8 an archive run finished but some videos failed (see archive.json)
 """
 
 #: Suffix of the default output beside the video: ``procedure.mp4`` →
@@ -107,8 +106,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--sample-fps", type=parse_sample_fps, default=DEFAULT_SAMPLE_FPS,
                    metavar="N|all",
-                   help="frames analysed per second of video, or 'all' (default: "
-                        f"{DEFAULT_SAMPLE_FPS:g}: sections last tens of seconds)")
+                   help="frames per second analysed where the answer can change, or 'all' "
+                        f"(default: {DEFAULT_SAMPLE_FPS:g})")
+    p.add_argument("--dense", action="store_true",
+                   help="every --sample-fps frame (default: coarse to fine, 1/s first)")
     p.add_argument("--batch", type=int, default=None, metavar="N",
                    help=batch_help())
     add_segmenter_arguments(p)
@@ -133,7 +134,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 HELP_GROUPS = {
     "outputs": ["--out", "--out-dir", "--overwrite", "--csv", "--chapters", "--report",
                 "--dicom-out"],
-    "analysis": ["--models", "--device", "--threads", "--sample-fps", "--batch",
+    "analysis": ["--models", "--device", "--threads", "--sample-fps", "--dense", "--batch",
                  "--min-section"],
 }
 #: Left out of ``--help``, shown by ``--help-all`` and in docs/cli.md.
