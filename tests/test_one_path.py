@@ -92,7 +92,7 @@ def test_segment_demo_evaluate_and_the_archive_write_the_same_files(demo_run, ca
     assert without_csv["analysis"].pop("frames_csv_sha256")
     assert evaluated == without_csv
     csv = (d / "demo" / "frames.csv").read_bytes()
-    assert (d / "s.csv").read_bytes() == csv and csv.count(b"\n") > 100
+    assert (d / "s.csv").read_bytes() == csv and csv.count(b"\n") > 39  # at least 1/s
     # The archive's file adds what its resume check needs (analysis.input), nothing else.
     archived = json.loads((d / "archive" / "procedure.mp4.sections.json").read_bytes())
     assert set(archived["analysis"].pop("input")) == {"size_bytes", "mtime_ns"}

@@ -65,7 +65,6 @@ EXAMPLES = """\
 examples:
   endostream segment procedure.mp4                     # writes procedure.sections.json
   endostream segment procedure.mp4 --models endostream.onnx --out sections.json --csv frames.csv
-  endostream segment procedure.mp4 --out - -q | jq '.sections[].label'
 
 exit codes: 0 done, 2 bad arguments or outputs, 3 video unreadable, 4 model problem,
 5 output not writable, 6 decode error part way and 130 interrupted (partial result
