@@ -37,15 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from endostream.crop import ContentCropper
-from endostream.errors import DecodeError, EndostreamError, Interrupted
-from endostream.frames import QUEUE_POLL_S, Prediction, SourceInfo
+from endostream.errors import DecodeError, EndostreamError
+from endostream.frames import Prediction, SourceInfo
 from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import default_batch
 from endostream.inference.worker import InferenceWorker
 from endostream.output.document import Analysis, ModelsInfo, SectionsDocument
 from endostream.pipeline.coarse import segment_coarse
+from endostream.pipeline.drain import drain_predictions
 from endostream.pipeline.options import (
-    JOIN_TIMEOUT_S,
     FrameFn,
     PredictionFn,
     ProgressFn,
@@ -56,7 +56,7 @@ from endostream.pipeline.options import (
 )
 from endostream.pipeline.threads import ThreadGroup
 from endostream.segmentation.offline import OfflineSegmenter
-from endostream.sources import END_OF_STREAM, CaptureThread, FileSource, FrameTap
+from endostream.sources import CaptureThread, FileSource, FrameTap
 from endostream.sources.fingerprint import fingerprint_once
 
 log = logging.getLogger(__name__)
@@ -171,10 +171,8 @@ def run_threads(
     batch_size = options.batch_size or default_batch(classifier.provider)
     frames_q: queue.Queue = queue.Queue(maxsize=2 * batch_size)
     preds_q: queue.Queue = queue.Queue(maxsize=4 * batch_size)
-    error: EndostreamError | None = None
     analysed = 0
     last: Prediction | None = None
-    stopped_by_caller = False
 
     with FileSource(path, sample_fps=options.sample_fps, cropper=cropper,
                     keep_display=on_frame is not None) as source:
@@ -196,44 +194,21 @@ def run_threads(
         threads = ThreadGroup(stop, drain=(preds_q, frames_q))
         threads.add("inference", worker)
         threads.add("capture", capture)
-        threads.start()
-        try:
-            while True:
-                try:
-                    item = preds_q.get(timeout=QUEUE_POLL_S)
-                except queue.Empty:
-                    if not worker.is_alive() and preds_q.empty():
-                        break  # worker died without its end marker reaching us
-                    continue
-                if item is END_OF_STREAM:
-                    break
-                analysed += 1
-                last = item
-                on_prediction(item)
-                if on_progress is not None:
-                    on_progress(source.decoded_frames, analysed, source.info.expected_frames)
-            # Looked at before the threads are stopped below (which sets the Event too):
-            # set now, it was the caller's stop, and the video did not end.
-            stopped_by_caller = stop.is_set()
-        except KeyboardInterrupt:
-            error = Interrupted(f"interrupted after {analysed} analysed frames; "
-                                "the sections found so far were kept")
-        finally:
-            # Stop and join both threads before leaving: never abandon a decoder thread
-            # that still holds the container open.
-            late = threads.stop(JOIN_TIMEOUT_S)
-            if late:
-                log.warning("threads still running %.1f s after stop: %s", JOIN_TIMEOUT_S,
-                            ", ".join(late))
-        if worker.error is not None:
-            raise worker.error
+
+        def each(item: Prediction, count: int) -> None:
+            nonlocal analysed, last
+            analysed, last = count, item
+            on_prediction(item)
+            if on_progress is not None:
+                on_progress(source.decoded_frames, count, source.info.expected_frames)
+
+        drained = drain_predictions(threads, worker, preds_q, stop, each)
+        error = drained.error
         if isinstance(capture.error, DecodeError):
             error = error or capture.error  # keep what was analysed before the bad data
         elif capture.error is not None:
             raise capture.error
-        if error is None and stopped_by_caller:
-            error = Interrupted(f"stopped after {analysed} analysed frames; the sections found "
-                                "so far were kept")
+        error = error or drained.early_end()
         decoded = source.decoded_frames
         info = replace(final_info(source.info, decoded, getattr(source, "last_pts_s", None),
                                   complete=error is None), fingerprint=fingerprint)

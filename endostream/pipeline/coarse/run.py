@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from endostream.crop import ContentCropper
-from endostream.errors import DecodeError, EndostreamError, Interrupted
-from endostream.frames import QUEUE_POLL_S, Prediction, SourceInfo
+from endostream.errors import DecodeError, EndostreamError
+from endostream.frames import Prediction, SourceInfo
 from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import default_batch
 from endostream.inference.worker import InferenceWorker
 from endostream.output.document import Analysis, ModelsInfo, SectionsDocument
 from endostream.pipeline.coarse.plan import CoarsePlan
+from endostream.pipeline.drain import drain_predictions
 from endostream.pipeline.options import (
-    JOIN_TIMEOUT_S,
     FrameFn,
     PredictionFn,
     ProgressFn,
@@ -32,7 +32,7 @@ from endostream.pipeline.threads import ThreadGroup
 from endostream.segmentation.hmm import FrameModel
 from endostream.segmentation.offline import OfflineSegmenter
 from endostream.segmentation.refine import coarse_step
-from endostream.sources import END_OF_STREAM, CaptureThread, FrameTap
+from endostream.sources import CaptureThread, FrameTap
 from endostream.sources.fingerprint import fingerprint_once
 from endostream.sources.skim import IndexMismatch, SkimSource
 
@@ -181,9 +181,6 @@ def _run(path, classifier, options, on_prediction, on_frame, on_progress, stop, 
     batch_size = options.batch_size or default_batch(classifier.provider)
     frames_q: queue.Queue = queue.Queue(maxsize=2 * batch_size)
     preds_q: queue.Queue = queue.Queue(maxsize=4 * batch_size)
-    error: EndostreamError | None = None
-    received = 0
-    stopped_by_caller = False
 
     with SkimSource(path, sample_fps=options.sample_fps, cropper=cropper,
                     keep_display=on_frame is not None, skip=skip,
@@ -199,42 +196,22 @@ def _run(path, classifier, options, on_prediction, on_frame, on_progress, stop, 
         threads = ThreadGroup(stop, drain=(preds_q, frames_q))
         threads.add("inference", worker)
         threads.add("capture", capture)
-        threads.start()
-        try:
-            while True:
-                try:
-                    item = preds_q.get(timeout=QUEUE_POLL_S)
-                except queue.Empty:
-                    if not worker.is_alive() and preds_q.empty():
-                        break
-                    continue
-                if item is END_OF_STREAM:
-                    break
-                hand_on(plan.receive(item))
-                received += 1
-                if on_progress is not None:
-                    on_progress(plan.decoded_frames, received, skim.info.expected_frames)
-            stopped_by_caller = stop.is_set()
-        except KeyboardInterrupt:
-            error = Interrupted(f"interrupted after {received} analysed frames; "
-                                "the sections found so far were kept")
-        finally:
-            late = threads.stop(JOIN_TIMEOUT_S)
-            if late:
-                log.warning("threads still running %.1f s after stop: %s", JOIN_TIMEOUT_S,
-                            ", ".join(late))
-        if worker.error is not None:
-            raise worker.error
+
+        def each(item: Prediction, count: int) -> None:
+            hand_on(plan.receive(item))
+            if on_progress is not None:
+                on_progress(plan.decoded_frames, count, skim.info.expected_frames)
+
+        drained = drain_predictions(threads, worker, preds_q, stop, each)
+        error = drained.error
         if isinstance(capture.error, IndexMismatch):
-            if not stopped_by_caller and error is None:
+            if not drained.stopped_by_caller and error is None:
                 raise capture.error  # run_coarse decodes again without skipping
         elif isinstance(capture.error, DecodeError):
             error = error or capture.error
         elif capture.error is not None:
             raise capture.error
-        if error is None and stopped_by_caller:
-            error = Interrupted(f"stopped after {received} analysed frames; the sections "
-                                "found so far were kept")
+        error = error or drained.early_end()
         decoded = skim.frames_total
         # The recording's identity, as the dense path records it (cached: read once a run).
         info = replace(final_info(skim.info, decoded, skim.last_pts_s, complete=error is None),
