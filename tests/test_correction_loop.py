@@ -103,3 +103,17 @@ def test_aggregate_and_targets_over_seeds():
     lines = verdicts(bad, [1, 2, 8], "weak", "next")
     assert "no (N = 1 → 2)" in lines[0] and "yes" not in lines[2]
     assert "| weak | 0 (control: old data) | – | 0.500 ± 0.000 |" in table(bad)
+
+
+def test_the_budget_counts_images_not_csv_rows(tmp_path):
+    """A dataset row points into a video (start_s, end_s, fps): its images are the frames
+    of that stretch; a still-image row is one image."""
+    from benchmarks.loop_world import frames_of
+
+    (tmp_path / "v.csv").write_text("path,recording,organ,quality,start_s,end_s,fps,sections\n"
+                                    "a.mp4,a.mp4,ear,good,0,8.5,2,s.json\n"
+                                    "a.mp4,a.mp4,nose,good,9.5,16.9,2,s.json\n")
+    (tmp_path / "i.csv").write_text("path,organ,quality,recording\n"
+                                    "ear/1.jpg,ear,bad,r0\near/2.jpg,ear,good,r0\n")
+    assert frames_of(tmp_path / "v.csv") == 17 + 14
+    assert frames_of(tmp_path / "i.csv") == 2
