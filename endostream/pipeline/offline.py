@@ -43,7 +43,7 @@ from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import default_batch
 from endostream.inference.worker import InferenceWorker
 from endostream.output.document import Analysis, ModelsInfo, SectionsDocument
-from endostream.pipeline.coarse import segment_coarse
+from endostream.pipeline.coarse import MODE_COARSE, MODE_DENSE, CoarseRun, run_coarse
 from endostream.pipeline.drain import drain_predictions
 from endostream.pipeline.options import (
     FrameFn,
@@ -95,12 +95,6 @@ def segment_video(
     analysed); ``coarse_fps=None`` analyses every ``sample_fps`` frame (``segment --dense``).
     """
     stop = stop or threading.Event()
-    if options.coarse_fps is not None:  # coarse to fine where it applies, else dense below
-        result = segment_coarse(path, classifier, options, on_frame=on_frame,
-                                on_prediction=on_prediction, on_progress=on_progress,
-                                stop=stop, cropper=cropper)
-        if result is not None:
-            return result
     started = time.monotonic()
     segmenter = OfflineSegmenter(
         classifier.heads.get("organ", ()),  # none: "usable"/"unusable" sections
@@ -113,11 +107,22 @@ def segment_video(
         if on_prediction is not None:
             on_prediction(prediction)
 
-    run = run_threads(path, classifier, options, each, on_frame=on_frame,
-                      on_progress=on_progress, stop=stop, cropper=cropper)
+    hooks = {"on_frame": on_frame, "on_progress": on_progress, "stop": stop,
+             "cropper": cropper}
+    # Coarse to fine where it applies (None where it does not: dense below).
+    coarse = run_coarse(path, classifier, options, each, **hooks) \
+        if options.coarse_fps is not None else None
+    if coarse is not None:
+        run, frames_decoded, sample_fps = coarse, coarse.frames_decoded, options.sample_fps
+        mode = {"mode": MODE_COARSE, "coarse_to_fine": coarse.describe}
+    else:
+        run = run_threads(path, classifier, options, each, **hooks)
+        frames_decoded, mode = run.decoded, {"mode": MODE_DENSE}
+        sample_fps = (None if run.rate_above and run.analysed >= run.decoded
+                      else options.sample_fps)
     return SegmentResult(
-        document=assemble_document(run, segmenter, classifier.describe(), options.sample_fps),
-        frames_decoded=run.decoded,
+        document=assemble_document(run, segmenter, classifier.describe(), sample_fps, mode),
+        frames_decoded=frames_decoded,
         wall_s=time.monotonic() - started,
         error=run.error,
         worker_stats=run.worker_stats,
@@ -217,15 +222,16 @@ def run_threads(
                       rate_above=above, worker_stats=stats)
 
 
-def assemble_document(run: ThreadsRun, segmenter: OfflineSegmenter,
-                      models: dict[str, Any], sample_fps: float | None) -> SectionsDocument:
-    """The assembly: the segmenter's sections and the run's facts as the document that
-    will be written (``as_written``).
+def assemble_document(run: ThreadsRun | CoarseRun, segmenter: OfflineSegmenter,
+                      models: dict[str, Any], sample_fps: float | None,
+                      mode: dict[str, Any]) -> SectionsDocument:
+    """The assembly: the segmenter's sections and the run's facts (dense or coarse to
+    fine) as the document that will be written (``as_written``).
 
     A complete run's last section ends with the video; a partial one's with the last
-    analysed frame. ``models`` is the classifier's ``describe()``; ``sample_fps`` the
-    requested rate, recorded as ``None`` when every frame was analysed because it was
-    above the video's rate.
+    analysed frame. ``models`` is the classifier's ``describe()``; ``sample_fps`` the rate
+    to record (``None`` when every frame was analysed because the requested one was above
+    the video's); ``mode`` the analysis block's ``mode`` (and coarse-to-fine counts).
     """
     if run.complete:
         end_s, end_frame = run.info.duration_s, (run.decoded - 1 if run.decoded else None)
@@ -236,8 +242,7 @@ def assemble_document(run: ThreadsRun, segmenter: OfflineSegmenter,
     document = SectionsDocument(
         complete=run.complete, source=run.info, models=ModelsInfo.from_json(models),
         analysis=Analysis(
-            frames_analysed=run.analysed,
-            sample_fps=None if run.rate_above and run.analysed >= run.decoded else sample_fps,
-            segmenter=segmenter.describe(), extra={"mode": "dense"}),
+            frames_analysed=run.analysed, sample_fps=sample_fps,
+            segmenter=segmenter.describe(), extra=mode),
         sections=tuple(sections))
     return document.as_written()

@@ -20,10 +20,10 @@ the segmenter, the CSV hook and the result see them: each is handed on once ever
 before it that will be analysed has been (:meth:`CoarsePlan.receive`).
 
 :mod:`.plan` holds :class:`~endostream.pipeline.coarse.plan.CoarsePlan` (the capture
-thread's side and the decisions); :mod:`.run` the wiring (:func:`run_coarse`) and
-:func:`segment_coarse`.
+thread's side and the decisions); :mod:`.run` the wiring (:func:`run_coarse`), which
+:func:`~endostream.pipeline.offline.segment_video` runs and assembles as it does a dense run.
 
->>> result = segment_coarse("procedure.mp4", clf, SegmentOptions())  # doctest: +SKIP
+>>> result = segment_video("procedure.mp4", clf, SegmentOptions())  # doctest: +SKIP
 >>> result.document.analysis.extra["mode"]  # doctest: +SKIP
 'coarse-to-fine'
 """
@@ -35,8 +35,7 @@ from endostream.pipeline.coarse.run import (
     CoarseRun,
     applies,
     run_coarse,
-    segment_coarse,
 )
 
 __all__ = ["MAX_WAITING_STEPS", "MODE_COARSE", "MODE_DENSE", "CoarsePlan", "CoarseRun",
-           "applies", "run_coarse", "segment_coarse"]
+           "applies", "run_coarse"]

@@ -1,11 +1,11 @@
-"""Coarse-to-fine runs: the wiring (:func:`run_coarse`) and :func:`segment_coarse`."""
+"""Coarse-to-fine runs: the wiring (:func:`run_coarse`); the document is assembled by
+:func:`endostream.pipeline.offline.segment_video`, as for a dense run."""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,6 @@ from endostream.frames import Prediction, SourceInfo
 from endostream.inference.classifier import Classifier
 from endostream.inference.defaults import default_batch
 from endostream.inference.worker import InferenceWorker
-from endostream.output.document import Analysis, ModelsInfo, SectionsDocument
 from endostream.pipeline.coarse.plan import CoarsePlan
 from endostream.pipeline.drain import drain_predictions
 from endostream.pipeline.options import (
@@ -24,13 +23,11 @@ from endostream.pipeline.options import (
     PredictionFn,
     ProgressFn,
     SegmentOptions,
-    SegmentResult,
     final_info,
     rate_above_video,
 )
 from endostream.pipeline.threads import ThreadGroup
 from endostream.segmentation.hmm import FrameModel
-from endostream.segmentation.offline import OfflineSegmenter
 from endostream.segmentation.refine import coarse_step
 from endostream.sources import CaptureThread, FrameTap
 from endostream.sources.fingerprint import fingerprint_once
@@ -77,56 +74,6 @@ class CoarseRun:
     @property
     def complete(self) -> bool:
         return self.error is None
-
-
-def segment_coarse(
-    path: str | Path,
-    classifier: Classifier,
-    options: SegmentOptions,
-    *,
-    on_frame: FrameFn | None = None,
-    on_prediction: PredictionFn | None = None,
-    on_progress: ProgressFn | None = None,
-    stop: threading.Event | None = None,
-    cropper: ContentCropper | None = None,
-) -> SegmentResult | None:
-    """:func:`~endostream.pipeline.offline.segment_video` coarse to fine, with the same
-    arguments, errors and result; ``None`` where coarse to fine does not apply
-    (:func:`applies`: the caller then runs densely). The wiring is :func:`run_coarse`;
-    this feeds the segmenter and assembles the document.
-    """
-    started = time.monotonic()
-    segmenter = OfflineSegmenter(
-        classifier.heads.get("organ", ()),
-        quality_labels=classifier.heads.get("quality", ("bad", "good")),
-        config=options.segmenter,
-    )
-
-    def each(pred: Prediction) -> None:
-        segmenter.update(pred)
-        if on_prediction is not None:
-            on_prediction(pred)
-
-    run = run_coarse(path, classifier, options, each, on_frame=on_frame,
-                     on_progress=on_progress, stop=stop, cropper=cropper)
-    if run is None:
-        return None
-    if run.complete:
-        end_s, end_frame = run.info.duration_s, (run.decoded - 1 if run.decoded else None)
-    else:
-        end_s = run.last.pts_s if run.last is not None else None
-        end_frame = run.last.index if run.last is not None else None
-    document = SectionsDocument(
-        complete=run.complete, source=run.info,
-        models=ModelsInfo.from_json(classifier.describe()),
-        analysis=Analysis(
-            frames_analysed=run.analysed, sample_fps=options.sample_fps,
-            segmenter=segmenter.describe(),
-            extra={"mode": MODE_COARSE, "coarse_to_fine": run.describe}),
-        sections=tuple(segmenter.finish(end_s=end_s, end_frame=end_frame)))
-    return SegmentResult(document=document.as_written(), frames_decoded=run.frames_decoded,
-                         wall_s=time.monotonic() - started, error=run.error,
-                         worker_stats=run.worker_stats)
 
 
 def run_coarse(
