@@ -117,3 +117,24 @@ def test_the_budget_counts_images_not_csv_rows(tmp_path):
                                     "ear/1.jpg,ear,bad,r0\near/2.jpg,ear,good,r0\n")
     assert frames_of(tmp_path / "v.csv") == 17 + 14
     assert frames_of(tmp_path / "i.csv") == 2
+
+
+@pytest.mark.slow
+def test_the_world_is_seen_through_the_clinics_scope_and_each_start_has_its_old_data(
+        tmp_path):
+    """Every procedure through the clinic's scope, which neither model knew; each model's
+    control trains on its own kind of old data (the bundled model's is drawn as the model
+    card's, not the weak model's organ-per-scope frames, which teach a scope shortcut)."""
+    import json
+
+    from benchmarks.loop_world import CLINIC_SCOPE, WEAK_SCOPES, make_world
+
+    world = make_world(tmp_path, seed=5, pool_size=1, tests=1, scope="rounded:grey")
+    for _, truth in world.pool + world.tests:
+        assert (truth.fov.shape, truth.palette) == ("rounded", "grey")
+    assert world.old("weak") == world.old_data != world.old("bundled") == world.bundled_data
+    scopes = {name: json.loads((world.old(name) / "dataset.json").read_text())["scopes"]
+              for name in ("weak", "bundled")}
+    assert scopes["bundled"] == {}
+    assert ",".join(f"{k}={v}" for k, v in scopes["weak"].items()) == WEAK_SCOPES
+    assert CLINIC_SCOPE not in scopes["weak"].values()

@@ -184,6 +184,35 @@ def test_rendered_video_decodes_to_the_truth(tmp_path):
     assert back.sections == gt.sections and back.frames == gt.frames and back.fov == gt.fov
 
 
+def test_a_procedure_seen_through_another_scope_camera(tmp_path):
+    """``palette``: the scope camera's colour cast, recorded in the truth (the loop
+    benchmark's clinic scope is a full-frame one with a warm light)."""
+    spec = ProcedureSpec.parse("nose:0.5,ear:0.5")
+    plain = [f.image for f in iter_frames(spec, W, H, fps=10.0, seed=2, fov="full")]
+    warm = [f.image for f in iter_frames(spec, W, H, fps=10.0, seed=2, fov="full",
+                                         palette="warm")]
+    r, g, b = (np.mean([w[..., c].astype(float) / np.maximum(p[..., c], 1).mean()
+                        for w, p in zip(warm, plain, strict=True)]) for c in range(3))
+    assert r > 1.05 * g and b < 0.9 * g  # redder and less blue than the same frames
+    video = tmp_path / "grey.mp4"
+    gt = render_procedure(video, spec, width=W, height=H, fps=10.0, seed=2, palette="grey")
+    with av.open(str(video)) as container:
+        rgb = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    assert np.abs(rgb[..., 0] - rgb[..., 2]).max() <= 4  # a monochrome camera, after yuv420
+    gt.write(tmp_path / "grey.truth.json")
+    assert json.loads((tmp_path / "grey.truth.json").read_text())["generator"]["palette"] == "grey"
+    assert GroundTruth.read(tmp_path / "grey.truth.json").palette == "grey"
+    with pytest.raises(UsageError, match="palette 'sepia'"):
+        next(iter_frames(spec, 64, 48, palette="sepia"))
+    from endostream.cli import main
+
+    cli_video = tmp_path / "cli.mp4"
+    assert main(["synth", str(cli_video), "--procedure", "ear:0.4", "--size", "64x48", "--fps",
+                 "5", "--fov", "full", "--palette", "cool"]) == 0
+    assert GroundTruth.read(tmp_path / "cli.truth.json").palette == "cool"
+    assert main(["synth", str(tmp_path / "x.mp4"), "--palette", "sepia"]) == 2
+
+
 def test_bad_arguments_and_paths_raise_domain_errors(tmp_path):
     with pytest.raises(UsageError, match="even"):
         render_procedure(tmp_path / "x.mp4", ProcedureSpec.parse("ear:1"), width=161, height=120)

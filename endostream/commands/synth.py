@@ -22,7 +22,7 @@ from endostream.output.guard import (
 from endostream.output.table import format_sections_table
 from endostream.synth import ProcedureSpec, default_spec, render_dataset, render_procedure
 from endostream.synth.dataset import parse_scopes
-from endostream.synth.scenes import FOV_SHAPES
+from endostream.synth.scenes import FOV_SHAPES, PALETTES
 
 EXAMPLES = """\
 examples:
@@ -59,10 +59,10 @@ def _scopes(text: str) -> dict[str, tuple[str, str]]:
 
 #: ``--help`` groups and the options it leaves to ``--help-all`` (endostream.cli).
 HELP_GROUPS = {
-    "video": ["--procedure", "--scale", "--fps", "--fov", "--truth"],
+    "video": ["--procedure", "--scale", "--fps", "--fov", "--palette", "--truth"],
     "training dataset": ["--dataset", "--per-class", "--recordings", "--scopes"],
 }
-RARE_OPTIONS = ["--scale", "--scopes"]
+RARE_OPTIONS = ["--scale", "--palette", "--scopes"]
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -79,6 +79,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=25.0, help="frame rate (default: %(default)s)")
     p.add_argument("--fov", choices=FOV_SHAPES, default="circle",
                    help="field of view inside the black border (default: %(default)s)")
+    p.add_argument("--palette", choices=tuple(PALETTES), default="none",
+                   help="the scope camera's colour cast; grey: a monochrome camera (default: "
+                        "%(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--truth", type=Path, metavar="PATH",
                    help="where to write the ground truth (default: VIDEO with .truth.json)")
@@ -136,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"rendering a synthetic {spec.duration_s:.0f} s procedure at {width}x{height}, "
           f"{args.fps:g} fps ...", file=sys.stderr)
     truth = render_procedure(args.video, spec, width=width, height=height, fps=args.fps,
-                             seed=args.seed, fov=args.fov)
+                             seed=args.seed, fov=args.fov, palette=args.palette)
     truth.write(truth_path)
     print(format_sections_table(truth.sections))
     say_wrote(args.video, "synthetic stand-in, not real anatomy")

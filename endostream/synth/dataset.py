@@ -19,16 +19,17 @@ import numpy as np
 
 from endostream.errors import OutputError, UsageError
 from endostream.output.atomic import write_json_atomic
-from endostream.synth.scenes import FOV_SHAPES, ORGANS, FieldOfView, SceneRenderer
+from endostream.synth.scenes import (
+    FOV_SHAPES,
+    ORGANS,
+    PALETTES,
+    FieldOfView,
+    SceneRenderer,
+    tint,
+)
 from endostream.synth.spec import BLUR_SCALE_RANGE, DARK_GAIN_RANGE, SYNTHETIC_NOTE
 
 log = logging.getLogger(__name__)
-
-#: Colour casts of a synthetic scope (per-channel RGB gains); ``grey`` records grey, as
-#: high-speed and some older cameras do.
-PALETTES = {"none": (1.0, 1.0, 1.0), "warm": (1.15, 0.95, 0.82), "cool": (0.85, 1.0, 1.15),
-            "grey": None}
-
 
 def parse_scopes(text: str) -> dict[str, tuple[str, str]]:
     """``ear=circle:warm,nose=full:grey`` -> ``{organ: (fov shape, palette)}``.
@@ -50,15 +51,6 @@ def parse_scopes(text: str) -> dict[str, tuple[str, str]]:
                              f"palette of {', '.join(PALETTES)}")
         out[organ] = (shape, palette)
     return out
-
-
-def _tint(image: np.ndarray, palette: str) -> np.ndarray:
-    gains = PALETTES[palette]
-    if gains is None:
-        return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-    if palette == "none":
-        return image
-    return np.clip(image.astype(np.float32) * np.float32(gains), 0, 255).astype(np.uint8)
 
 
 def render_dataset(
@@ -119,7 +111,7 @@ def render_dataset(
                 times = np.sort(rng.uniform(0, 120, count))
                 for k, t in enumerate(times):
                     look = "clear" if k >= n_bad else ("blur", "dark")[k % 2]
-                    image = _tint(renderer.render(
+                    image = tint(renderer.render(
                         float(t),
                         organ,
                         look,

@@ -52,7 +52,14 @@ import numpy as np
 from endostream.errors import OutputError, UsageError
 from endostream.output.atomic import write_json_atomic
 from endostream.segmentation.section import Section
-from endostream.synth.scenes import ORGANS, SCENE_MEAN_RGB, FieldOfView, SceneRenderer
+from endostream.synth.scenes import (
+    ORGANS,
+    PALETTES,
+    SCENE_MEAN_RGB,
+    FieldOfView,
+    SceneRenderer,
+    tint,
+)
 from endostream.synth.spec import (
     BLUR_SCALE_RANGE,
     DARK_GAIN_RANGE,
@@ -175,6 +182,8 @@ class GroundTruth:
     frames: tuple[FrameTruth, ...]
     sections: tuple[Section, ...]
     video_path: str | None = None
+    #: The scope camera's colour cast (:data:`~endostream.synth.scenes.PALETTES`).
+    palette: str = "none"
 
     @property
     def n_frames(self) -> int:
@@ -226,6 +235,7 @@ class GroundTruth:
             "generator": {
                 "seed": self.seed,
                 "fov": self.fov.to_json(),
+                "palette": self.palette,
                 "spec": self.spec.to_json(),
                 "scene_mean_rgb": {k: list(v) for k, v in SCENE_MEAN_RGB.items()},
             },
@@ -259,12 +269,19 @@ class GroundTruth:
             tuple(frames),
             _sections(frames, fps),
             src["path"] or None,
+            gen.get("palette", "none"),
         )
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> GroundTruth:
         """Load a file written by :meth:`write`."""
         return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _palette(palette: str) -> str:
+    if palette not in PALETTES:
+        raise UsageError(f"palette {palette!r}: use one of {', '.join(PALETTES)}")
+    return palette
 
 
 def _fov(fov: str | FieldOfView) -> FieldOfView:
@@ -282,15 +299,15 @@ def ground_truth(
     height: int = 720,
     seed: int = 0,
     fov: str | FieldOfView = "circle",
+    palette: str = "none",
 ) -> GroundTruth:
     """The truth of a procedure without rendering it (cheap; for segmenter tests)."""
     spec = spec or default_spec()
     if not fps > 0:
         raise UsageError(f"fps {fps} must be positive")
     frames = tuple(p.truth for p in _plan_frames(spec, fps))
-    return GroundTruth(
-        spec, float(fps), width, height, seed, _fov(fov), frames, _sections(frames, fps)
-    )
+    return GroundTruth(spec, float(fps), width, height, seed, _fov(fov), frames,
+                       _sections(frames, fps), palette=_palette(palette))
 
 
 def iter_frames(
@@ -301,11 +318,13 @@ def iter_frames(
     seed: int = 0,
     *,
     fov: str | FieldOfView = "circle",
+    palette: str = "none",
     loop: bool = False,
 ) -> Iterator[SynthFrame]:
     """Yield the frames of a procedure as RGB uint8 arrays, without encoding.
 
-    With ``loop=True`` the procedure repeats forever (indices and times keep counting) —
+    ``palette`` gives the frames a scope camera's colour cast (``grey``: a monochrome
+    camera). With ``loop=True`` the procedure repeats forever (indices and times keep counting) —
     a stand-in for a live camera.
 
     >>> f = next(iter_frames(ProcedureSpec.parse("nose:1"), 64, 48, fps=5.0))
@@ -314,6 +333,7 @@ def iter_frames(
     """
     spec = spec or default_spec()
     plans = _plan_frames(spec, fps)
+    palette = _palette(palette)
     try:
         renderer = SceneRenderer(width, height, fov=_fov(fov), seed=seed)
     except ValueError as e:
@@ -328,7 +348,7 @@ def iter_frames(
             gain, blur = params[p.stretch]
             index = offset + p.truth.index
             t = index / fps
-            image = renderer.render(
+            image = tint(renderer.render(
                 t,
                 p.scene,
                 p.truth.look,
@@ -336,7 +356,7 @@ def iter_frames(
                 dark_gain=gain,
                 blur_scale=blur,
                 noise_index=index,
-            )
+            ), palette)
             yield SynthFrame(
                 index, round(t, 6), image, replace(p.truth, index=index, pts_s=round(t, 6))
             )
@@ -355,11 +375,13 @@ def render_procedure(
     seed: int = 0,
     codec: str = "libx264",
     fov: str | FieldOfView = "circle",
+    palette: str = "none",
     crf: int = 23,
     preset: str = "veryfast",
 ) -> GroundTruth:
     """Render a synthetic procedure to a video file (H.264 yuv420p by default).
 
+    ``fov`` and ``palette`` are the scope: its field of view and its camera's colour cast.
     Returns the :class:`GroundTruth`; write it with ``truth.write("video.truth.json")``.
 
     >>> import pathlib, tempfile
@@ -374,7 +396,8 @@ def render_procedure(
         raise UsageError(f"video size {width}x{height}: width and height must be even for yuv420p")
     if codec not in av.codecs_available:
         raise UsageError(f"codec {codec!r} is not in this PyAV build; use 'libx264' or 'mpeg4'")
-    truth = ground_truth(spec, fps=fps, width=width, height=height, seed=seed, fov=fov)
+    truth = ground_truth(spec, fps=fps, width=width, height=height, seed=seed, fov=fov,
+                         palette=palette)
     path = Path(path)
     if not path.parent.is_dir():
         raise OutputError(
@@ -394,7 +417,7 @@ def render_procedure(
         stream = container.add_stream(codec, rate=rate, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = 1 / rate
-        for f in iter_frames(spec, width, height, fps, seed, fov=fov):
+        for f in iter_frames(spec, width, height, fps, seed, fov=fov, palette=palette):
             # cv2's I420 conversion matches swscale's (BT.601, limited range) at a third of the cost
             yuv = cv2.cvtColor(f.image, cv2.COLOR_RGB2YUV_I420)
             frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")

@@ -71,6 +71,27 @@ CALIBRATION_VIEWS = 12
 FOV_SHAPES = ("circle", "rounded", "full")
 
 
+#: Colour casts of a synthetic scope (per-channel RGB gains); ``grey`` records grey, as
+#: high-speed and some older cameras do.
+PALETTES = {"none": (1.0, 1.0, 1.0), "warm": (1.15, 0.95, 0.82), "cool": (0.85, 1.0, 1.15),
+            "grey": None}
+
+
+def tint(image: np.ndarray, palette: str) -> np.ndarray:
+    """``image`` (RGB uint8) as a camera with ``palette``'s colour cast records it.
+
+    >>> px = np.full((1, 1, 3), 100, np.uint8)
+    >>> tint(px, "warm")[0, 0].tolist(), tint(px, "none") is px
+    ([115, 95, 82], True)
+    """
+    gains = PALETTES[palette]
+    if gains is None:
+        return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    if palette == "none":
+        return image
+    return np.clip(image.astype(np.float32) * np.float32(gains), 0, 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class FieldOfView:
     """Where the scope's image lies in the frame: a disc or a rounded rectangle.
