@@ -305,3 +305,44 @@ def test_the_client_is_imported_only_by_push_and_pull():
     assert out.stdout.split() == ["endostream.commands.labelstudio",
                                   "endostream.corrections.labelstudio"]
     assert LabelStudio.__module__ == "endostream.corrections.labelstudio_api"
+
+
+@pytest.mark.slow
+def test_the_readme_loop_with_the_reviewer_in_label_studio(tmp_path, capsys, label_studio):
+    """The README's loop (benchmarks.readme_loop, every line as written, smaller numbers)
+    with the correction made in Label Studio: ``labelstudio push`` the model's sections,
+    the reviewer redraws the regions to the truth, ``labelstudio pull`` writes the file
+    the README's ``dataset`` line reads; then train, export and evaluate run on it."""
+    pytest.importorskip("torch")
+    from benchmarks import readme_loop
+
+    base = label_studio.base
+    work = label_studio.documents / "clinic" / "walk"  # a subfolder of the document root
+
+    def reviewer(folder, truth):
+        capsys.readouterr()
+        assert main(["labelstudio", "push", str(folder / "procedure.sections.json"), "--url",
+                     base, "--token", TOKEN, "--project", "README walk"]) == 0
+        project = int(capsys.readouterr().out.strip().rsplit("/", 1)[1])
+        (task,) = _tasks(base, project)
+        first = task["predictions"][0]["result"][0]
+        result = [{**{k: first[k] for k in ("from_name", "to_name", "type")},
+                   "id": f"r{k}", "value": {"ranges": [{"start": s.start_frame + 1,
+                                                        "end": s.end_frame + 1}],
+                                            "timelinelabels": [s.label]}}
+                  for k, s in enumerate(truth.sections)]
+        http(base, "POST", f"/api/tasks/{task['id']}/annotations",
+             {"result": result, "was_cancelled": False})
+        pulled = tmp_path / "pulled"
+        assert main(["labelstudio", "pull", "--url", base, "--token", TOKEN, "--project",
+                     str(project), "--out-dir", str(pulled)]) == 0
+        (path,) = pulled.iterdir()
+        assert path.name == "procedure.corrected.sections.json"  # after its sections file
+        path.rename(folder / path.name)
+
+    result = readme_loop.walk(work, reviewer=reviewer, quick=True, seed=5, score=False)
+    assert [c[0] for c in result.commands] == [c[0] for c in readme_loop.readme_commands()]
+    doc = read_sections(work / "procedure.corrected.sections.json")
+    assert doc.review.tool == "label-studio" and doc.review.changed
+    assert "corrected recordings trained on: procedure.mp4" in capsys.readouterr().err
+    assert (work / "tuned.onnx").is_file()
