@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import doc
 from benchmarks import loop_world as lw
 from benchmarks.machine import describe_machine, load_average, machine_line, write_run_json
 from endostream.bundled import require_demo_model
@@ -180,7 +181,7 @@ def _list(text: str, allowed: tuple[str, ...], flag: str) -> list[str]:
     return items
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.correction_loop",
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3, help="worlds, each its own procedures "
@@ -217,7 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, metavar="DIR",
                     help="keep every file here (default: a temporary folder, removed)")
     ap.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
+    doc.add_arguments(ap)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     counts = sorted({int(c) for c in args.counts.split(",") if c.strip()})
     if not counts or counts[0] < 1:
         ap.error("--counts: positive numbers, e.g. 1,2,4")
@@ -243,17 +251,20 @@ def main(argv: list[str] | None = None) -> int:
                                   margin_s=args.margin, scope=args.scope))
     machine["loadavg_end"] = load_average()
     agg = aggregate(seeds)
-    print(f"## Correction loop: {args.seeds} seeds, {args.tests} test procedures each, "
-          f"fine-tuning {args.passes:g} passes over the images (at least {args.min_steps} "
-          f"steps) x batch {args.batch}, lr {args.lr_weak:g} from weak, "
-          f"{args.lr_bundled:g} from bundled; procedures through a {args.scope} scope\n")
-    print(table(agg))
-    print()
-    for start in starts:
-        for pick in picks:
-            for line in verdicts(agg, counts, start, pick):
-                print(f"- {start}, {pick} order: {line}")
+    markdown = "\n".join([
+        f"## Correction loop: {args.seeds} seeds, {args.tests} test procedures each, "
+        f"fine-tuning {args.passes:g} passes over the images (at least {args.min_steps} "
+        f"steps) x batch {args.batch}, lr {args.lr_weak:g} from weak, "
+        f"{args.lr_bundled:g} from bundled; procedures through a {args.scope} scope", "",
+        table(agg), "",
+        *[f"- {start}, {pick} order: {line}" for start in starts for pick in picks
+          for line in verdicts(agg, counts, start, pick)]])
+    print(markdown)
     print(f"\n{machine_line(machine)}.")
+    if args.write_docs is not None:
+        doc.write_docs(args.docs_file, "correction_loop" if args.write_docs == "-" else
+                       args.write_docs, markdown,
+                       doc.command_line("benchmarks.correction_loop", args.argv), machine)
     if args.json is not None:
         result = {"rows": [{"start": k[0], "n": k[1], "pick": k[2], **v}
                            for k, v in agg.items()],
