@@ -92,9 +92,10 @@ def command_line(prog: str, argv: Sequence[str]) -> str:
 def block_body(markdown: str, command: str, machine: str) -> str:
     """The block: the command, the machine line, then what the run printed (its own
     ``##`` title left out: the page has its headings)."""
-    printed = [line for line in markdown.strip().splitlines() if not line.startswith("## ")]
+    printed = "\n".join(line for line in markdown.strip().splitlines()
+                        if not line.startswith("## ")).strip()
     return "\n".join(["```sh", command, "```", "", f"Machine: {machine}.", "",
-                      *printed]).strip()
+                      printed]).strip()
 
 
 def write_docs(page: Path, name: str, markdown: str, command: str,
