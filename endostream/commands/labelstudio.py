@@ -6,9 +6,9 @@ labelling config to paste into the project (printed, or written with --config). 
 Studio counts frames from 1 at one fixed rate: a video with a variable frame rate or that
 does not start at 0 is refused with the ffmpeg command for a constant-rate copy.
 'labelstudio import EXPORT.json --out-dir DIR' reads Label Studio's JSON export and writes
-one corrected sections.json per annotated task (VIDEO-stem.corrected.sections.json); a
-task whose regions overlap, leave frames unlabelled or use a label the model does not know
-is refused and nothing is written.
+one corrected sections.json per annotated task (NAME.corrected.sections.json, after the
+task's sections file); a task whose regions overlap, leave frames unlabelled or use a label
+the model does not know is refused and nothing is written.
 'labelstudio push SECTIONS... --url URL --token TOKEN' does the export's work on a running
 Label Studio: the project (made, or found by title), its local-files storages, the tasks
 (a task of a video already in the project is not pushed again); 'labelstudio pull --url

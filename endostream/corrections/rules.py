@@ -84,7 +84,7 @@ __all__ = ["CORRECTED_SUFFIX", "FIX", "REVIEWED_CONFIDENCE", "TIME_TOLERANCE_S",
 #: sure of it (the model's probability of the new label is not known without its frames).
 REVIEWED_CONFIDENCE = 1.0
 
-#: Name of a corrected file: ``VIDEO-stem.corrected.sections.json``.
+#: How a corrected file's name ends (:mod:`endostream.corrections.names` gives the rest).
 CORRECTED_SUFFIX = ".corrected.sections.json"
 
 
