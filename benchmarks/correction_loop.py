@@ -59,11 +59,12 @@ WEAK_LR = 1e-3
 
 def run_seed(work: Path, *, seed: int, counts: list[int], tests: int, starts: list[str],
              picks: list[str], weak_steps: int, budget: lw.Budget, lrs: dict[str, float],
-             threads: int, fps: float, margin_s: float, scope: str = lw.CLINIC_SCOPE
-             ) -> dict[str, Any]:
+             threads: int, fps: float, margin_s: float, scope: str = lw.CLINIC_SCOPE,
+             pool: int | None = None) -> dict[str, Any]:
     """One seed: rows keyed ``(start, N, pick)`` (N = 0: the control; -1: before)."""
     t0 = time.perf_counter()
-    world = lw.make_world(work, seed=seed, pool_size=max(counts), tests=tests, scope=scope)
+    world = lw.make_world(work, seed=seed, pool_size=pool or max(counts), tests=tests,
+                          scope=scope)
     rows: dict[tuple[str, int, str], dict[str, Any]] = {}
     timings: dict[str, float] = {"render_s": time.perf_counter() - t0}
     models: dict[str, tuple[Path, Path]] = {}  # start → (model to run, --init)
@@ -188,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "and models (default: %(default)s)")
     ap.add_argument("--counts", default="1,2,4,8", metavar="N,...",
                     help="numbers of corrected procedures to train on (default: %(default)s)")
+    ap.add_argument("--pool", type=int, metavar="P",
+                    help="procedures the reviewer may correct (default: the largest count); "
+                         "runs with the same --pool and seeds share their test procedures")
     ap.add_argument("--tests", type=int, default=2, metavar="K",
                     help="test procedures per seed, never trained on (default: %(default)s)")
     ap.add_argument("--starts", default=",".join(STARTS),
@@ -229,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = sorted({int(c) for c in args.counts.split(",") if c.strip()})
     if not counts or counts[0] < 1:
         ap.error("--counts: positive numbers, e.g. 1,2,4")
+    if args.pool is not None and args.pool < counts[-1]:
+        ap.error(f"--pool {args.pool}: at least the largest count ({counts[-1]})")
     starts = _list(args.starts, STARTS, "--starts")
     picks = _list(args.picks, PICKS, "--picks")
     shape, _, palette = args.scope.partition(":")
@@ -248,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                                   starts=starts, picks=picks, weak_steps=args.weak_steps,
                                   budget=budget, threads=args.threads, fps=args.fps,
                                   lrs={"weak": args.lr_weak, "bundled": args.lr_bundled},
-                                  margin_s=args.margin, scope=args.scope))
+                                  margin_s=args.margin, scope=args.scope,
+                                  pool=args.pool))
     machine["loadavg_end"] = load_average()
     agg = aggregate(seeds)
     markdown = "\n".join([

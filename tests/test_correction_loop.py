@@ -138,3 +138,15 @@ def test_the_world_is_seen_through_the_clinics_scope_and_each_start_has_its_old_
     assert scopes["bundled"] == {}
     assert ",".join(f"{k}={v}" for k, v in scopes["weak"].items()) == WEAK_SCOPES
     assert CLINIC_SCOPE not in scopes["weak"].values()
+
+
+def test_a_pool_smaller_than_a_count_is_refused_before_any_work(capsys):
+    from benchmarks.correction_loop import main as loop_main
+
+    with pytest.raises(SystemExit) as e:
+        loop_main(["--counts", "1,2,4", "--pool", "2"])
+    assert e.value.code == 2
+    assert "--pool 2: at least the largest count (4)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        loop_main(["--scope", "oval:warm"])
+    assert "--scope oval:warm" in capsys.readouterr().err
