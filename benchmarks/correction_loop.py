@@ -60,8 +60,10 @@ WEAK_LR = 1e-3
 def run_seed(work: Path, *, seed: int, counts: list[int], tests: int, starts: list[str],
              picks: list[str], weak_steps: int, budget: lw.Budget, lrs: dict[str, float],
              threads: int, fps: float, margin_s: float, scope: str = lw.CLINIC_SCOPE,
-             pool: int | None = None) -> dict[str, Any]:
-    """One seed: rows keyed ``(start, N, pick)`` (N = 0: the control; -1: before)."""
+             pool: int | None = None, with_old: bool = False) -> dict[str, Any]:
+    """One seed: rows keyed ``(start, N, pick)`` (N = 0: the control; -1: before).
+    ``with_old``: train each set of corrections together with the start's old data
+    (``dataset --include``, the README's recipe) instead of the corrections alone."""
     t0 = time.perf_counter()
     world = lw.make_world(work, seed=seed, pool_size=pool or max(counts), tests=tests,
                           scope=scope)
@@ -101,8 +103,9 @@ def run_seed(work: Path, *, seed: int, counts: list[int], tests: int, starts: li
                 name = f"{pick}{n}"
                 labels = here / name / "labels.csv"
                 labels.parent.mkdir(parents=True, exist_ok=True)
+                old = ["--include", world.old(start) / "labels.csv"] if with_old else []
                 lw.run_cli(["dataset", *[corrected[k] for k in order[:n]], "--out", labels,
-                            "--fps", fps, "--margin", margin_s, "--overwrite"])
+                            "--fps", fps, "--margin", margin_s, "--overwrite", *old])
                 ckpt = here / f"{name}.pth"
                 steps, timings[f"{start}_{name}_s"] = lw.train(
                     labels, ckpt, budget=budget, seed=seed, threads=threads, init=init)
@@ -209,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fine-tuning rate from the weak model (default: %(default)g)")
     ap.add_argument("--lr-bundled", type=float, default=1e-4,
                     help="fine-tuning rate from the bundled model (default: %(default)g)")
+    ap.add_argument("--with-old", action="store_true",
+                    help="train the corrections together with the start's old data "
+                         "(dataset --include, as the README's recipe does; the passes then "
+                         "count the old images too) instead of the corrections alone")
     ap.add_argument("--min-steps", type=int, default=50,
                     help="fine-tuning steps at least (default: %(default)s)")
     ap.add_argument("--batch", type=int, default=8, help="(default: %(default)s)")
@@ -255,14 +262,16 @@ def main(argv: list[str] | None = None) -> int:
                                   budget=budget, threads=args.threads, fps=args.fps,
                                   lrs={"weak": args.lr_weak, "bundled": args.lr_bundled},
                                   margin_s=args.margin, scope=args.scope,
-                                  pool=args.pool))
+                                  pool=args.pool, with_old=args.with_old))
     machine["loadavg_end"] = load_average()
     agg = aggregate(seeds)
     markdown = "\n".join([
         f"## Correction loop: {args.seeds} seeds, {args.tests} test procedures each, "
         f"fine-tuning {args.passes:g} passes over the images (at least {args.min_steps} "
         f"steps) x batch {args.batch}, lr {args.lr_weak:g} from weak, "
-        f"{args.lr_bundled:g} from bundled; procedures through a {args.scope} scope", "",
+        f"{args.lr_bundled:g} from bundled; "
+        f"{'corrections with the old data' if args.with_old else 'corrections only'}; "
+        f"procedures through a {args.scope} scope", "",
         table(agg), "",
         *[f"- {start}, {pick} order: {line}" for start in starts for pick in picks
           for line in verdicts(agg, counts, start, pick)]])

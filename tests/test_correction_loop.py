@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from benchmarks.loop_world import correct as _correct
-from benchmarks.loop_world import procedure_spec
+from benchmarks.loop_world import frames_of, procedure_spec
 from endostream.cli import main
 from endostream.output.document import read_sections
-from endostream.synth import ProcedureSpec, render_procedure
+from endostream.synth import ProcedureSpec, render_dataset, render_procedure
 
 
 def test_generated_procedures_are_valid_and_seeded():
@@ -48,6 +48,15 @@ def test_the_loop_in_miniature(tmp_path):
     labels.parent.mkdir()
     assert main(["dataset", str(fixed), "--out", str(labels), "--fps", "2",
                  "--margin", "0.5"]) == 0
+    # --with-old, the README's recipe: the corrections and the old data in one set, the
+    # step budget counting both.
+    old = render_dataset(tmp_path / "old", per_class=2, size=(160, 120), seed=1,
+                         recordings=1)
+    both = tmp_path / "both" / "labels.csv"
+    both.parent.mkdir()
+    assert main(["dataset", str(fixed), "--out", str(both), "--fps", "2", "--margin", "0.5",
+                 "--include", str(old)]) == 0
+    assert frames_of(both) == frames_of(labels) + frames_of(old) > frames_of(labels) > 0
     # The organ head learns the organs the data has: all three are in this procedure.
     # Fine-tuning starts from a model train --task both wrote: its heads are skipped
     # (before, --init refused a shared checkpoint's 'heads.' keys: exit 4).
@@ -108,8 +117,6 @@ def test_aggregate_and_targets_over_seeds():
 def test_the_budget_counts_images_not_csv_rows(tmp_path):
     """A dataset row points into a video (start_s, end_s, fps): its images are the frames
     of that stretch; a still-image row is one image."""
-    from benchmarks.loop_world import frames_of
-
     (tmp_path / "v.csv").write_text("path,recording,organ,quality,start_s,end_s,fps,sections\n"
                                     "a.mp4,a.mp4,ear,good,0,8.5,2,s.json\n"
                                     "a.mp4,a.mp4,nose,good,9.5,16.9,2,s.json\n")
