@@ -131,7 +131,8 @@ def test_the_command_leaves_out_where_the_figures_go(argv, command):
 PAGE_BLOCKS = {"bench": "benchmarks.__main__", "bench-live": "benchmarks.__main__",
                "soak": "benchmarks.soak", "archive": "benchmarks.archive",
                "readme_loop": "benchmarks.readme_loop",
-               "correction_loop": "benchmarks.correction_loop"}
+               "correction_loop": "benchmarks.correction_loop",
+               "correction_loop-order": "benchmarks.correction_loop"}
 
 
 @pytest.mark.parametrize("name", sorted(PAGE_BLOCKS))
