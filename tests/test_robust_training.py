@@ -203,6 +203,10 @@ def test_shortcut_check_counts_per_image_not_per_mask():
     # Two changed answers are too few to flag, whatever the share.
     report = shortcut_check(images[:4], first(2), ("ear", "nose"), threshold=0.4)
     assert (report.changed, report.flagged) == (2, False)
+    # ... and the line says so, not "ok" (export's two parity frames: "2 of 2 ... ok").
+    assert report.summary().endswith("too few images to judge (a flag needs 3 changed "
+                                     "answers)")
+    assert shortcut_check(images, first(0), ("ear", "nose")).summary().endswith(": ok")
 
 
 # --- calibration --------------------------------------------------------------------------

@@ -78,8 +78,13 @@ class ShortcutReport:
 
     def summary(self) -> str:
         """One line, e.g. ``shortcut check: 2 of 120 answers (1.7 %) change ... ok``."""
-        verdict = ("FLAGGED: the answers follow the field-of-view mask; train with the "
-                   "default augmentation (random fields of view)" if self.flagged else "ok")
+        if self.flagged:
+            verdict = ("FLAGGED: the answers follow the field-of-view mask; train with the "
+                       "default augmentation (random fields of view)")
+        elif self.changed_fraction > self.threshold:
+            verdict = f"too few images to judge (a flag needs {MIN_CHANGED} changed answers)"
+        else:
+            verdict = "ok"
         return (f"shortcut check: {self.changed} of {self.frames} answers "
                 f"({100 * self.changed_fraction:.1f} %) change when only the mask changes "
                 f"({', '.join(CHECK_MASKS)}; threshold {100 * self.threshold:.0f} %): {verdict}")
