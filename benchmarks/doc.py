@@ -72,7 +72,9 @@ def replace_block(text: str, name: str, body: str) -> str:
 
 
 def command_line(prog: str, argv: Sequence[str]) -> str:
-    """The command that ran, without the options that only decide where figures go."""
+    """The command that ran, without the options that only decide where its figures and
+    files go (``--write-docs``, ``--docs-file``, ``--json``, ``--work``): a reader reruns
+    it as shown."""
     kept: list[str] = []
     skip_value = False
     for arg in argv:
@@ -80,13 +82,17 @@ def command_line(prog: str, argv: Sequence[str]) -> str:
             skip_value = False
             if not arg.startswith("-"):
                 continue
-        if arg in ("--write-docs", "--docs-file"):
+        if arg in _WHERE_OPTIONS:
             skip_value = True
             continue
-        if arg.startswith(("--write-docs=", "--docs-file=")):
+        if arg.startswith(tuple(f"{o}=" for o in _WHERE_OPTIONS)):
             continue
         kept.append(arg)
     return shlex.join(["python", "-m", prog, *kept])
+
+
+#: Options that only say where a run writes (left out of the command a page shows).
+_WHERE_OPTIONS = ("--write-docs", "--docs-file", "--json", "--work")
 
 
 def block_body(markdown: str, command: str, machine: str) -> str:

@@ -65,9 +65,8 @@ def test_the_run_replaces_its_block_with_command_machine_and_tables(tmp_path, ca
     assert _run_frame(tmp_path, page, "--write-docs") == 0
     text = page.read_text(encoding="utf-8")
     block = text.split("<!-- benchmark:bench -->\n", 1)[1].split("<!-- /benchmark:bench -->")[0]
-    command = f"python -m benchmarks --quick --json {tmp_path / 'run.json'}"
-    assert block.startswith(f"```sh\n{command}\n```")
-    assert "--write-docs" not in block and "--docs-file" not in block
+    assert block.startswith("```sh\npython -m benchmarks --quick\n```")
+    assert "--write-docs" not in block and "--docs-file" not in block and "--json" not in block
     assert "Machine: Test CPU 9000, 2 cores, load average [0.5, 0.4, 0.3]" in block
     assert "| decode | 1234.5 |" in block and "| old | figures |" not in block
     assert "## endostream benchmark" not in text  # the page keeps its own headings
@@ -122,6 +121,8 @@ def test_a_missing_page_is_one_line(tmp_path, capsys):
     (["--live-seconds", "600", "--write-docs=x", "--docs-file=p.md"],
      "python -m benchmarks --live-seconds 600"),
     (["--docs-file", "p.md", "--write-docs", "--quick"], "python -m benchmarks --quick"),
+    (["--seeds", "3", "--work", "/tmp/w", "--json=/tmp/l.json", "--write-docs", "x"],
+     "python -m benchmarks --seeds 3"),
 ])
 def test_the_command_leaves_out_where_the_figures_go(argv, command):
     assert doc.command_line("benchmarks", argv) == command
@@ -132,7 +133,8 @@ PAGE_BLOCKS = {"bench": "benchmarks.__main__", "bench-live": "benchmarks.__main_
                "soak": "benchmarks.soak", "archive": "benchmarks.archive",
                "readme_loop": "benchmarks.readme_loop",
                "correction_loop": "benchmarks.correction_loop",
-               "correction_loop-order": "benchmarks.correction_loop"}
+               "correction_loop-order": "benchmarks.correction_loop",
+               "correction_loop-recipe": "benchmarks.correction_loop"}
 
 
 @pytest.mark.parametrize("name", sorted(PAGE_BLOCKS))
