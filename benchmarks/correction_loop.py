@@ -11,7 +11,9 @@ two starting models (:mod:`benchmarks.loop_world` holds the world and the steps)
 For each seed and start: the model segments a pool of procedures; the reviewer corrects
 the first N of them in the order ``next`` ranks them (or, to compare, in a random order);
 ``dataset`` → ``train --init`` (the budget in proportion to the rows: ``--passes`` over
-them) → ``export`` → ``segment`` the test procedures, never trained on. Every procedure is
+them) → ``export`` → ``segment`` the test procedures, never trained on. ``--with-old``
+trains each set of corrections together with the start's old data, as the README's
+recipe does (``dataset --include``); without it, the corrections alone. Every procedure is
 seen through the clinic's scope (``--scope``), which neither model knew. N = 0 is the
 control: the same passes over the model's old data (the weak model's own; for the bundled
 model, data drawn as its was), which tells the gain of corrections from the gain of more

@@ -20,7 +20,7 @@ new
 <!-- /benchmark:x -->
 end
 >>> command_line("benchmarks", ["--quick", "--write-docs", "--json", "b.json"])
-'python -m benchmarks --quick --json b.json'
+'python -m benchmarks --quick'
 """
 
 from __future__ import annotations
