@@ -71,10 +71,13 @@ def replace_block(text: str, name: str, body: str) -> str:
     return f"{head}{start}\n{body.strip()}\n{end}{tail}"
 
 
+#: Options that only say where a run writes (left out of the command a page shows).
+_WHERE_OPTIONS = ("--write-docs", "--docs-file", "--json", "--work")
+
+
 def command_line(prog: str, argv: Sequence[str]) -> str:
     """The command that ran, without the options that only decide where its figures and
-    files go (``--write-docs``, ``--docs-file``, ``--json``, ``--work``): a reader reruns
-    it as shown."""
+    files go (:data:`_WHERE_OPTIONS`): a reader reruns it as shown."""
     kept: list[str] = []
     skip_value = False
     for arg in argv:
@@ -82,17 +85,12 @@ def command_line(prog: str, argv: Sequence[str]) -> str:
             skip_value = False
             if not arg.startswith("-"):
                 continue
-        if arg in _WHERE_OPTIONS:
-            skip_value = True
-            continue
-        if arg.startswith(tuple(f"{o}=" for o in _WHERE_OPTIONS)):
+        name, eq, _ = arg.partition("=")
+        if name in _WHERE_OPTIONS:
+            skip_value = not eq  # "--json out.json": the next argument is its value
             continue
         kept.append(arg)
     return shlex.join(["python", "-m", prog, *kept])
-
-
-#: Options that only say where a run writes (left out of the command a page shows).
-_WHERE_OPTIONS = ("--write-docs", "--docs-file", "--json", "--work")
 
 
 def block_body(markdown: str, command: str, machine: str) -> str:
